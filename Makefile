@@ -1,0 +1,63 @@
+# Berth: a thin wrapper around Meson. See README.md.
+#   make          build (build/)
+#   make deps     install the Debian packages needed to build and test
+#   make test     deps + build + sanitizer build + unit and integration tests
+#   make demo     deps + build + install + start berthd + import busybox + run it
+#   make install PREFIX=/usr/local
+PREFIX ?= /usr/local
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+PYTHON ?= /usr/bin/python3
+
+DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev libmicrohttpd-dev \
+       libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev libcmocka-dev \
+       busybox-static python3-pytest python3-docker docker.io clang-format curl \
+       iproute2 util-linux procps hyperfine
+
+.PHONY: all build asan deps install test unit integration demo format clean
+
+all: build
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --prefix=$(abspath $(PREFIX))
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+install: build
+	meson install -C $(BUILD) --destdir / --no-rebuild --quiet 2>/dev/null || \
+	  (meson configure $(BUILD) --prefix=$(abspath $(PREFIX)) && meson install -C $(BUILD) --quiet)
+
+unit: asan
+	meson test -C $(ASAN_BUILD) --print-errorlogs
+
+integration: build asan
+	BERTH_BUILD=$(abspath $(ASAN_BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: deps
+	$(MAKE) build asan
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps build
+	$(MAKE) install
+	PREFIX=$(abspath $(PREFIX)) sh scripts/demo.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

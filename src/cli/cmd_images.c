@@ -1,0 +1,1 @@
+/* cmd_images.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* cmd_system.c: placeholder, being written. */

@@ -1,0 +1,32 @@
+/* jsonutil.h: jansson helpers and Docker's filter arguments.
+ *
+ * Filters arrive as the JSON query value `filters`, either the current form
+ * {"key":{"value":true}} or the legacy {"key":["value"]}; filters_parse
+ * normalizes both to {"key":["value",...]}. */
+#ifndef BERTH_JSONUTIL_H
+#define BERTH_JSONUTIL_H
+
+#include <jansson.h>
+
+#include "util.h"
+
+/* Parses a request body; 400 with a clear message when malformed. */
+json_t *json_parse_body(const char *data, size_t len, berr *e);
+/* Object member as string, or NULL when absent or not a string. */
+const char *jstr(const json_t *obj, const char *key);
+/* Dumps compactly (as Go's encoding/json would) into a malloc'd string. */
+char *json_dump_compact(const json_t *j);
+/* Cleanup attribute for json_t * (jansson's own json_decrefp) */
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+/* filters: NULL/empty string gives an empty object. `allowed` is a NULL-ended
+ * list of accepted keys; another key is a 400 "invalid filter 'key'". */
+json_t *filters_parse(const char *query, const char *const *allowed, berr *e);
+/* The values given for key (a JSON array, borrowed), or NULL. */
+json_t *filters_get(const json_t *f, const char *key);
+/* True when the key is absent or one of its values equals v. */
+bool filters_match(const json_t *f, const char *key, const char *v);
+/* label filters: each "k" or "k=v" value must match labels (a JSON object). */
+bool filters_match_labels(const json_t *f, const char *key, const json_t *labels);
+
+#endif

@@ -1,0 +1,42 @@
+/* api.h: the daemon's shared state and the Engine API handlers.
+ *
+ * api.c holds the route table; each api_<resource>.c file implements the
+ * handlers of one resource. Handlers run on HTTP connection threads. */
+#ifndef BERTH_API_H
+#define BERTH_API_H
+
+#include "daemon/http.h"
+#include "image/image.h"
+
+typedef struct daemon_ctx {
+    store *images;
+    char *data_root;
+    char *exec_root;
+    char *hosts;        /* listening addresses, comma-separated (for /info) */
+    char *storage_driver;
+    int64_t started_ns;
+    char id[65];        /* daemon ID, persisted under the data root */
+} daemon_ctx;
+
+extern daemon_ctx D;
+extern const route api_routes[];
+
+/* system */
+void h_ping(req *r);
+void h_version(req *r);
+void h_info(req *r);
+void h_events(req *r);
+void h_system_df(req *r);
+/* images */
+void h_images_list(req *r);
+void h_image_inspect(req *r);
+void h_image_history(req *r);
+void h_image_tag(req *r);
+void h_image_delete(req *r);
+void h_image_create(req *r);
+void h_images_get(req *r);
+void h_image_get(req *r);
+void h_images_load(req *r);
+void h_images_prune(req *r);
+
+#endif

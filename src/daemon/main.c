@@ -1,0 +1,351 @@
+/* main.c: berthd's entry point: flags and daemon.json, the data-root lock,
+ * pidfile, listening sockets, the HTTP servers, and clean shutdown on
+ * SIGTERM/SIGINT. Flag names follow dockerd's. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/jsonutil.h"
+#include "daemon/api.h"
+#include "daemon/events.h"
+
+daemon_ctx D;
+
+#define MAX_HOSTS 8
+
+struct opts {
+    const char *hosts[MAX_HOSTS];
+    int nhosts;
+    const char *data_root, *exec_root, *pidfile, *log_level, *config_file, *storage_driver;
+    const char *group;
+    bool debug;
+};
+
+static void usage(FILE *f)
+{
+    fputs("Usage: berthd [OPTIONS]\n\n"
+          "A self-sufficient runtime for containers, serving the Docker Engine API.\n\n"
+          "Options:\n"
+          "      --config-file string     Daemon configuration file (default "
+          "\"/etc/berth/daemon.json\")\n"
+          "      --data-root string       Root directory of persistent state (default "
+          "\"/var/lib/berth\")\n"
+          "  -D, --debug                  Enable debug mode\n"
+          "      --exec-root string       Root directory for execution state files (default "
+          "\"/run/berth\")\n"
+          "  -G, --group string           Group for the unix socket (default \"berth\")\n"
+          "  -H, --host list              Daemon socket(s) to connect to (default "
+          "unix:///run/berth.sock)\n"
+          "  -l, --log-level string       Set the logging level (\"debug\"|\"info\"|\"warn\"|"
+          "\"error\") (default \"info\")\n"
+          "  -p, --pidfile string         Path to use for daemon PID file (default "
+          "\"/run/berth.pid\")\n"
+          "  -s, --storage-driver string  Storage driver to use (default \"overlay2\")\n"
+          "  -v, --version                Print version information and quit\n",
+          f);
+}
+
+static int set_log_level(const char *l)
+{
+    if (!strcmp(l, "debug")) log_level = LOG_DEBUG_;
+    else if (!strcmp(l, "info")) log_level = LOG_INFO_;
+    else if (!strcmp(l, "warn")) log_level = LOG_WARN_;
+    else if (!strcmp(l, "error") || !strcmp(l, "fatal")) log_level = LOG_ERR_;
+    else return -1;
+    return 0;
+}
+
+/* daemon.json: values apply where no flag was given. */
+static int load_config(struct opts *o, json_t **keep)
+{
+    const char *path = o->config_file ? o->config_file : "/etc/berth/daemon.json";
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) {
+        if (!o->config_file && access(path, F_OK) < 0) return 0;
+        fprintf(stderr, "berthd: unable to configure the daemon with file %s: %s\n", path, je.text);
+        return -1;
+    }
+    *keep = j;
+    const char *v;
+    if (!o->data_root && (v = jstr(j, "data-root"))) o->data_root = v;
+    if (!o->exec_root && (v = jstr(j, "exec-root"))) o->exec_root = v;
+    if (!o->pidfile && (v = jstr(j, "pidfile"))) o->pidfile = v;
+    if (!o->log_level && (v = jstr(j, "log-level"))) o->log_level = v;
+    if (!o->storage_driver && (v = jstr(j, "storage-driver"))) o->storage_driver = v;
+    if (!o->group && (v = jstr(j, "group"))) o->group = v;
+    if (json_is_true(json_object_get(j, "debug"))) o->debug = true;
+    json_t *hosts = json_object_get(j, "hosts");
+    if (o->nhosts == 0 && json_is_array(hosts)) {
+        size_t i;
+        json_t *h;
+        json_array_foreach(hosts, i, h) if (json_is_string(h) && o->nhosts < MAX_HOSTS)
+            o->hosts[o->nhosts++] = json_string_value(h);
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct option lo[] = {
+        {"host", required_argument, 0, 'H'},         {"data-root", required_argument, 0, 'R'},
+        {"exec-root", required_argument, 0, 'E'},    {"pidfile", required_argument, 0, 'p'},
+        {"log-level", required_argument, 0, 'l'},    {"debug", no_argument, 0, 'D'},
+        {"config-file", required_argument, 0, 'C'},  {"storage-driver", required_argument, 0, 's'},
+        {"group", required_argument, 0, 'G'},        {"version", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "H:p:l:Ds:G:vh", lo, NULL)) != -1) {
+        switch (c) {
+        case 'H':
+            if (o->nhosts >= MAX_HOSTS) return fprintf(stderr, "berthd: too many -H\n"), -1;
+            o->hosts[o->nhosts++] = optarg;
+            break;
+        case 'R': o->data_root = optarg; break;
+        case 'E': o->exec_root = optarg; break;
+        case 'p': o->pidfile = optarg; break;
+        case 'l': o->log_level = optarg; break;
+        case 'D': o->debug = true; break;
+        case 'C': o->config_file = optarg; break;
+        case 's': o->storage_driver = optarg; break;
+        case 'G': o->group = optarg; break;
+        case 'v': printf("Berth version %s, API %s\n", BERTH_VERSION, BERTH_API_VERSION); exit(0);
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "berthd: unexpected argument: %s\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- listening sockets ---- */
+
+static int listen_unix(const char *path, const char *group)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) return errno = ENAMETOOLONG, -1;
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    /* a live daemon answers on it: refuse; a stale socket file is replaced */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        close(fd);
+        return errno = EADDRINUSE, -1;
+    }
+    unlink(path);
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) *slash = 0, mkdir_p(dir, 0755);
+    free(dir);
+    mode_t old = umask(0117);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rc < 0 || listen(fd, 128) < 0) {
+        int s = errno;
+        close(fd);
+        return errno = s, -1;
+    }
+    struct group *gr = getgrnam(group ? group : "berth");
+    if (gr && chown(path, 0, gr->gr_gid) < 0) log_warn("chown %s: %s", path, strerror(errno));
+    else if (!gr && group) log_warn("group %s not found; socket %s stays root-only", group, path);
+    chmod(path, 0660);
+    return fd;
+}
+
+static int listen_tcp(const char *hostport)
+{
+    char *h = xstrdup(hostport);
+    char *colon = strrchr(h, ':');
+    const char *port = colon ? colon + 1 : "2375";
+    if (colon) *colon = 0;
+    char *host = h;
+    if (*host == '[') host++, host[strlen(host) - 1] = 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int fd = -1;
+    if (getaddrinfo(*host ? host : NULL, port, &hints, &res) == 0 && res) {
+        fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (fd >= 0 && (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0)) {
+            int s = errno;
+            close(fd);
+            fd = -1;
+            errno = s;
+        }
+        freeaddrinfo(res);
+    } else {
+        errno = EINVAL;
+    }
+    free(h);
+    return fd;
+}
+
+static int open_listener(const char *host, const char *group)
+{
+    if (str_starts(host, "unix://")) return listen_unix(host + 7, group);
+    if (host[0] == '/') return listen_unix(host, group);
+    if (str_starts(host, "tcp://")) {
+        log_warn("listening on %s without TLS: anyone who can reach it controls the host", host);
+        return listen_tcp(host + 6);
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+/* ---- data root ---- */
+
+static int lock_data_root(const char *root)
+{
+    if (mkdir_p(root, 0711) < 0) return -1;
+    char *p = xasprintf("%s/berthd.lock", root);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(p);
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close(fd);
+        return errno = EBUSY, -1;
+    }
+    return fd;
+}
+
+static void load_engine_id(void)
+{
+    char *p = xasprintf("%s/engine-id", D.data_root), *data = NULL;
+    if (read_file(p, &data, NULL) == 0 && strlen(data) >= 64) {
+        snprintf(D.id, sizeof D.id, "%.64s", data);
+    } else {
+        char d[DIGEST_LEN + 1];
+        char seed[64];
+        snprintf(seed, sizeof seed, "%lld-%d", (long long)now_ns(), (int)getpid());
+        sha256_buf(seed, strlen(seed), d);
+        snprintf(D.id, sizeof D.id, "%s", d + 7);
+        write_file_atomic(p, D.id, strlen(D.id), 0600);
+    }
+    free(data);
+    free(p);
+}
+
+static void on_image_event(const char *action, const char *id, json_t *attrs)
+{
+    events_publish("image", action, id, json_incref(attrs));
+}
+
+static int run(struct opts *o)
+{
+    berr e;
+    int lockfd = lock_data_root(D.data_root);
+    if (lockfd < 0) {
+        if (errno == EBUSY)
+            fprintf(stderr, "berthd: data root %s is in use by another berthd\n", D.data_root);
+        else fprintf(stderr, "berthd: data root %s: %s\n", D.data_root, strerror(errno));
+        return 1;
+    }
+    if (mkdir_p(D.exec_root, 0700) < 0) {
+        fprintf(stderr, "berthd: exec root %s: %s\n", D.exec_root, strerror(errno));
+        return 1;
+    }
+    load_engine_id();
+    if (store_open(D.data_root, &D.images, &e) < 0) {
+        fprintf(stderr, "berthd: opening the image store: %s\n", e.msg);
+        return 1;
+    }
+    store_set_event_hook(D.images, on_image_event);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char *tmpdir = xasprintf("%s/tmp", D.data_root);
+    mkdir_p(tmpdir, 0700);
+    http_server *srv[MAX_HOSTS] = {0};
+    int rc = 0;
+    for (int i = 0; i < o->nhosts && rc == 0; i++) {
+        int fd = open_listener(o->hosts[i], o->group);
+        if (fd < 0) {
+            fprintf(stderr, "berthd: cannot listen on %s: %s\n", o->hosts[i],
+                    errno == EADDRINUSE ? "another daemon is serving it" : strerror(errno));
+            rc = 1;
+        } else if (!(srv[i] = http_start(fd, api_routes, tmpdir, &e))) {
+            fprintf(stderr, "berthd: %s\n", e.msg);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+        if (write_file_atomic(o->pidfile, pid, strlen(pid), 0644) < 0)
+            log_warn("pidfile %s: %s", o->pidfile, strerror(errno));
+        log_info("berthd %s serving the Engine API %s on %s (data root %s)", BERTH_VERSION,
+                 BERTH_API_VERSION, D.hosts, D.data_root);
+        int sig = 0;
+        while (sigwait(&set, &sig) == 0 && sig == SIGHUP) log_info("SIGHUP: nothing to reload");
+        log_info("signal %d: shutting down", sig);
+        unlink(o->pidfile);
+    }
+    for (int i = 0; i < o->nhosts; i++) http_stop(srv[i]);
+    for (int i = 0; i < o->nhosts; i++) {
+        const char *h = o->hosts[i];
+        if (str_starts(h, "unix://")) unlink(h + 7);
+        else if (h[0] == '/') unlink(h);
+    }
+    store_close(D.images);
+    free(tmpdir);
+    close(lockfd);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {0};
+    json_t *cfg = NULL;
+    if (parse_args(argc, argv, &o) < 0 || load_config(&o, &cfg) < 0) return 1;
+    if (o.debug) log_level = LOG_DEBUG_;
+    else if (o.log_level && set_log_level(o.log_level) < 0) {
+        fprintf(stderr, "berthd: unknown log level %s\n", o.log_level);
+        return 1;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "berthd: must be run as root\n");
+        return 1;
+    }
+    if (o.nhosts == 0) o.hosts[o.nhosts++] = "unix:///run/berth.sock";
+    D.data_root = xstrdup(o.data_root ? o.data_root : "/var/lib/berth");
+    D.exec_root = xstrdup(o.exec_root ? o.exec_root : "/run/berth");
+    D.storage_driver = xstrdup(o.storage_driver ? o.storage_driver : "overlay2");
+    if (strcmp(D.storage_driver, "overlay2")) {
+        fprintf(stderr, "berthd: storage driver %s is not supported (only overlay2)\n",
+                D.storage_driver);
+        return 1;
+    }
+    if (!o.pidfile) o.pidfile = "/run/berth.pid";
+    sbuf hs = {0};
+    for (int i = 0; i < o.nhosts; i++) sbuf_printf(&hs, "%s%s", i ? "," : "", o.hosts[i]);
+    D.hosts = sbuf_steal(&hs);
+    D.started_ns = now_ns();
+    int rc = run(&o);
+    json_decref(cfg);
+    free(D.data_root);
+    free(D.exec_root);
+    free(D.storage_driver);
+    free(D.hosts);
+    return rc;
+}

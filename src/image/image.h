@@ -1,0 +1,93 @@
+/* image.h: the image engine as the daemon sees it.
+ *
+ * Everything here works on one `store` (a data root). Results meant for the
+ * Engine API are returned as jansson values already shaped as the v1.41 API
+ * documents them, so the HTTP layer only serializes. Every function is
+ * thread-safe (the store holds one lock). Errors come back in a berr with
+ * an HTTP status: 400 bad parameter, 404 no such image, 409 conflict, 500.
+ *
+ * On-disk layout under the data root:
+ *   blobs/sha256/<hex>        content store: image configs and uncompressed
+ *                             layer tars (addressed by their diff ID); a blob
+ *                             is renamed into place only after its digest is
+ *                             verified
+ *   layers/<chain-hex>/       one unpacked layer per chain ID, shared by all
+ *                             images: diff/ (the files, overlay whiteouts),
+ *                             meta.json {diff_id, parent, size}
+ *   images/<id-hex>.json      per image metadata: {"id", "layers":[chain...],
+ *                             "created_ns", "repo_digests":[]} (the config
+ *                             itself is the blob <id>)
+ *   repositories.json         {"name:tag" or "name@digest": "sha256:<id>"}
+ *   tmp/                      temp files, emptied at open
+ * All state files are written with write_file_atomic. */
+#ifndef BERTH_IMAGE_H
+#define BERTH_IMAGE_H
+
+#include <jansson.h>
+
+#include "common/util.h"
+
+typedef struct store store;
+
+/* Opens (creating if needed) the store in data_root. */
+int store_open(const char *data_root, store **out, berr *e);
+void store_close(store *s);
+/* A fresh unique path under <data_root>/tmp (caller unlinks). */
+char *store_tmp_path(store *s);
+
+/* Event hook: the engine reports image events ("import", "tag", "untag",
+ * "delete", "load", "save", "pull", "push") through this; `id` is the image
+ * ID or reference as Docker reports it, attrs a JSON object ("name"). May be
+ * NULL. Called without the store lock held. */
+typedef void (*image_event_fn)(const char *action, const char *id, json_t *attrs);
+void store_set_event_hook(store *s, image_event_fn fn);
+
+/* Resolves a name (full or short ID with or without "sha256:", "name",
+ * "name:tag", "name@digest") to the image ID. 404 when unknown. */
+int image_resolve(store *s, const char *name, char id_out[DIGEST_LEN + 1], berr *e);
+
+/* GET /images/json. filters: already parsed (jsonutil filters_parse), keys
+ * reference, dangling, label, before, since. `all` includes intermediates. */
+json_t *image_list(store *s, const json_t *filters, bool all, berr *e);
+/* GET /images/{name}/json */
+json_t *image_inspect(store *s, const char *name, berr *e);
+/* GET /images/{name}/history */
+json_t *image_history(store *s, const char *name, berr *e);
+/* POST /images/{name}/tag?repo=&tag= (tag defaults to "latest"). */
+int image_tag(store *s, const char *name, const char *repo, const char *tag, berr *e);
+/* DELETE /images/{name}: the JSON array of {"Untagged":ref} / {"Deleted":id}. */
+json_t *image_remove(store *s, const char *name, bool force, bool noprune, berr *e);
+/* POST /images/prune: {"ImagesDeleted":[...], "SpaceReclaimed":n}. filters
+ * dangling (default true), until, label. */
+json_t *image_prune(store *s, const json_t *filters, berr *e);
+/* GET /system/df "Images" array plus LayersSize. */
+json_t *image_df(store *s, int64_t *layers_size, berr *e);
+/* Count of images (for /info). */
+int image_count(store *s);
+
+/* POST /images/create?fromSrc=- : imports a rootfs tarball (plain, gzip,
+ * zstd, xz) read from in_fd. repo/tag may be NULL. changes is an array of
+ * Dockerfile instructions (CMD, ENTRYPOINT, ENV, WORKDIR, EXPOSE, LABEL,
+ * USER, VOLUME, STOPSIGNAL, ONBUILD). message is the history comment. */
+int image_import(store *s, int in_fd, const char *repo, const char *tag, const json_t *changes,
+                 const char *message, char id_out[DIGEST_LEN + 1], berr *e);
+
+/* POST /images/load: a `docker save` archive or an OCI image layout
+ * archive (tar, maybe compressed) from in_fd. For each image loaded,
+ * progress(arg, "Loaded image: name:tag") or "Loaded image ID: sha256:..." */
+int image_load(store *s, int in_fd, void (*progress)(void *arg, const char *line), void *arg,
+               berr *e);
+
+/* GET /images/get?names=..: writes a docker-save tar (manifest.json,
+ * repositories, <id-hex>.json, <layer>/layer.tar, plus OCI index.json,
+ * oci-layout, blobs/sha256/...) to out_fd. Names that are bare IDs save
+ * without tags. Checks all names before writing anything (404). */
+int image_save(store *s, const char *const *names, size_t n, int out_fd, berr *e);
+/* Validates names for image_save before the response starts. */
+int image_save_check(store *s, const char *const *names, size_t n, berr *e);
+
+/* Local filesystem paths of an image's layers, lowest first (for the
+ * container runtime: overlay lowerdirs). Returns count or -1. */
+int image_layer_dirs(store *s, const char *id, char ***dirs_out, berr *e);
+
+#endif

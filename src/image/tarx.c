@@ -1,0 +1,1 @@
+/* tarx.c: placeholder, being written. */

@@ -1,0 +1,5 @@
+/* placeholder: replaced by the real tests */
+int main(void)
+{
+    return 0;
+}

@@ -1,0 +1,172 @@
+/* test_util.c: unit tests for src/common (human formats, time, sizes,
+ * digests, atomic files, filter parsing). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/jsonutil.h"
+#include "common/util.h"
+
+static void test_human_size(void **st)
+{
+    char b[32];
+    human_size(0, b, sizeof b);
+    assert_string_equal(b, "0B");
+    human_size(999, b, sizeof b);
+    assert_string_equal(b, "999B");
+    human_size(1234567, b, sizeof b);
+    assert_string_equal(b, "1.23MB");
+    human_size(4860000, b, sizeof b);
+    assert_string_equal(b, "4.86MB");
+    human_size(12000, b, sizeof b);
+    assert_string_equal(b, "12kB");
+}
+
+static void test_human_duration(void **st)
+{
+    char b[64];
+    human_duration(0, b, sizeof b);
+    assert_string_equal(b, "Less than a second");
+    human_duration(1, b, sizeof b);
+    assert_string_equal(b, "1 second");
+    human_duration(45, b, sizeof b);
+    assert_string_equal(b, "45 seconds");
+    human_duration(90, b, sizeof b);
+    assert_string_equal(b, "About a minute");
+    human_duration(600, b, sizeof b);
+    assert_string_equal(b, "10 minutes");
+    human_duration(3600, b, sizeof b);
+    assert_string_equal(b, "About an hour");
+    human_duration(5 * 3600, b, sizeof b);
+    assert_string_equal(b, "5 hours");
+    human_duration(3 * 86400, b, sizeof b);
+    assert_string_equal(b, "3 days");
+    human_duration(21 * 86400, b, sizeof b);
+    assert_string_equal(b, "3 weeks");
+    human_duration(90 * 86400, b, sizeof b);
+    assert_string_equal(b, "3 months");
+    human_duration(3 * 365 * 86400, b, sizeof b);
+    assert_string_equal(b, "3 years");
+}
+
+static void test_parse_size(void **st)
+{
+    assert_int_equal(parse_size("512m"), 512LL << 20);
+    assert_int_equal(parse_size("1g"), 1LL << 30);
+    assert_int_equal(parse_size("1GB"), 1LL << 30);
+    assert_int_equal(parse_size("100k"), 100LL << 10);
+    assert_int_equal(parse_size("1024"), 1024);
+    assert_int_equal(parse_size("1.5k"), 1536);
+    assert_int_equal(parse_size("abc"), -1);
+    assert_int_equal(parse_size("12x"), -1);
+    assert_int_equal(parse_size("-1"), -1);
+    assert_int_equal(parse_size(""), -1);
+}
+
+static void test_time(void **st)
+{
+    char b[64];
+    fmt_rfc3339nano(1700000000123456789LL, b, sizeof b);
+    assert_string_equal(b, "2023-11-14T22:13:20.123456789Z");
+    fmt_rfc3339nano(1700000000100000000LL, b, sizeof b);
+    assert_string_equal(b, "2023-11-14T22:13:20.1Z");
+    fmt_rfc3339nano(1700000000000000000LL, b, sizeof b);
+    assert_string_equal(b, "2023-11-14T22:13:20Z");
+    assert_int_equal(parse_rfc3339("2023-11-14T22:13:20.123456789Z"), 1700000000123456789LL);
+    assert_int_equal(parse_rfc3339("2023-11-14T23:13:20+01:00"), 1700000000000000000LL);
+    assert_int_equal(parse_rfc3339("garbage"), -1);
+    int64_t now = 1700000000000000000LL;
+    assert_int_equal(parse_time_arg("1700000000", now), now);
+    assert_int_equal(parse_time_arg("1700000000.5", now), now + 500000000LL);
+    assert_int_equal(parse_time_arg("10m", now), now - 600000000000LL);
+    assert_int_equal(parse_time_arg("1h30m", now), now - 5400000000000LL);
+    assert_int_equal(parse_time_arg("nonsense", now), -1);
+}
+
+static void test_digest(void **st)
+{
+    char d[DIGEST_LEN + 1];
+    sha256_buf("", 0, d);
+    assert_string_equal(d, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_true(digest_valid(d));
+    assert_false(digest_valid("sha256:abc"));
+    assert_false(digest_valid("md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_false(digest_valid("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
+}
+
+static void test_atomic_file(void **st)
+{
+    char dir[] = "/tmp/berth-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *p = xasprintf("%s/a/b/state.json", dir);
+    char *parent = xasprintf("%s/a/b", dir);
+    assert_int_equal(mkdir_p(parent, 0755), 0);
+    assert_int_equal(write_file_atomic(p, "one", 3, 0644), 0);
+    assert_int_equal(write_file_atomic(p, "second", 6, 0644), 0);
+    char *data;
+    size_t len;
+    assert_int_equal(read_file(p, &data, &len), 0);
+    assert_int_equal(len, 6);
+    assert_string_equal(data, "second");
+    free(data);
+    assert_int_equal(rm_rf(dir), 0);
+    assert_int_equal(access(dir, F_OK), -1);
+    assert_int_equal(rm_rf(dir), 0); /* absent is fine */
+    free(p);
+    free(parent);
+}
+
+static void test_filters(void **st)
+{
+    static const char *const keys[] = {"reference", "dangling", "label", NULL};
+    berr e;
+    json_t *f = filters_parse("{\"reference\":{\"busybox\":true},\"dangling\":[\"true\"]}", keys, &e);
+    assert_non_null(f);
+    assert_true(filters_match(f, "reference", "busybox"));
+    assert_false(filters_match(f, "reference", "alpine"));
+    assert_true(filters_match(f, "dangling", "true"));
+    assert_true(filters_match(f, "label", "anything")); /* absent key matches */
+    json_decref(f);
+    assert_null(filters_parse("{\"bogus\":{\"x\":true}}", keys, &e));
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.msg, "bogus"));
+    assert_null(filters_parse("{not json", keys, &e));
+    assert_int_equal(e.status, 400);
+    f = filters_parse("{\"label\":[\"a=1\",\"b\"]}", keys, &e);
+    json_t *labels = json_pack("{s:s,s:s}", "a", "1", "b", "2");
+    assert_true(filters_match_labels(f, "label", labels));
+    json_object_set_new(labels, "a", json_string("2"));
+    assert_false(filters_match_labels(f, "label", labels));
+    json_decref(labels);
+    json_decref(f);
+    f = filters_parse("", keys, &e);
+    assert_int_equal(json_object_size(f), 0);
+    json_decref(f);
+}
+
+static void test_json_body(void **st)
+{
+    berr e;
+    json_t *j = json_parse_body("{\"a\":1}", 7, &e);
+    assert_non_null(j);
+    json_decref(j);
+    assert_null(json_parse_body("{\"a\":", 5, &e));
+    assert_int_equal(e.status, 400);
+    assert_null(json_parse_body(NULL, 0, &e));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_human_size), cmocka_unit_test(test_human_duration),
+        cmocka_unit_test(test_parse_size), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_digest),     cmocka_unit_test(test_atomic_file),
+        cmocka_unit_test(test_filters),    cmocka_unit_test(test_json_body),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
