@@ -1,1 +1,241 @@
-/* main.c: placeholder, being written. */
+/* main.c: entry point of the berth command-line client.
+ *
+ * Parses the global options (-H/--host, --log-level, -D, -v/--version,
+ * --help), picks the daemon address (-H, then DOCKER_HOST, then
+ * BERTH_HOST, then unix:///run/berth.sock), finds the command in the table
+ * below (top-level commands and "image"/"system" management groups) and
+ * runs it. Exit codes follow docker: 0, 1 for errors, 125 for bad flags. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+const cmd_def cmd_defs[] = {
+    {"version", "[OPTIONS]", "Show the Berth version information", NULL, run_version, 0, 0},
+    {"info", "[OPTIONS]", "Display system-wide information", NULL, run_info, 0, 0},
+    {"system info", "[OPTIONS]", "Display system-wide information", NULL, run_info, 0, 0},
+    {"system df", "[OPTIONS]", "Show berth disk usage", NULL, run_df, 0, 0},
+    {"events", "[OPTIONS]", "Get real time events from the server", NULL, run_events, 0, 0},
+    {"system events", "[OPTIONS]", "Get real time events from the server", NULL, run_events, 0,
+     0},
+    {"images", "[OPTIONS] [REPOSITORY[:TAG]]", "List images", NULL, run_images, 0, 1},
+    {"image ls", "[OPTIONS] [REPOSITORY[:TAG]]", "List images", "ls, list", run_images, 0, 1},
+    {"image list", "[OPTIONS] [REPOSITORY[:TAG]]", "List images", "ls, list", run_images, 0, 1},
+    {"inspect", "[OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on Berth objects",
+     NULL, run_inspect, 1, -1},
+    {"image inspect", "[OPTIONS] IMAGE [IMAGE...]",
+     "Display detailed information on one or more images", NULL, run_image_inspect, 1, -1},
+    {"history", "[OPTIONS] IMAGE", "Show the history of an image", NULL, run_history, 1, 1},
+    {"image history", "[OPTIONS] IMAGE", "Show the history of an image", NULL, run_history, 1, 1},
+    {"tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+     "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", NULL, run_tag, 2, 2},
+    {"image tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+     "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", NULL, run_tag, 2, 2},
+    {"rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", NULL, run_rmi, 1, -1},
+    {"image rm", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", "rm, rmi, remove",
+     run_rmi, 1, -1},
+    {"image remove", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", "rm, rmi, remove",
+     run_rmi, 1, -1},
+    {"image prune", "[OPTIONS]", "Remove unused images", NULL, run_image_prune, 0, 0},
+    {"import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+     "Import the contents from a tarball to create a filesystem image", NULL, run_import, 1, 2},
+    {"image import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+     "Import the contents from a tarball to create a filesystem image", NULL, run_import, 1, 2},
+    {"save", "[OPTIONS] IMAGE [IMAGE...]",
+     "Save one or more images to a tar archive (streamed to STDOUT by default)", NULL, run_save, 1,
+     -1},
+    {"image save", "[OPTIONS] IMAGE [IMAGE...]",
+     "Save one or more images to a tar archive (streamed to STDOUT by default)", NULL, run_save, 1,
+     -1},
+    {"load", "[OPTIONS]", "Load an image from a tar archive or STDIN", NULL, run_load, 0, 0},
+    {"image load", "[OPTIONS]", "Load an image from a tar archive or STDIN", NULL, run_load, 0, 0},
+    {NULL, NULL, NULL, NULL, NULL, 0, 0},
+};
+
+static const struct group {
+    const char *name, *desc;
+} groups[] = {{"image", "Manage images"}, {"system", "Manage Berth"}, {NULL, NULL}};
+
+static const cmd_def *find_cmd(const char *path)
+{
+    for (const cmd_def *d = cmd_defs; d->path; d++)
+        if (!strcmp(d->path, path)) return d;
+    return NULL;
+}
+
+static const struct group *find_group(const char *name)
+{
+    for (const struct group *g = groups; g->name; g++)
+        if (!strcmp(g->name, name)) return g;
+    return NULL;
+}
+
+static void group_usage(FILE *o, const struct group *g)
+{
+    fprintf(o, "\nUsage:  %s %s COMMAND\n\n%s\n\nCommands:\n", CLI_NAME, g->name, g->desc);
+    size_t gl = strlen(g->name);
+    for (const cmd_def *d = cmd_defs; d->path; d++) {
+        if (strncmp(d->path, g->name, gl) || d->path[gl] != ' ') continue;
+        const cmd_def *first = d;
+        for (const cmd_def *e = cmd_defs; e < d; e++)
+            if (e->run == d->run && !strncmp(e->path, g->name, gl) && e->path[gl] == ' ')
+                first = e;
+        if (first == d) fprintf(o, "  %-11s %s\n", d->path + gl + 1, d->desc);
+    }
+    fprintf(o, "\nRun '%s %s COMMAND --help' for more information on a command.\n", CLI_NAME,
+            g->name);
+}
+
+static void main_usage(FILE *o)
+{
+    fprintf(o, "\nUsage:  %s [OPTIONS] COMMAND\n\nA self-sufficient runtime for containers\n\n"
+               "Options:\n"
+               "  -D, --debug              Enable debug mode\n"
+               "  -H, --host list          Daemon socket(s) to connect to\n"
+               "  -l, --log-level string   Set the logging level\n"
+               "                           (\"debug\"|\"info\"|\"warn\"|\"error\"|\"fatal\")\n"
+               "                           (default \"info\")\n"
+               "  -v, --version            Print version information and quit\n\n"
+               "Management Commands:\n",
+            CLI_NAME);
+    for (const struct group *g = groups; g->name; g++) fprintf(o, "  %-11s %s\n", g->name, g->desc);
+    fprintf(o, "\nCommands:\n");
+    for (const cmd_def *d = cmd_defs; d->path; d++)
+        if (!strchr(d->path, ' ')) fprintf(o, "  %-11s %s\n", d->path, d->desc);
+    fprintf(o, "\nRun '%s COMMAND --help' for more information on a command.\n", CLI_NAME);
+}
+
+typedef struct globals {
+    strv hosts;
+    char *log_level;
+    bool debug, version, help;
+    char *config, *context;
+} globals;
+
+/* Index of the first argument that is not a global option (or argc). */
+static int global_end(int argc, char **argv, const flag *flags)
+{
+    int i = 1;
+    while (i < argc && argv[i][0] == '-' && argv[i][1]) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) return i;
+        bool takes_value = false;
+        for (const flag *f = flags; f->name; f++) {
+            if (f->type == FLAG_BOOL) continue;
+            if ((str_starts(a, "--") && !strcmp(a + 2, f->name)) ||
+                (a[1] == f->shorthand && a[2] == 0))
+                takes_value = true;
+        }
+        i += takes_value ? 2 : 1;
+    }
+    return i < argc ? i : argc;
+}
+
+static int set_log_level(const char *lvl)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    if (!lvl) return 0;
+    if (!strcmp(lvl, "fatal") || !strcmp(lvl, "panic")) return log_level = LOG_ERR_, 0;
+    if (!strcmp(lvl, "warning")) return log_level = LOG_WARN_, 0;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(lvl, names[i])) return log_level = i, 0;
+    errorf("Unable to parse logging level: %s", lvl);
+    return -1;
+}
+
+static const char *pick_host(const globals *g)
+{
+    if (g->hosts.n) return g->hosts.v[g->hosts.n - 1];
+    const char *h = getenv("DOCKER_HOST");
+    if (h && *h) return h;
+    h = getenv("BERTH_HOST");
+    if (h && *h) return h;
+    return DEFAULT_HOST;
+}
+
+/* Resolves argv[0] (and maybe argv[1]) to a command; *used = words eaten.
+ * Returns NULL after printing help or an error (*rc set). */
+static const cmd_def *resolve(int argc, char **argv, int *used, int *rc)
+{
+    const struct group *g = find_group(argv[0]);
+    if (!g) {
+        const cmd_def *d = find_cmd(argv[0]);
+        if (d) {
+            *used = 1;
+            return d;
+        }
+        errorf("%s: '%s' is not a %s command.\nSee '%s --help'", CLI_NAME, argv[0], CLI_NAME,
+               CLI_NAME);
+        *rc = 1;
+        return NULL;
+    }
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        group_usage(stdout, g);
+        *rc = 0;
+        return NULL;
+    }
+    char *path = xasprintf("%s %s", argv[0], argv[1]);
+    const cmd_def *d = find_cmd(path);
+    free(path);
+    if (d) {
+        *used = 2;
+        return d;
+    }
+    errorf("%s: '%s %s' is not a %s command.\nSee '%s %s --help'", CLI_NAME, argv[0], argv[1],
+           CLI_NAME, CLI_NAME, argv[0]);
+    *rc = 1;
+    return NULL;
+}
+
+static void globals_free(globals *g)
+{
+    strv_free(&g->hosts);
+    free(g->log_level);
+    free(g->config);
+    free(g->context);
+}
+
+int main(int argc, char **argv)
+{
+    globals g = {0};
+    flag gflags[] = {
+        {"debug", 'D', FLAG_BOOL, &g.debug, "Enable debug mode", NULL, NULL},
+        {"host", 'H', FLAG_LIST, &g.hosts, "Daemon socket(s) to connect to", NULL, NULL},
+        {"log-level", 'l', FLAG_STRING, &g.log_level, "Set the logging level", NULL, NULL},
+        {"version", 'v', FLAG_BOOL, &g.version, "Print version information and quit", NULL, NULL},
+        {"config", 0, FLAG_STRING, &g.config, "Location of client config files", NULL, NULL},
+        {"context", 'c', FLAG_STRING, &g.context, "Name of the context to use", NULL, NULL},
+        {NULL, 0, 0, NULL, NULL, NULL, NULL},
+    };
+    static const cmd_def root = {"", "[OPTIONS] COMMAND", "", NULL, NULL, 0, -1};
+    int end = global_end(argc, argv, gflags);
+    char **pos = NULL;
+    int rc = 0;
+    for (int i = 1; i < end; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) g.help = true;
+    if (g.help) {
+        main_usage(stdout);
+        return 0;
+    }
+    if (flags_parse(&root, gflags, end - 1, argv + 1, &pos) < 0) {
+        globals_free(&g);
+        return 125;
+    }
+    free(pos);
+    if (set_log_level(g.debug ? "debug" : g.log_level) < 0) rc = 1;
+    else if (g.version) printf("Berth version %s, build %s\n", BERTH_VERSION, "dev");
+    else if (g.help || end >= argc) main_usage(stdout);
+    else {
+        int used = 0;
+        const cmd_def *d = resolve(argc - end, argv + end, &used, &rc);
+        if (d) {
+            client c;
+            if (client_init(&c, pick_host(&g)) < 0) rc = 1;
+            else rc = d->run(&c, d, argc - end - used, argv + end + used);
+            client_free(&c);
+        }
+    }
+    globals_free(&g);
+    fflush(stdout);
+    return rc;
+}

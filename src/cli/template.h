@@ -39,6 +39,9 @@ typedef struct tmpl_opts {
      * upper and truncate return their first argument unchanged. */
     bool header;
     const json_t *hints; /* may be NULL */
+    /* When set, {{json .}} on the top-level value prints this instead (a
+     * Go struct whose JSON names differ from its field names). */
+    const json_t *json_self;
 } tmpl_opts;
 
 /* Parses src; NULL with *err (malloc'd, Go-style message) on error. */

@@ -3,6 +3,20 @@
  * slashes). Unknown paths answer 404 "page not found" as dockerd does. */
 #include "daemon/api.h"
 
+/* An Engine API area berthd does not implement yet (see docs/compat.md). */
+void h_unsupported(req *r)
+{
+    resp_error(r, 501, "%s %s is not supported by berthd yet", r->method, r->path);
+}
+
+/* Swarm mode is out of scope: answer as dockerd does on a node that is not
+ * a swarm member. */
+void h_swarm_unsupported(req *r)
+{
+    resp_error(r, 503,
+               "This node is not a swarm manager. Berth does not support swarm mode.");
+}
+
 const route api_routes[] = {
     {"GET", "/_ping", h_ping, BODY_NONE},
     {"GET", "/version", h_version, BODY_NONE},
@@ -19,5 +33,34 @@ const route api_routes[] = {
     {"GET", "/images/{name*}/get", h_image_get, BODY_NONE},
     {"POST", "/images/{name*}/tag", h_image_tag, BODY_NONE},
     {"DELETE", "/images/{name*}", h_image_delete, BODY_NONE},
+    /* known Engine API areas that berthd does not serve yet: a clear 501 */
+    {"*", "/containers/{rest*}", h_unsupported, BODY_NONE},
+    {"*", "/exec/{rest*}", h_unsupported, BODY_NONE},
+    {"*", "/commit", h_unsupported, BODY_NONE},
+    {"*", "/build", h_unsupported, BODY_NONE},
+    {"*", "/build/{rest*}", h_unsupported, BODY_NONE},
+    {"*", "/images/search", h_unsupported, BODY_NONE},
+    {"*", "/images/{name*}/push", h_unsupported, BODY_NONE},
+    {"*", "/auth", h_unsupported, BODY_NONE},
+    {"*", "/distribution/{rest*}", h_unsupported, BODY_NONE},
+    {"*", "/volumes", h_unsupported, BODY_NONE},
+    {"*", "/volumes/{rest*}", h_unsupported, BODY_NONE},
+    {"*", "/networks", h_unsupported, BODY_NONE},
+    {"*", "/networks/{rest*}", h_unsupported, BODY_NONE},
+    {"*", "/plugins", h_unsupported, BODY_NONE},
+    {"*", "/plugins/{rest*}", h_unsupported, BODY_NONE},
+    {"*", "/session", h_unsupported, BODY_NONE},
+    {"*", "/swarm", h_swarm_unsupported, BODY_NONE},
+    {"*", "/swarm/{rest*}", h_swarm_unsupported, BODY_NONE},
+    {"*", "/nodes", h_swarm_unsupported, BODY_NONE},
+    {"*", "/nodes/{rest*}", h_swarm_unsupported, BODY_NONE},
+    {"*", "/services", h_swarm_unsupported, BODY_NONE},
+    {"*", "/services/{rest*}", h_swarm_unsupported, BODY_NONE},
+    {"*", "/tasks", h_swarm_unsupported, BODY_NONE},
+    {"*", "/tasks/{rest*}", h_swarm_unsupported, BODY_NONE},
+    {"*", "/secrets", h_swarm_unsupported, BODY_NONE},
+    {"*", "/secrets/{rest*}", h_swarm_unsupported, BODY_NONE},
+    {"*", "/configs", h_swarm_unsupported, BODY_NONE},
+    {"*", "/configs/{rest*}", h_swarm_unsupported, BODY_NONE},
     {NULL, NULL, NULL, BODY_NONE},
 };

@@ -21,6 +21,8 @@ typedef struct daemon_ctx {
 extern daemon_ctx D;
 extern const route api_routes[];
 
+void h_unsupported(req *r);
+void h_swarm_unsupported(req *r);
 /* system */
 void h_ping(req *r);
 void h_version(req *r);

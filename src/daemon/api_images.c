@@ -135,7 +135,7 @@ void h_images_load(req *r)
     json_t *l;
     json_array_foreach(lines, i, l)
     {
-        json_t *m = json_pack("{s:s++}", "stream", json_string_value(l), "\n");
+        json_t *m = json_pack("{s:s+}", "stream", json_string_value(l), "\n");
         char *s = json_dump_compact(m);
         json_decref(m);
         sbuf_printf(&b, "%s\n", s);

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/sysinfo.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/jsonutil.h"
@@ -26,20 +27,36 @@ static const char *go_arch(const char *machine)
     return machine;
 }
 
+/* The build time in RFC 3339, as dockerd reports it. */
+static void build_time(char *out, size_t n)
+{
+    struct tm tm = {0};
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s %s", __DATE__, __TIME__);
+    if (!strptime(buf, "%b %d %Y %H:%M:%S", &tm)) {
+        snprintf(out, n, "%s", buf);
+        return;
+    }
+    strftime(out, n, "%Y-%m-%dT%H:%M:%S.000000000+00:00", &tm);
+}
+
 void h_version(req *r)
 {
     struct utsname u;
     uname(&u);
-    json_t *details = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "ApiVersion", BERTH_API_VERSION,
-                                "Arch", go_arch(u.machine), "KernelVersion", u.release,
-                                "MinAPIVersion", BERTH_MIN_API_VERSION, "Os", "linux",
-                                "GitCommit", "");
+    char built[64];
+    build_time(built, sizeof built);
+    json_t *details = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "ApiVersion",
+                                BERTH_API_VERSION, "Arch", go_arch(u.machine), "BuildTime", built,
+                                "Experimental", "false", "GitCommit", "", "GoVersion", "",
+                                "KernelVersion", u.release, "MinAPIVersion",
+                                BERTH_MIN_API_VERSION, "Os", "linux");
     json_t *j = json_pack(
         "{s:{s:s},s:[{s:s,s:s,s:o}],s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "Platform", "Name",
         "Berth Engine", "Components", "Name", "Engine", "Version", BERTH_VERSION, "Details",
         details, "Version", BERTH_VERSION, "ApiVersion", BERTH_API_VERSION, "MinAPIVersion",
         BERTH_MIN_API_VERSION, "GitCommit", "", "GoVersion", "", "Os", "linux", "Arch",
-        go_arch(u.machine), "KernelVersion", u.release, "BuildTime", __DATE__ " " __TIME__);
+        go_arch(u.machine), "KernelVersion", u.release, "BuildTime", built);
     resp_json(r, 200, j);
 }
 

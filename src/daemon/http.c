@@ -114,7 +114,7 @@ static const route *find_route(http_server *s, req *r)
     for (const route *rt = s->routes; rt->pattern; rt++) {
         if (!route_match(rt->pattern, r->path, r)) continue;
         path_known = true;
-        if (!strcmp(rt->method, r->method) ||
+        if (!strcmp(rt->method, r->method) || !strcmp(rt->method, "*") ||
             (!strcmp(r->method, "HEAD") && !strcmp(rt->method, "GET")))
             return rt;
         for (int k = 0; k < r->nparams; k++) free(r->params[k]), r->params[k] = NULL;

@@ -13,12 +13,19 @@
  *                             verified
  *   layers/<chain-hex>/       one unpacked layer per chain ID, shared by all
  *                             images: diff/ (the files, overlay whiteouts),
- *                             meta.json {diff_id, parent, size}
- *   images/<id-hex>.json      per image metadata: {"id", "layers":[chain...],
- *                             "created_ns", "repo_digests":[]} (the config
- *                             itself is the blob <id>)
- *   repositories.json         {"name:tag" or "name@digest": "sha256:<id>"}
- *   tmp/                      temp files, emptied at open
+ *                             meta.json {chain_id, diff_id, parent, size};
+ *                             unpacked in tmp/ and renamed into place whole
+ *   images/<id-hex>.json      per image metadata: {"id", "parent",
+ *                             "last_tag_ns", "layers":[chain...]} (the config
+ *                             itself is the blob <id>; created, labels and
+ *                             diff IDs are read from it at open)
+ *   repositories.json         {"name:tag" or "name@digest": "sha256:<id>"},
+ *                             keys in docker's familiar form ("busybox:latest")
+ *   tmp/                      temp files and dirs, emptied at open
+ * Write order is content first (blobs, layers, config), then the image
+ * record, then repositories.json; at open, records whose config or layers
+ * are missing are dropped and layers/blobs no image uses are removed, so a
+ * kill -9 at any point leaves a consistent store.
  * All state files are written with write_file_atomic. */
 #ifndef BERTH_IMAGE_H
 #define BERTH_IMAGE_H
@@ -41,6 +48,15 @@ char *store_tmp_path(store *s);
  * NULL. Called without the store lock held. */
 typedef void (*image_event_fn)(const char *action, const char *id, json_t *attrs);
 void store_set_event_hook(store *s, image_event_fn fn);
+
+/* Container usage hook (set by the daemon's container code): returns how
+ * many containers created from image `id` are running (running=true) or
+ * not running (running=false), and copies the ID of one of them into cid.
+ * It is called with the store lock held, so it must not call back into the
+ * image API. May be NULL (no containers). Used for rmi/prune conflicts as
+ * docker reports them and for df's Containers counts. */
+typedef int (*image_usage_fn)(const char *id, bool running, char cid[65]);
+void store_set_usage_hook(store *s, image_usage_fn fn);
 
 /* Resolves a name (full or short ID with or without "sha256:", "name",
  * "name:tag", "name@digest") to the image ID. 404 when unknown. */

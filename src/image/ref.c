@@ -82,27 +82,34 @@ static bool valid_ipv6(const char *s, size_t n)
     return true;
 }
 
-/* domain := host [':' port]; host := domain-component ('.' domain-component)* | '[' v6 ']' */
-static bool valid_domain(const char *s)
+static bool valid_host(const char *s, size_t n)
 {
-    size_t n = strlen(s);
-    const char *colon = s[0] == '[' ? strchr(s, ']') : strchr(s, ':');
-    if (s[0] == '[') {
-        if (!colon) return false;
-        colon = colon[1] == ':' ? colon + 1 : (colon[1] ? NULL : s + n);
-        if (!colon) return false;
-    }
-    size_t hostlen = colon ? (size_t)(colon - s) : n;
-    if (colon && *colon == ':' && !valid_port(colon + 1, n - hostlen - 1)) return false;
-    if (s[0] == '[') return valid_ipv6(s, hostlen);
-    const char *p = s, *end = s + hostlen;
-    while (p <= end) {
+    const char *p = s, *end = s + n;
+    for (;;) {
         const char *dot = memchr(p, '.', (size_t)(end - p));
         const char *ce = dot ? dot : end;
         if (!valid_domain_component(p, (size_t)(ce - p))) return false;
-        p = ce + 1;
+        if (!dot) return true;
+        p = dot + 1;
     }
-    return true;
+}
+
+/* domain := host [':' port]; host := domain-component ('.' domain-component)* | '[' v6 ']' */
+static bool valid_domain(const char *s)
+{
+    size_t n = strlen(s), hostlen;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb) return false;
+        hostlen = (size_t)(rb - s) + 1;
+        if (!valid_ipv6(s, hostlen)) return false;
+    } else {
+        const char *colon = strchr(s, ':');
+        hostlen = colon ? (size_t)(colon - s) : n;
+        if (!valid_host(s, hostlen)) return false;
+    }
+    if (hostlen == n) return true;
+    return s[hostlen] == ':' && valid_port(s + hostlen + 1, n - hostlen - 1);
 }
 
 /* Docker's splitDockerDomain: is the first component of a name a registry? */
@@ -173,8 +180,8 @@ int ref_parse(const char *s, ref *r, berr *e)
     memset(r, 0, sizeof *r);
     if (!s || !*s) return bad_format(e);
     if (strlen(s) == 64 && all_hex(s, 64))
-        return berr_set(e, 400,
-                        "invalid repository name (%s), cannot specify 64-byte hexadecimal strings", s);
+        return berr_set(
+            e, 400, "invalid repository name (%s), cannot specify 64-byte hexadecimal strings", s);
     const char *rest;
     if (split_domain(s, r, &rest) < 0 || !valid_domain(r->domain)) return bad_format(e);
     if (has_upper_before_tag(rest))
@@ -182,11 +189,14 @@ int ref_parse(const char *s, ref *r, berr *e)
     char name[1024];
     if (snprintf(name, sizeof name, "%s", rest) >= (int)sizeof name) return bad_format(e);
     if (split_tag_digest(name, r) < 0 || !valid_path(name)) return bad_format(e);
-    if (strlen(r->domain) + 1 + strlen(name) > NAME_MAX_LEN)
-        return berr_set(e, 400, "invalid reference format: repository name must not be more "
-                                "than 255 characters");
     bool official = !strcmp(r->domain, DEFAULT_DOMAIN) && !strchr(name, '/');
-    snprintf(r->path, sizeof r->path, "%s%s", official ? OFFICIAL_PREFIX : "", name);
+    size_t pre = official ? strlen(OFFICIAL_PREFIX) : 0, nl = strlen(name);
+    if (strlen(r->domain) + 1 + pre + nl > NAME_MAX_LEN)
+        return berr_set(e, 400,
+                        "invalid reference format: repository name must not be more "
+                        "than 255 characters");
+    memcpy(r->path, OFFICIAL_PREFIX, pre);
+    memcpy(r->path + pre, name, nl + 1);
     return 0;
 }
 

@@ -1,0 +1,284 @@
+/* flags.c: pflag-compatible option parsing and usage text for berth.
+ *
+ * Long flags (--name, --name=value, --name value), shorthand flags
+ * (-a, -aq, -fvalue, -f value, -f=value), boolean values (--flag=false),
+ * repeatable list and filter flags, "--" to end options and "-" as a
+ * positional argument. Errors use cobra/pflag wording ("unknown flag:
+ * --x", "See 'berth images --help'.") and the caller exits 125. Also
+ * checks the number of positional arguments as docker's cli/required.go. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+void strv_add(strv *s, const char *v)
+{
+    s->v = xrealloc(s->v, (s->n + 2) * sizeof *s->v);
+    s->v[s->n++] = xstrdup(v);
+    s->v[s->n] = NULL;
+}
+
+void strv_free(strv *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+static void see_help(const cmd_def *def)
+{
+    if (def && def->path[0]) errorf("See '%s %s --help'.", CLI_NAME, def->path);
+    else errorf("See '%s --help'.", CLI_NAME);
+}
+
+static const flag *find_long(const flag *flags, const char *name, size_t len)
+{
+    for (const flag *f = flags; f && f->name; f++)
+        if (strlen(f->name) == len && !strncmp(f->name, name, len)) return f;
+    return NULL;
+}
+
+static const flag *find_short(const flag *flags, char c)
+{
+    for (const flag *f = flags; f && f->name; f++)
+        if (f->shorthand == c) return f;
+    return NULL;
+}
+
+static char *flag_label(const flag *f)
+{
+    if (f->shorthand) return xasprintf("-%c, --%s", f->shorthand, f->name);
+    return xasprintf("--%s", f->name);
+}
+
+static int bad_value(const cmd_def *def, const flag *f, const char *v, const char *why)
+{
+    char *l = flag_label(f);
+    errorf("invalid argument \"%s\" for \"%s\" flag: %s", v, l, why);
+    free(l);
+    see_help(def);
+    return -1;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *t[] = {"1", "t", "T", "true", "TRUE", "True"};
+    static const char *f[] = {"0", "f", "F", "false", "FALSE", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (!strcmp(v, t[i])) return *out = true, 0;
+        if (!strcmp(v, f[i])) return *out = false, 0;
+    }
+    return -1;
+}
+
+static int set_value(const cmd_def *def, const flag *f, const char *v)
+{
+    switch (f->type) {
+    case FLAG_BOOL: {
+        bool b;
+        if (parse_bool(v, &b) < 0) {
+            char why[256];
+            snprintf(why, sizeof why, "strconv.ParseBool: parsing \"%s\": invalid syntax", v);
+            return bad_value(def, f, v, why);
+        }
+        *(bool *)f->ptr = b;
+        return 0;
+    }
+    case FLAG_STRING:
+        free(*(char **)f->ptr);
+        *(char **)f->ptr = xstrdup(v);
+        return 0;
+    case FLAG_FILTER:
+        if (!strchr(v, '='))
+            return bad_value(def, f, v, "bad format of filter (expected name=value)");
+        strv_add(f->ptr, v);
+        return 0;
+    case FLAG_LIST: strv_add(f->ptr, v); return 0;
+    case FLAG_INT: {
+        char *end;
+        long long n = strtoll(v, &end, 0);
+        if (!*v || *end) {
+            char why[256];
+            snprintf(why, sizeof why, "strconv.ParseInt: parsing \"%s\": invalid syntax", v);
+            return bad_value(def, f, v, why);
+        }
+        *(long long *)f->ptr = n;
+        return 0;
+    }
+    default: return -1;
+    }
+}
+
+static int parse_long(const cmd_def *def, const flag *flags, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i] + 2;
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    const flag *f = find_long(flags, arg, len);
+    if (!f) {
+        errorf("unknown flag: --%.*s", (int)len, arg);
+        see_help(def);
+        return -1;
+    }
+    if (eq) return set_value(def, f, eq + 1);
+    if (f->type == FLAG_BOOL) return set_value(def, f, "true");
+    if (*i + 1 >= argc) {
+        errorf("flag needs an argument: --%s", f->name);
+        see_help(def);
+        return -1;
+    }
+    return set_value(def, f, argv[++*i]);
+}
+
+static int parse_shorts(const cmd_def *def, const flag *flags, int argc, char **argv, int *i)
+{
+    const char *s = argv[*i] + 1;
+    for (; *s; s++) {
+        const flag *f = find_short(flags, *s);
+        if (!f) {
+            errorf("unknown shorthand flag: '%c' in -%s", *s, argv[*i] + 1);
+            see_help(def);
+            return -1;
+        }
+        if (s[1] == '=') return set_value(def, f, s + 2);
+        if (f->type == FLAG_BOOL) {
+            if (set_value(def, f, "true") < 0) return -1;
+            continue;
+        }
+        if (s[1]) return set_value(def, f, s + 1);
+        if (*i + 1 >= argc) {
+            errorf("flag needs an argument: '%c' in -%s", *s, argv[*i] + 1);
+            see_help(def);
+            return -1;
+        }
+        return set_value(def, f, argv[++*i]);
+    }
+    return 0;
+}
+
+static bool is_help(const flag *flags, const char *a)
+{
+    return !strcmp(a, "--help") || (!strcmp(a, "-h") && !find_short(flags, 'h'));
+}
+
+int flags_parse(const cmd_def *def, flag *flags, int argc, char **argv, char ***pos)
+{
+    char **out = xcalloc((size_t)argc + 1, sizeof *out);
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int rc = 0;
+        if (!strcmp(a, "--")) {
+            while (++i < argc) out[n++] = argv[i];
+            break;
+        }
+        if (is_help(flags, a)) {
+            free(out);
+            print_usage(stdout, def, flags);
+            return -2;
+        }
+        if (str_starts(a, "--")) rc = parse_long(def, flags, argc, argv, &i);
+        else if (a[0] == '-' && a[1]) rc = parse_shorts(def, flags, argc, argv, &i);
+        else out[n++] = argv[i];
+        if (rc < 0) {
+            free(out);
+            return -1;
+        }
+    }
+    *pos = out;
+    return n;
+}
+
+static int cmp_flag(const void *a, const void *b)
+{
+    return strcmp((*(const flag *const *)a)->name, (*(const flag *const *)b)->name);
+}
+
+static char *flag_prefix(const flag *f)
+{
+    const char *tn = f->typename;
+    if (!tn) {
+        static const char *names[] = {"", "string", "list", "filter", "int"};
+        tn = names[f->type];
+    }
+    if (f->shorthand)
+        return xasprintf("  -%c, --%s%s%s", f->shorthand, f->name, *tn ? " " : "", tn);
+    return xasprintf("      --%s%s%s", f->name, *tn ? " " : "", tn);
+}
+
+static void print_flags(FILE *o, const flag *flags)
+{
+    size_t n = 0, maxlen = 0;
+    for (const flag *f = flags; f && f->name; f++) n++;
+    const flag **sorted = xcalloc(n + 1, sizeof *sorted);
+    for (size_t i = 0; i < n; i++) sorted[i] = &flags[i];
+    qsort(sorted, n, sizeof *sorted, cmp_flag);
+    for (size_t i = 0; i < n; i++) {
+        char *p = flag_prefix(sorted[i]);
+        if (strlen(p) + 1 > maxlen) maxlen = strlen(p) + 1;
+        free(p);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const flag *f = sorted[i];
+        char *p = flag_prefix(f);
+        fprintf(o, "%s %*s %s", p, (int)(maxlen - strlen(p)), "", f->usage);
+        if (f->defval) fprintf(o, " (default %s)", f->defval);
+        fputc('\n', o);
+        free(p);
+    }
+    free(sorted);
+}
+
+void print_usage(FILE *o, const cmd_def *def, const flag *flags)
+{
+    fprintf(o, "\nUsage:  %s %s %s\n\n%s\n", CLI_NAME, def->path, def->args, def->desc);
+    if (def->aliases) fprintf(o, "\nAliases:\n  %s\n", def->aliases);
+    if (flags && flags->name) {
+        fprintf(o, "\nOptions:\n");
+        print_flags(o, flags);
+    }
+}
+
+static void args_error(const cmd_def *def, const char *what)
+{
+    errorf("\"%s %s\" %s.", CLI_NAME, def->path, what);
+    see_help(def);
+    errorf("\nUsage:  %s %s %s\n\n%s", CLI_NAME, def->path, def->args, def->desc);
+}
+
+int check_args(const cmd_def *def, int nargs)
+{
+    int min = def->min_args, max = def->max_args;
+    if (nargs >= min && (max < 0 || nargs <= max)) return 0;
+    char what[128];
+    int shown = min == max || max < 0 ? min : max;
+    const char *unit = shown == 1 ? "argument" : "arguments";
+    if (min == 0 && max == 0) snprintf(what, sizeof what, "accepts no arguments");
+    else if (min == max) snprintf(what, sizeof what, "requires exactly %d %s", min, unit);
+    else if (max < 0) snprintf(what, sizeof what, "requires at least %d %s", min, unit);
+    else if (min == 0) snprintf(what, sizeof what, "requires at most %d %s", max, unit);
+    else snprintf(what, sizeof what, "requires at least %d and at most %d %s", min, max, unit);
+    args_error(def, what);
+    return -1;
+}
+
+int parse_cmd(const cmd_def *def, flag *flags, int argc, char **argv, char ***pos, int *rc)
+{
+    int n = flags_parse(def, flags, argc, argv, pos);
+    if (n == -2) {
+        *rc = 0;
+        return -1;
+    }
+    if (n < 0) {
+        *rc = 125;
+        return -1;
+    }
+    if (check_args(def, n) < 0) {
+        free(*pos);
+        *pos = NULL;
+        *rc = 1;
+        return -1;
+    }
+    return n;
+}

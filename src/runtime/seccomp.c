@@ -1,0 +1,278 @@
+/* seccomp.c: the spec's linux.seccomp (runc's form) compiled with libseccomp
+ * into a classic BPF program, cached by a hash of the profile: in memory for
+ * the process, and as a file in the cache directory (rt_set_cache_dir) so
+ * the next process (the next shim, the next `berth-runtime run`) loads the
+ * bytes instead of compiling again. The container process loads the program
+ * with seccomp(2) right before its execve. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+typedef struct cache_ent {
+    char key[DIGEST_LEN + 1];
+    rt_bpf bpf;
+    struct cache_ent *next;
+} cache_ent;
+static cache_ent *cache;
+static char *cache_dir;
+
+void rt_set_cache_dir(const char *dir)
+{
+    free(cache_dir);
+    cache_dir = dir ? xstrdup(dir) : NULL;
+}
+
+/* ---- spec names -> libseccomp values ---- */
+static int parse_action(const char *name, const json_t *errno_ret, int dflt_errno, uint32_t *out,
+                        berr *e)
+{
+    int ret = json_is_integer(errno_ret) ? (int)json_integer_value(errno_ret) : dflt_errno;
+    if (!name) return berr_set(e, 400, "seccomp: missing action");
+    if (!strcmp(name, "SCMP_ACT_ALLOW")) *out = SCMP_ACT_ALLOW;
+    else if (!strcmp(name, "SCMP_ACT_ERRNO")) *out = SCMP_ACT_ERRNO((uint32_t)ret);
+    else if (!strcmp(name, "SCMP_ACT_KILL") || !strcmp(name, "SCMP_ACT_KILL_THREAD")) *out = SCMP_ACT_KILL;
+    else if (!strcmp(name, "SCMP_ACT_KILL_PROCESS")) *out = SCMP_ACT_KILL_PROCESS;
+    else if (!strcmp(name, "SCMP_ACT_TRAP")) *out = SCMP_ACT_TRAP;
+    else if (!strcmp(name, "SCMP_ACT_TRACE")) *out = SCMP_ACT_TRACE((uint32_t)ret);
+    else if (!strcmp(name, "SCMP_ACT_LOG")) *out = SCMP_ACT_LOG;
+    else return berr_set(e, 400, "seccomp: unsupported action %s", name);
+    return 0;
+}
+
+static int parse_op(const char *name, enum scmp_compare *out)
+{
+    static const struct {
+        const char *n;
+        enum scmp_compare op;
+    } ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT},
+               {"SCMP_CMP_LE", SCMP_CMP_LE}, {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+               {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+               {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
+    for (size_t i = 0; name && i < sizeof ops / sizeof *ops; i++)
+        if (!strcmp(name, ops[i].n)) {
+            *out = ops[i].op;
+            return 0;
+        }
+    return -1;
+}
+
+static int parse_flags(const json_t *arr, unsigned int *out, berr *e)
+{
+    size_t i;
+    json_t *v;
+    *out = 0;
+    json_array_foreach(arr, i, v)
+    {
+        const char *f = json_string_value(v);
+        if (!f) continue;
+        if (!strcmp(f, "SECCOMP_FILTER_FLAG_LOG")) *out |= SECCOMP_FILTER_FLAG_LOG;
+        else if (!strcmp(f, "SECCOMP_FILTER_FLAG_SPEC_ALLOW")) *out |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+        else if (!strcmp(f, "SECCOMP_FILTER_FLAG_TSYNC")) *out |= SECCOMP_FILTER_FLAG_TSYNC;
+        else return berr_set(e, 400, "seccomp: unsupported flag %s", f);
+    }
+    return 0;
+}
+
+/* ---- compiling ---- */
+static int add_arches(scmp_filter_ctx ctx, const json_t *arr, berr *e)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        const char *a = json_string_value(v);
+        if (!a) continue;
+        char low[32];
+        size_t k = 0;
+        for (const char *p = str_starts(a, "SCMP_ARCH_") ? a + 10 : a; *p && k < sizeof low - 1; p++)
+            low[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+        low[k] = 0;
+        uint32_t arch = seccomp_arch_resolve_name(low);
+        if (!arch) return berr_set(e, 400, "seccomp: unknown architecture %s", a);
+        int r = seccomp_arch_add(ctx, arch);
+        if (r < 0 && r != -EEXIST) return berr_set(e, 400, "seccomp: add architecture %s: %s", a, strerror(-r));
+    }
+    return 0;
+}
+
+static int parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, bool *distinct, berr *e)
+{
+    size_t i;
+    json_t *a;
+    unsigned seen = 0;
+    *n = 0;
+    *distinct = true;
+    json_array_foreach(args, i, a)
+    {
+        if (i >= 6) return berr_set(e, 400, "seccomp: more than 6 argument conditions");
+        enum scmp_compare op;
+        if (parse_op(jstr(a, "op"), &op) < 0) return berr_set(e, 400, "seccomp: bad op %s", jstr(a, "op") ? jstr(a, "op") : "(none)");
+        unsigned idx = (unsigned)json_integer_value(json_object_get(a, "index"));
+        if (idx > 5) return berr_set(e, 400, "seccomp: argument index %u out of range", idx);
+        if (seen & (1U << idx)) *distinct = false;
+        seen |= 1U << idx;
+        cmp[(*n)++] = (struct scmp_arg_cmp){idx, op, (scmp_datum_t)json_integer_value(json_object_get(a, "value")),
+                                            (scmp_datum_t)json_integer_value(json_object_get(a, "valueTwo"))};
+    }
+    return 0;
+}
+
+static int add_rule(scmp_filter_ctx ctx, const json_t *rule, uint32_t dflt, berr *e)
+{
+    uint32_t act;
+    if (parse_action(jstr(rule, "action"), json_object_get(rule, "errnoRet"), EPERM, &act, e) < 0) return -1;
+    if (act == dflt) return 0;
+    struct scmp_arg_cmp cmp[6];
+    size_t ncmp;
+    bool distinct;
+    if (parse_args(json_object_get(rule, "args"), cmp, &ncmp, &distinct, e) < 0) return -1;
+    size_t i;
+    json_t *nm;
+    json_array_foreach(json_object_get(rule, "names"), i, nm)
+    {
+        const char *name = json_string_value(nm);
+        int nr = name ? seccomp_syscall_resolve_name(name) : __NR_SCMP_ERROR;
+        if (nr == __NR_SCMP_ERROR) continue; /* unknown here: ignored, as runc does */
+        int r = 0;
+        if (distinct || ncmp <= 1)
+            r = seccomp_rule_add_array(ctx, act, nr, (unsigned)ncmp, cmp);
+        else
+            for (size_t k = 0; k < ncmp && r >= 0; k++) r = seccomp_rule_add_array(ctx, act, nr, 1, &cmp[k]);
+        if (r < 0) return berr_set(e, 400, "seccomp: add rule for %s: %s", name, strerror(-r));
+    }
+    return 0;
+}
+
+static int export_bpf(scmp_filter_ctx ctx, rt_bpf *out, berr *e)
+{
+    _cleanup_close_ int fd = memfd_create("seccomp-bpf", MFD_CLOEXEC);
+    if (fd < 0) return berr_errno(e, 500, "memfd_create");
+    int r = seccomp_export_bpf(ctx, fd);
+    if (r < 0) return berr_set(e, 500, "seccomp: export BPF: %s", strerror(-r));
+    off_t len = lseek(fd, 0, SEEK_END);
+    if (len <= 0 || len % sizeof(struct sock_filter) || len / sizeof(struct sock_filter) > 65535)
+        return berr_set(e, 500, "seccomp: bad BPF size %lld", (long long)len);
+    out->filter = xmalloc((size_t)len);
+    if (pread(fd, out->filter, (size_t)len, 0) != len) return berr_errno(e, 500, "read BPF");
+    out->len = (unsigned short)(len / sizeof(struct sock_filter));
+    return 0;
+}
+
+static int compile(const json_t *sc, rt_bpf *out, berr *e)
+{
+    uint32_t dflt;
+    if (parse_action(jstr(sc, "defaultAction"), json_object_get(sc, "defaultErrnoRet"), EPERM, &dflt, e) < 0)
+        return -1;
+    if (jstr(sc, "listenerPath")) return berr_set(e, 400, "seccomp: notify listeners are not supported");
+    if (parse_flags(json_object_get(sc, "flags"), &out->flags, e) < 0) return -1;
+    scmp_filter_ctx ctx = seccomp_init(dflt);
+    if (!ctx) return berr_set(e, 500, "seccomp_init failed");
+    int r = -1;
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+    if (add_arches(ctx, json_object_get(sc, "architectures"), e) < 0) goto out;
+    size_t i;
+    json_t *rule;
+    json_array_foreach(json_object_get(sc, "syscalls"), i, rule)
+    {
+        if (add_rule(ctx, rule, dflt, e) < 0) goto out;
+    }
+    r = export_bpf(ctx, out, e);
+out:
+    seccomp_release(ctx);
+    return r;
+}
+
+/* ---- the cache ---- */
+static void profile_key(const json_t *sc, char key[DIGEST_LEN + 1])
+{
+    char *dump = json_dumps(sc, JSON_COMPACT | JSON_SORT_KEYS);
+    const struct scmp_version *v = seccomp_version();
+    sbuf b = {0};
+    sbuf_printf(&b, "v1 %u.%u.%u %u ", v->major, v->minor, v->micro, seccomp_arch_native());
+    sbuf_adds(&b, dump ? dump : "");
+    sha256_buf(b.data, b.len, key);
+    sbuf_free(&b);
+    free(dump);
+}
+
+static bool disk_load(const char *key, rt_bpf *out)
+{
+    if (!cache_dir) return false;
+    _cleanup_free_ char *path = xasprintf("%s/%s.bpf", cache_dir, key + 7);
+    char *data = NULL;
+    size_t len = 0;
+    if (read_file(path, &data, &len) < 0) return false;
+    if (len < sizeof(unsigned) + sizeof(struct sock_filter) ||
+        (len - sizeof(unsigned)) % sizeof(struct sock_filter)) {
+        free(data);
+        return false;
+    }
+    memcpy(&out->flags, data, sizeof(unsigned));
+    out->len = (unsigned short)((len - sizeof(unsigned)) / sizeof(struct sock_filter));
+    out->filter = xmalloc(len - sizeof(unsigned));
+    memcpy(out->filter, data + sizeof(unsigned), len - sizeof(unsigned));
+    free(data);
+    return true;
+}
+
+static void disk_store(const char *key, const rt_bpf *b)
+{
+    if (!cache_dir || mkdir_p(cache_dir, 0700) < 0) return;
+    _cleanup_free_ char *path = xasprintf("%s/%s.bpf", cache_dir, key + 7);
+    size_t n = b->len * sizeof(struct sock_filter);
+    char *buf = xmalloc(n + sizeof(unsigned));
+    memcpy(buf, &b->flags, sizeof(unsigned));
+    memcpy(buf + sizeof(unsigned), b->filter, n);
+    if (write_file_atomic(path, buf, n + sizeof(unsigned), 0600) < 0)
+        log_debug("runtime: cannot cache seccomp program at %s: %s", path, strerror(errno));
+    free(buf);
+}
+
+int rt_seccomp_get(const json_t *sc, const rt_bpf **out, berr *e)
+{
+    char key[DIGEST_LEN + 1];
+    profile_key(sc, key);
+    for (cache_ent *c = cache; c; c = c->next)
+        if (!strcmp(c->key, key)) {
+            *out = &c->bpf;
+            return 0;
+        }
+    cache_ent *c = xcalloc(1, sizeof *c);
+    memcpy(c->key, key, sizeof key);
+    if (!disk_load(key, &c->bpf)) {
+        if (compile(sc, &c->bpf, e) < 0) {
+            free(c->bpf.filter);
+            free(c);
+            return -1;
+        }
+        disk_store(key, &c->bpf);
+    }
+    c->next = cache;
+    cache = c;
+    *out = &c->bpf;
+    return 0;
+}
+
+int rt_seccomp_prepare(const json_t *sc, berr *e)
+{
+    const rt_bpf *b;
+    return rt_seccomp_get(sc, &b, e);
+}
+
+int rt_seccomp_load(const rt_bpf *b, berr *e)
+{
+    struct sock_fprog prog = {b->len, b->filter};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, b->flags, &prog) < 0)
+        return berr_errno(e, 500, "load seccomp filter");
+    return 0;
+}
