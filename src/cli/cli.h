@@ -22,13 +22,13 @@
 
 /* ---- HTTP client (client.c) ---- */
 typedef struct client {
-    char *host;     /* as given, e.g. unix:///run/berth.sock */
-    char *sock;     /* UNIX socket path, or NULL for TCP */
-    char *base;     /* http://host:port or http://localhost */
-    char api[16];   /* negotiated API version */
+    char *host;   /* as given, e.g. unix:///run/berth.sock */
+    char *sock;   /* UNIX socket path, or NULL for TCP */
+    char *base;   /* http://host:port or http://localhost */
+    char api[16]; /* negotiated API version */
     bool negotiated;
     bool daemon_seen; /* a response was received at least once */
-    json_t *ping;   /* headers of interest from /_ping, if fetched */
+    json_t *ping;     /* headers of interest from /_ping, if fetched */
 } client;
 
 typedef struct resp {
@@ -42,12 +42,12 @@ typedef bool (*chunk_fn)(void *ctx, const char *data, size_t n);
 
 typedef struct req {
     const char *method;
-    const char *path;  /* "/images/json?all=1": versioned automatically */
-    const char *body;  /* in-memory body, or NULL */
+    const char *path; /* "/images/json?all=1": versioned automatically */
+    const char *body; /* in-memory body, or NULL */
     size_t body_len;
-    int body_fd;       /* stream this fd as the body when >= 0 */
+    int body_fd; /* stream this fd as the body when >= 0 */
     const char *content_type;
-    chunk_fn on_data;  /* stream the response body here on 2xx */
+    chunk_fn on_data; /* stream the response body here on 2xx */
     void *ctx;
     bool unversioned;
 } req;
@@ -61,8 +61,7 @@ void resp_free(resp *r);
 /* Convenience: request + status check. On HTTP >= 400 prints
  * "Error response from daemon: ..." and returns -1. *out gets parsed JSON
  * when out is non-NULL and the body is JSON. */
-int client_json(client *c, const char *method, const char *path, const json_t *body,
-                json_t **out);
+int client_json(client *c, const char *method, const char *path, const json_t *body, json_t **out);
 /* The daemon's message for an error response (malloc'd). */
 char *resp_error_message(const resp *r);
 /* Prints "Error response from daemon: <msg>" for an error response. */
@@ -83,12 +82,12 @@ void strv_add(strv *s, const char *v);
 void strv_free(strv *s);
 
 typedef struct flag {
-    const char *name;  /* long name */
-    char shorthand;    /* 0 when none */
+    const char *name; /* long name */
+    char shorthand;   /* 0 when none */
     int type;
-    void *ptr;         /* bool *, char **, strv *, long long * */
+    void *ptr; /* bool *, char **, strv *, long long * */
     const char *usage;
-    const char *defval; /* shown as (default ...) in help, or NULL */
+    const char *defval;   /* shown as (default ...) in help, or NULL */
     const char *typename; /* help label for the value ("string", "filter" ...) */
 } flag;
 
@@ -123,10 +122,10 @@ void tabwrite(FILE *out, const char *text, size_t len, int minwidth, int tabwidt
 /* docker's formatter.Context: "table ..." formats, {{json .}} shorthand,
  * header rows rendered by running the template on header names. */
 typedef struct formatter {
-    char *format;        /* effective template text */
+    char *format; /* effective template text */
     bool table;
     tmpl *t;
-    const char *sname;   /* Go type name for unknown-field errors */
+    const char *sname; /* Go type name for unknown-field errors */
     sbuf buf;
     int rows;
 } formatter;
@@ -170,10 +169,23 @@ void jsonmsg_print(jsonmsg *m, json_t *msg);
 
 /* Reads a yes/no answer after printing the prompt; true for y/Y/yes. */
 bool prompt_confirm(const char *message);
+/* strerror(e) worded as Go prints it ("no such file or directory"). */
+const char *go_strerror(int e);
 /* Prints "msg\n" to stderr. */
 void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Converts docker's --since/--until values to the API's seconds.nanos form. */
 char *time_arg_to_api(const char *s);
+
+/* Validates a name[:tag] image reference like docker's
+ * ParseNormalizedNamed: NULL when valid (then *name is the familiar name and
+ * *tag the tag or NULL, both malloc'd), "digest" for name@digest, else the
+ * error text. (cmd_images.c) */
+const char *ref_check(const char *ref, char **name, char **tag);
+
+/* One `images` row (docker's imageContext fields, all strings) for image
+ * summary im under repo/tag/digest; trunc shortens the ID. (cmd_images.c) */
+json_t *image_row(const json_t *im, const char *repo, const char *tag, const char *digest,
+                  bool trunc);
 
 /* ---- commands ---- */
 extern const cmd_def cmd_defs[]; /* NULL-path terminated, in main.c */

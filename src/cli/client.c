@@ -21,9 +21,12 @@ static int parse_tcp(client *c, const char *rest)
     char *slash = strchr(hostport, '/');
     if (slash) *slash = 0;
     const char *colon = strrchr(hostport, ':');
-    if (colon == hostport) c->base = xasprintf("http://localhost%s", colon);
-    else if (!colon) c->base = xasprintf("http://%s:2375", hostport);
-    else c->base = xasprintf("http://%s", hostport);
+    if (colon == hostport)
+        c->base = xasprintf("http://localhost%s", colon);
+    else if (!colon)
+        c->base = xasprintf("http://%s:2375", hostport);
+    else
+        c->base = xasprintf("http://%s", hostport);
     free(hostport);
     return 0;
 }
@@ -77,7 +80,8 @@ char *url_escape(const char *s)
         if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             strchr("-_.~", *p))
             sbuf_add(&b, p, 1);
-        else sbuf_printf(&b, "%%%02X", *p);
+        else
+            sbuf_printf(&b, "%%%02X", *p);
     }
     return sbuf_steal(&b);
 }
@@ -164,7 +168,8 @@ static void print_conn_error(client *c, CURLcode rc, const char *curl_msg)
 {
     if (conn_error(rc) || !c->daemon_seen)
         errorf("Cannot connect to the Berth daemon at %s. Is the daemon running?", c->host);
-    else errorf("error during connect: %s", curl_msg[0] ? curl_msg : curl_easy_strerror(rc));
+    else
+        errorf("error during connect: %s", curl_msg[0] ? curl_msg : curl_easy_strerror(rc));
 }
 
 static struct curl_slist *build_headers(const req *rq)
@@ -228,7 +233,8 @@ static int perform(client *c, const req *rq, resp *r, char *api_out)
     if (r->status > 0) c->daemon_seen = true;
     int ret = 0;
     if (rc != CURLE_OK && !(x.stopped && rc == CURLE_WRITE_ERROR)) {
-        if (r->status > 0 && rc == CURLE_PARTIAL_FILE) ret = 0;
+        if (r->status > 0 && rc == CURLE_PARTIAL_FILE)
+            ret = 0;
         else {
             print_conn_error(c, rc, errbuf);
             ret = -1;
@@ -307,12 +313,15 @@ void print_daemon_error(const resp *r)
     free(m);
 }
 
-int client_json(client *c, const char *method, const char *path, const json_t *body,
-                json_t **out)
+int client_json(client *c, const char *method, const char *path, const json_t *body, json_t **out)
 {
     char *b = body ? json_dump_compact(body) : NULL;
-    req rq = {.method = method, .path = path, .body = b, .body_len = b ? strlen(b) : 0,
-              .body_fd = -1, .content_type = b ? "application/json" : NULL};
+    req rq = {.method = method,
+              .path = path,
+              .body = b,
+              .body_len = b ? strlen(b) : 0,
+              .body_fd = -1,
+              .content_type = b ? "application/json" : NULL};
     resp r;
     int rc = client_do(c, &rq, &r);
     free(b);

@@ -81,35 +81,37 @@ static void ensure_engine(json_t *sv)
     json_t *comps = json_object_get(sv, "Components");
     size_t i;
     json_t *c;
-    json_array_foreach(comps, i, c) if (!strcmp(jstr(c, "Name") ? jstr(c, "Name") : "", "Engine")) return;
+    json_array_foreach(comps, i,
+                       c) if (!strcmp(jstr(c, "Name") ? jstr(c, "Name") : "", "Engine")) return;
     if (!json_is_array(comps)) {
         comps = json_array();
         json_object_set_new(sv, "Components", comps);
     }
-    json_t *d = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "ApiVersion",
-                          jstr(sv, "ApiVersion"), "MinAPIVersion", jstr(sv, "MinAPIVersion"),
-                          "GitCommit", jstr(sv, "GitCommit"), "GoVersion", jstr(sv, "GoVersion"),
-                          "Os", jstr(sv, "Os"), "Arch", jstr(sv, "Arch"), "BuildTime",
-                          jstr(sv, "BuildTime"), "Experimental",
-                          json_is_true(json_object_get(sv, "Experimental")) ? "true" : "false");
+    json_t *d =
+        json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s}", "ApiVersion",
+                  jstr(sv, "ApiVersion"), "MinAPIVersion", jstr(sv, "MinAPIVersion"), "GitCommit",
+                  jstr(sv, "GitCommit"), "GoVersion", jstr(sv, "GoVersion"), "Os", jstr(sv, "Os"),
+                  "Arch", jstr(sv, "Arch"), "BuildTime", jstr(sv, "BuildTime"), "Experimental",
+                  json_is_true(json_object_get(sv, "Experimental")) ? "true" : "false");
     json_array_append_new(comps, json_pack("{s:s, s:s?, s:o}", "Name", "Engine", "Version",
                                            jstr(sv, "Version"), "Details", d));
 }
 
-static int version_format(const char *format, const json_t *data)
+static int run_template(const char *name, const char *format, const json_t *data, const char *sname)
 {
     const char *src = !strcmp(format, "json") ? "{{json .}}" : format;
     char *err = NULL;
-    tmpl *t = tmpl_parse(src, &err);
+    tmpl *t = tmpl_parse_named(name, src, &err);
     if (!t) {
         errorf("template parsing error: %s", err);
         free(err);
         return 64;
     }
     sbuf out = {0};
-    int rc = tmpl_exec(t, data, NULL, &out, &err);
+    tmpl_opts o = {.struct_name = sname};
+    int rc = tmpl_exec(t, data, &o, &out, &err);
     fwrite(out.data, 1, out.len, stdout);
-    fputc('\n', stdout);
+    if (strcmp(name, "df")) fputc('\n', stdout);
     sbuf_free(&out);
     tmpl_free(t);
     if (rc < 0) {
@@ -123,7 +125,8 @@ static int version_format(const char *format, const json_t *data)
 int run_version(client *c, const cmd_def *def, int argc, char **argv)
 {
     char *format = NULL;
-    flag flags[] = {{"format", 'f', FLAG_STRING, &format, "Format the output using the given Go template", NULL, NULL},
+    flag flags[] = {{"format", 'f', FLAG_STRING, &format,
+                     "Format the output using the given Go template", NULL, NULL},
                     {NULL, 0, 0, NULL, NULL, NULL, NULL}};
     char **pos = NULL;
     int rc;
@@ -135,7 +138,7 @@ int run_version(client *c, const cmd_def *def, int argc, char **argv)
                              sv ? json_incref(sv) : json_null());
     if (sv) ensure_engine(sv);
     if (format && *format) {
-        rc = version_format(format, data);
+        rc = run_template("version", format, data, "system.versionInfo");
     } else {
         sbuf b = {0};
         version_client_text(&b, json_object_get(data, "Client"));
@@ -143,7 +146,8 @@ int run_version(client *c, const cmd_def *def, int argc, char **argv)
             sbuf_adds(&b, "\n\nServer:");
             size_t i;
             json_t *comp;
-            json_array_foreach(json_object_get(sv, "Components"), i, comp) version_component_text(&b, comp);
+            json_array_foreach(json_object_get(sv, "Components"), i, comp)
+                version_component_text(&b, comp);
         }
         sbuf_adds(&b, "\n");
         tabwrite(stdout, b.data, b.len, 20, 1, 1);
@@ -200,8 +204,10 @@ static void info_security(const json_t *opts)
         char *copy = xstrdup(s);
         char *save = NULL;
         for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-            if (str_starts(kv, "name=")) printf("  %s\n", kv + 5);
-            else if (str_starts(kv, "profile=")) printf("   Profile: %s\n", kv + 8);
+            if (str_starts(kv, "name="))
+                printf("  %s\n", kv + 5);
+            else if (str_starts(kv, "profile="))
+                printf("   Profile: %s\n", kv + 8);
         }
         free(copy);
     }
@@ -215,9 +221,11 @@ static void info_registries(const json_t *rc)
         printf(" Insecure Registries:\n");
         const char *k;
         json_t *v;
-        json_object_foreach(idx, k, v) if (!json_is_true(json_object_get(v, "Secure"))) printf("  %s\n", jstr(v, "Name") ? jstr(v, "Name") : k);
+        json_object_foreach(idx, k, v) if (!json_is_true(json_object_get(v, "Secure")))
+            printf("  %s\n", jstr(v, "Name") ? jstr(v, "Name") : k);
         size_t i;
-        json_array_foreach(cidrs, i, v) if (json_is_string(v)) printf("  %s\n", json_string_value(v));
+        json_array_foreach(cidrs, i, v) if (json_is_string(v))
+            printf("  %s\n", json_string_value(v));
     }
     json_t *mirrors = json_object_get(rc, "Mirrors");
     if (json_array_size(mirrors)) {
@@ -238,8 +246,12 @@ static void info_top(const json_t *in)
     println_nonempty(" Storage Driver:", jstr(in, "Driver"));
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(in, "DriverStatus"), i, p) printf("  %s: %s\n", json_string_value(json_array_get(p, 0)), json_string_value(json_array_get(p, 1)));
-    json_array_foreach(json_object_get(in, "SystemStatus"), i, p) printf(" %s: %s\n", json_string_value(json_array_get(p, 0)), json_string_value(json_array_get(p, 1)));
+    json_array_foreach(json_object_get(in, "DriverStatus"), i, p)
+        printf("  %s: %s\n", json_string_value(json_array_get(p, 0)),
+               json_string_value(json_array_get(p, 1)));
+    json_array_foreach(json_object_get(in, "SystemStatus"), i, p)
+        printf(" %s: %s\n", json_string_value(json_array_get(p, 0)),
+               json_string_value(json_array_get(p, 1)));
     println_nonempty(" Logging Driver:", jstr(in, "LoggingDriver"));
     println_nonempty(" Cgroup Driver:", jstr(in, "CgroupDriver"));
     println_nonempty(" Cgroup Version:", jstr(in, "CgroupVersion"));
@@ -262,12 +274,14 @@ static void info_runtime(const json_t *in)
         const char *k;
         json_t *v;
         json_object_foreach(rt, k, v) printf(" %s", k);
-        printf("\n Default Runtime: %s\n", jstr(in, "DefaultRuntime") ? jstr(in, "DefaultRuntime") : "");
+        printf("\n Default Runtime: %s\n",
+               jstr(in, "DefaultRuntime") ? jstr(in, "DefaultRuntime") : "");
     }
     const char *os = jstr(in, "OSType");
     if (os && !strcmp(os, "linux")) {
         printf(" Init Binary: %s\n", jstr(in, "InitBinary") ? jstr(in, "InitBinary") : "");
-        const char *ids[] = {"ContainerdCommit", "containerd", "RuncCommit", "runc", "InitCommit", "init"};
+        const char *ids[] = {"ContainerdCommit", "containerd", "RuncCommit", "runc",
+                             "InitCommit",       "init"};
         for (int i = 0; i < 6; i += 2) {
             const char *id = jstr(json_object_get(in, ids[i]), "ID");
             printf(" %s version: %s\n", ids[i + 1], id ? id : "");
@@ -291,8 +305,10 @@ static void info_host(const json_t *in)
     printf(" Docker Root Dir: %s\n", jstr(in, "DockerRootDir") ? jstr(in, "DockerRootDir") : "");
     printf(" Debug Mode: %s\n", boolstr(in, "Debug"));
     if (json_is_true(json_object_get(in, "Debug"))) {
-        printf("  File Descriptors: %lld\n  Goroutines: %lld\n", jint(in, "NFd"), jint(in, "NGoroutines"));
-        printf("  System Time: %s\n  EventsListeners: %lld\n", jstr(in, "SystemTime") ? jstr(in, "SystemTime") : "", jint(in, "NEventsListener"));
+        printf("  File Descriptors: %lld\n  Goroutines: %lld\n", jint(in, "NFd"),
+               jint(in, "NGoroutines"));
+        printf("  System Time: %s\n  EventsListeners: %lld\n",
+               jstr(in, "SystemTime") ? jstr(in, "SystemTime") : "", jint(in, "NEventsListener"));
     }
     println_nonempty(" HTTP Proxy:", jstr(in, "HttpProxy"));
     println_nonempty(" HTTPS Proxy:", jstr(in, "HttpsProxy"));
@@ -325,7 +341,8 @@ static void info_pretty(const json_t *in)
 int run_info(client *c, const cmd_def *def, int argc, char **argv)
 {
     char *format = NULL;
-    flag flags[] = {{"format", 'f', FLAG_STRING, &format, "Format the output using the given Go template", NULL, NULL},
+    flag flags[] = {{"format", 'f', FLAG_STRING, &format,
+                     "Format the output using the given Go template", NULL, NULL},
                     {NULL, 0, 0, NULL, NULL, NULL, NULL}};
     char **pos = NULL;
     int rc;
@@ -340,8 +357,12 @@ int run_info(client *c, const cmd_def *def, int argc, char **argv)
     rc = client_json(c, "GET", "/info", NULL, &in) < 0 ? 1 : 0;
     if (format && *format) {
         json_t *data = json_is_object(in) ? json_incref(in) : json_object();
-        json_object_set_new(data, "ClientInfo", json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s}", "Debug", log_level >= LOG_DEBUG_, "Version", BERTH_VERSION, "DefaultAPIVersion", BERTH_API_VERSION, "Os", "linux", "Arch", "amd64", "Context", "default", "ApiVersion", c->api));
-        int frc = version_format(format, data);
+        json_object_set_new(data, "ClientInfo",
+                            json_pack("{s:b, s:s, s:s, s:s, s:s, s:s, s:s}", "Debug",
+                                      log_level >= LOG_DEBUG_, "Version", BERTH_VERSION,
+                                      "DefaultAPIVersion", BERTH_API_VERSION, "Os", "linux", "Arch",
+                                      "amd64", "Context", "default", "ApiVersion", c->api));
+        int frc = run_template("version", format, data, "system.versionInfo");
         if (frc) rc = frc;
         json_decref(data);
     } else if (in) {
@@ -365,8 +386,10 @@ static void reclaim_str(int64_t reclaim, int64_t total, char *out, size_t len)
 {
     char s[32];
     hsize(reclaim, s, sizeof s);
-    if (total > 0) snprintf(out, len, "%s (%lld%%)", s, (long long)(reclaim * 100 / total));
-    else snprintf(out, len, "%s", s);
+    if (total > 0)
+        snprintf(out, len, "%s (%lld%%)", s, (long long)(reclaim * 100 / total));
+    else
+        snprintf(out, len, "%s", s);
 }
 
 static json_t *df_row(const char *type, size_t total, int active, int64_t size, const char *reclaim)
@@ -417,8 +440,10 @@ static json_t *df_containers_row(const json_t *df)
     json_array_foreach(cts, i, ct)
     {
         size += jint(ct, "SizeRw");
-        if (container_active(ct)) active++;
-        else reclaim += jint(ct, "SizeRw");
+        if (container_active(ct))
+            active++;
+        else
+            reclaim += jint(ct, "SizeRw");
     }
     char rec[64];
     reclaim_str(reclaim, size, rec, sizeof rec);
@@ -437,8 +462,10 @@ static json_t *df_volumes_row(const json_t *df)
         json_t *u = json_object_get(v, "UsageData");
         int64_t s = jint(u, "Size");
         if (s != -1) size += s;
-        if (jint(u, "RefCount") > 0) active++;
-        else if (s != -1) reclaim += s;
+        if (jint(u, "RefCount") > 0)
+            active++;
+        else if (s != -1)
+            reclaim += s;
     }
     char rec[64];
     reclaim_str(reclaim, size, rec, sizeof rec);
@@ -474,10 +501,13 @@ static json_t *df_header(void)
 static int df_summary(const json_t *df, const char *format)
 {
     formatter f;
-    const char *fmt = format && *format ? format
-                      : "table {{.Type}}\\t{{.TotalCount}}\\t{{.Active}}\\t{{.Size}}\\t{{.Reclaimable}}";
+    const char *fmt =
+        format && *format
+            ? format
+            : "table {{.Type}}\\t{{.TotalCount}}\\t{{.Active}}\\t{{.Size}}\\t{{.Reclaimable}}";
     if (formatter_init(&f, fmt, "*formatter.diskUsageContext") < 0) return 1;
-    json_t *rows[4] = {df_images_row(df), df_containers_row(df), df_volumes_row(df), df_cache_row(df)};
+    json_t *rows[4] = {df_images_row(df), df_containers_row(df), df_volumes_row(df),
+                       df_cache_row(df)};
     int rc = 0;
     for (int i = 0; i < 4 && rc == 0; i++) rc = formatter_row(&f, rows[i], NULL) < 0 ? 1 : 0;
     for (int i = 0; i < 4; i++) json_decref(rows[i]);
@@ -492,33 +522,22 @@ static int df_summary(const json_t *df, const char *format)
 }
 
 /* -v: one table per object kind, as docker's formatter.DiskUsageContext. */
-static json_t *df_image_rows(const json_t *df)
+static json_t *df_image_rows(const json_t *df, bool trunc)
 {
     json_t *rows = json_array();
     size_t i;
     json_t *im;
     json_array_foreach(json_object_get(df, "Images"), i, im)
     {
-        char id[16], since[64], sz[32], shared[32] = "N/A", uniq[32] = "N/A", ctr[32] = "N/A";
-        short_id(jstr(im, "Id"), id, sizeof id);
-        since_human(jint(im, "Created"), since, sizeof since);
-        hsize(jint(im, "Size"), sz, sizeof sz);
-        if (jint(im, "SharedSize") != -1) {
-            hsize(jint(im, "SharedSize"), shared, sizeof shared);
-            hsize(jint(im, "Size") - jint(im, "SharedSize"), uniq, sizeof uniq);
-        }
-        if (jint(im, "Containers") != -1) snprintf(ctr, sizeof ctr, "%lld", jint(im, "Containers"));
         char *repo = xstrdup("<none>"), *tag = xstrdup("<none>");
         const char *first = json_string_value(json_array_get(json_object_get(im, "RepoTags"), 0));
-        if (first && strcmp(first, "<none>:<none>")) {
-            const char *colon = strrchr(first, ':');
-            if (colon && !strchr(colon, '/')) {
-                free(repo), free(tag);
-                repo = xstrndup(first, (size_t)(colon - first));
-                tag = xstrdup(colon + 1);
-            }
+        const char *colon = first ? strrchr(first, ':') : NULL;
+        if (first && strcmp(first, "<none>:<none>") && colon && !strchr(colon, '/')) {
+            free(repo), free(tag);
+            repo = xstrndup(first, (size_t)(colon - first));
+            tag = xstrdup(colon + 1);
         }
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Containers", ctr, "CreatedSince", since, "ID", id, "Repository", repo, "SharedSize", shared, "Size", sz, "Tag", tag, "UniqueSize", uniq, "VirtualSize", sz));
+        json_array_append_new(rows, image_row(im, repo, tag, "", trunc));
         free(repo);
         free(tag);
     }
@@ -535,19 +554,28 @@ static json_t *df_container_rows(const json_t *df)
         char id[16], img[128], since[64], sz[32], cmd[64], vols[16], *names;
         short_id(jstr(ct, "Id"), id, sizeof id);
         const char *image = jstr(ct, "Image") ? jstr(ct, "Image") : "";
-        if (str_starts(image, "sha256:")) short_id(image, img, sizeof img);
-        else snprintf(img, sizeof img, "%s", image);
+        if (str_starts(image, "sha256:"))
+            short_id(image, img, sizeof img);
+        else
+            snprintf(img, sizeof img, "%s", image);
         const char *command = jstr(ct, "Command") ? jstr(ct, "Command") : "";
-        if (strlen(command) > 20) snprintf(cmd, sizeof cmd, "\"%.19s…\"", command);
-        else snprintf(cmd, sizeof cmd, "\"%s\"", command);
+        if (strlen(command) > 20)
+            snprintf(cmd, sizeof cmd, "\"%.19s…\"", command);
+        else
+            snprintf(cmd, sizeof cmd, "\"%s\"", command);
         int nv = 0;
-        json_array_foreach(json_object_get(ct, "Mounts"), j, m) if (jstr(m, "Type") && !strcmp(jstr(m, "Type"), "volume")) nv++;
+        json_array_foreach(json_object_get(ct, "Mounts"), j,
+                           m) if (jstr(m, "Type") && !strcmp(jstr(m, "Type"), "volume")) nv++;
         snprintf(vols, sizeof vols, "%d", nv);
         size_human((double)jint(ct, "SizeRw"), 3, sz, sizeof sz);
         since_human(jint(ct, "Created"), since, sizeof since);
         const char *n0 = json_string_value(json_array_get(json_object_get(ct, "Names"), 0));
         names = xstrdup(n0 ? (n0[0] == '/' ? n0 + 1 : n0) : "");
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", id, "Image", img, "Command", cmd, "LocalVolumes", vols, "Size", sz, "RunningFor", since, "Status", jstr(ct, "Status") ? jstr(ct, "Status") : "", "Names", names));
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", id,
+                                              "Image", img, "Command", cmd, "LocalVolumes", vols,
+                                              "Size", sz, "RunningFor", since, "Status",
+                                              jstr(ct, "Status") ? jstr(ct, "Status") : "", "Names",
+                                              names));
         free(names);
     }
     return rows;
@@ -564,7 +592,9 @@ static json_t *df_volume_rows(const json_t *df)
         char links[32] = "N/A", sz[32] = "N/A";
         if (jint(u, "RefCount") != -1) snprintf(links, sizeof links, "%lld", jint(u, "RefCount"));
         if (jint(u, "Size") != -1) hsize(jint(u, "Size"), sz, sizeof sz);
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "Name", jstr(v, "Name") ? jstr(v, "Name") : "", "Links", links, "Size", sz));
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "Name",
+                                              jstr(v, "Name") ? jstr(v, "Name") : "", "Links",
+                                              links, "Size", sz));
     }
     return rows;
 }
@@ -584,7 +614,11 @@ static json_t *df_cache_rows(const json_t *df)
         if (lu > 0) since_human(lu / 1000000000LL, used, sizeof used);
         snprintf(count, sizeof count, "%lld", jint(b, "UsageCount"));
         snprintf(id, sizeof id, "%.12s", jstr(b, "ID") ? jstr(b, "ID") : "");
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", id, "CacheType", jstr(b, "Type") ? jstr(b, "Type") : "", "Size", sz, "CreatedSince", created, "LastUsedSince", used, "UsageCount", count, "Shared", json_is_true(json_object_get(b, "Shared")) ? "true" : "false"));
+        json_array_append_new(
+            rows, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", id, "CacheType",
+                            jstr(b, "Type") ? jstr(b, "Type") : "", "Size", sz, "CreatedSince",
+                            created, "LastUsedSince", used, "UsageCount", count, "Shared",
+                            json_is_true(json_object_get(b, "Shared")) ? "true" : "false"));
     }
     return rows;
 }
@@ -601,20 +635,34 @@ static void df_table(const char *format, const json_t *rows, const json_t *heade
 
 static int df_verbose(const json_t *df, const char *format)
 {
-    json_t *all = json_pack("{s:o, s:o, s:o, s:o}", "Images", df_image_rows(df), "Containers", df_container_rows(df), "Volumes", df_volume_rows(df), "BuildCache", df_cache_rows(df));
+    bool custom = format && *format;
+    json_t *all = json_pack("{s:o, s:o, s:o, s:o}", "Images", df_image_rows(df, !custom),
+                            "Containers", df_container_rows(df), "Volumes", df_volume_rows(df),
+                            "BuildCache", df_cache_rows(df));
     int rc = 0;
-    if (format && *format) {
-        rc = version_format(format, all);
+    if (custom) {
+        rc = run_template("df", format, all, NULL);
         json_decref(all);
         return rc;
     }
-    json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Repository", "REPOSITORY", "Tag", "TAG", "ID", "IMAGE ID", "CreatedSince", "CREATED", "VirtualSize", "SIZE", "SharedSize", "SHARED SIZE", "UniqueSize", "UNIQUE SIZE", "Containers", "CONTAINERS");
+    json_t *h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Repository", "REPOSITORY",
+                          "Tag", "TAG", "ID", "IMAGE ID", "CreatedSince", "CREATED", "VirtualSize",
+                          "SIZE", "SharedSize", "SHARED SIZE", "UniqueSize", "UNIQUE SIZE",
+                          "Containers", "CONTAINERS");
     printf("Images space usage:\n\n");
-    df_table("table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.VirtualSize}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}", json_object_get(all, "Images"), h);
+    df_table("table "
+             "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.VirtualSize}}\t{{."
+             "SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+             json_object_get(all, "Images"), h);
     json_decref(h);
-    h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", "CONTAINER ID", "Image", "IMAGE", "Command", "COMMAND", "LocalVolumes", "LOCAL VOLUMES", "Size", "SIZE", "RunningFor", "CREATED", "Status", "STATUS", "Names", "NAMES");
+    h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", "CONTAINER ID", "Image",
+                  "IMAGE", "Command", "COMMAND", "LocalVolumes", "LOCAL VOLUMES", "Size", "SIZE",
+                  "RunningFor", "CREATED", "Status", "STATUS", "Names", "NAMES");
     printf("\nContainers space usage:\n\n");
-    df_table("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}", json_object_get(all, "Containers"), h);
+    df_table("table "
+             "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{."
+             "Status}}\t{{.Names}}",
+             json_object_get(all, "Containers"), h);
     json_decref(h);
     h = json_pack("{s:s, s:s, s:s}", "Name", "VOLUME NAME", "Links", "LINKS", "Size", "SIZE");
     printf("\nLocal Volumes space usage:\n\n");
@@ -625,8 +673,13 @@ static int df_verbose(const json_t *df, const char *format)
     snprintf(total, sizeof total, "%s", jstr(cache, "Size"));
     json_decref(cache);
     printf("\nBuild cache usage: %s\n\n", total);
-    h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", "CACHE ID", "CacheType", "CACHE TYPE", "Size", "SIZE", "CreatedSince", "CREATED", "LastUsedSince", "LAST USED", "UsageCount", "USAGE", "Shared", "SHARED");
-    df_table("table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}", json_object_get(all, "BuildCache"), h);
+    h = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID", "CACHE ID", "CacheType",
+                  "CACHE TYPE", "Size", "SIZE", "CreatedSince", "CREATED", "LastUsedSince",
+                  "LAST USED", "UsageCount", "USAGE", "Shared", "SHARED");
+    df_table("table "
+             "{{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{."
+             "UsageCount}}\t{{.Shared}}",
+             json_object_get(all, "BuildCache"), h);
     json_decref(h);
     json_decref(all);
     return rc;
@@ -636,9 +689,11 @@ int run_df(client *c, const cmd_def *def, int argc, char **argv)
 {
     char *format = NULL;
     bool verbose = false;
-    flag flags[] = {{"format", 0, FLAG_STRING, &format, "Pretty-print images using a Go template", NULL, NULL},
-                    {"verbose", 'v', FLAG_BOOL, &verbose, "Show detailed information on space usage", NULL, NULL},
-                    {NULL, 0, 0, NULL, NULL, NULL, NULL}};
+    flag flags[] = {
+        {"format", 0, FLAG_STRING, &format, "Pretty-print images using a Go template", NULL, NULL},
+        {"verbose", 'v', FLAG_BOOL, &verbose, "Show detailed information on space usage", NULL,
+         NULL},
+        {NULL, 0, 0, NULL, NULL, NULL, NULL}};
     char **pos = NULL;
     int rc;
     if (parse_cmd(def, flags, argc, argv, &pos, &rc) < 0) return free(format), rc;
@@ -684,7 +739,8 @@ static void event_pretty(const json_t *ev)
     }
     json_t *actor = json_object_get(ev, "Actor");
     printf("%s %s %s", jstr(ev, "Type") ? jstr(ev, "Type") : "",
-           jstr(ev, "Action") ? jstr(ev, "Action") : "", jstr(actor, "ID") ? jstr(actor, "ID") : "");
+           jstr(ev, "Action") ? jstr(ev, "Action") : "",
+           jstr(actor, "ID") ? jstr(actor, "ID") : "");
     json_t *attrs = json_object_get(actor, "Attributes");
     if (json_object_size(attrs)) {
         size_t n = json_object_size(attrs), i = 0;
@@ -695,7 +751,8 @@ static void event_pretty(const json_t *ev)
         qsort(keys, n, sizeof *keys, (int (*)(const void *, const void *))strcmp);
         printf(" (");
         for (i = 0; i < n; i++)
-            printf("%s%s=%s", i ? ", " : "", keys[i], jstr(attrs, keys[i]) ? jstr(attrs, keys[i]) : "");
+            printf("%s%s=%s", i ? ", " : "", keys[i],
+                   jstr(attrs, keys[i]) ? jstr(attrs, keys[i]) : "");
         printf(")");
         free(keys);
     }
@@ -708,12 +765,15 @@ static json_t *event_struct(const json_t *ev)
 {
     json_t *actor = json_object_get(ev, "Actor");
     json_t *attrs = json_object_get(actor, "Attributes");
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:O}, s:s, s:I, s:I}", "Status",
-                     jstr(ev, "status") ? jstr(ev, "status") : "", "ID", jstr(ev, "id") ? jstr(ev, "id") : "",
-                     "From", jstr(ev, "from") ? jstr(ev, "from") : "", "Type", jstr(ev, "Type") ? jstr(ev, "Type") : "",
-                     "Action", jstr(ev, "Action") ? jstr(ev, "Action") : "", "Actor", "ID",
-                     jstr(actor, "ID") ? jstr(actor, "ID") : "", "Attributes", attrs ? attrs : json_object(),
-                     "Scope", jstr(ev, "scope") ? jstr(ev, "scope") : "", "Time",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:o}, s:s, s:I, s:I}", "Status",
+                     jstr(ev, "status") ? jstr(ev, "status") : "", "ID",
+                     jstr(ev, "id") ? jstr(ev, "id") : "", "From",
+                     jstr(ev, "from") ? jstr(ev, "from") : "", "Type",
+                     jstr(ev, "Type") ? jstr(ev, "Type") : "", "Action",
+                     jstr(ev, "Action") ? jstr(ev, "Action") : "", "Actor", "ID",
+                     jstr(actor, "ID") ? jstr(actor, "ID") : "", "Attributes",
+                     attrs ? json_incref(attrs) : json_object(), "Scope",
+                     jstr(ev, "scope") ? jstr(ev, "scope") : "", "Time",
                      (json_int_t)jint(ev, "time"), "TimeNano", (json_int_t)jint(ev, "timeNano"));
 }
 
@@ -731,7 +791,7 @@ static void event_value(void *ctx, json_t *ev)
         return;
     }
     json_t *st = event_struct(ev);
-    tmpl_opts o = {.struct_name = "events.Message", .json_self = ev, .hints = NULL};
+    tmpl_opts o = {.struct_name = "*events.Message", .json_self = ev, .hints = NULL};
     sbuf out = {0};
     char *err = NULL;
     if (tmpl_exec(e->t, st, &o, &out, &err) < 0) {
@@ -761,9 +821,11 @@ static tmpl *events_template(const char *format, int *rc)
     if (!format || !*format) return NULL;
     char *err = NULL;
     tmpl *t = tmpl_parse(!strcmp(format, "json") ? "{{json .}}" : format, &err);
-    json_t *empty = t ? event_struct(json_object()) : NULL;
+    json_t *blank = json_object();
+    json_t *empty = t ? event_struct(blank) : NULL;
+    json_decref(blank);
     sbuf sink = {0};
-    tmpl_opts o = {.struct_name = "events.Message"};
+    tmpl_opts o = {.struct_name = "*events.Message"};
     if (t && tmpl_exec(t, empty, &o, &sink, &err) < 0) {
         tmpl_free(t);
         t = NULL;
@@ -817,11 +879,14 @@ int run_events(client *c, const cmd_def *def, int argc, char **argv)
 {
     char *since = NULL, *until = NULL, *format = NULL;
     strv filters = {0};
-    flag flags[] = {{"filter", 'f', FLAG_FILTER, &filters, "Filter output based on conditions provided", NULL, NULL},
-                    {"format", 0, FLAG_STRING, &format, "Format the output using the given Go template", NULL, NULL},
-                    {"since", 0, FLAG_STRING, &since, "Show all events created since timestamp", NULL, NULL},
-                    {"until", 0, FLAG_STRING, &until, "Stream events until this timestamp", NULL, NULL},
-                    {NULL, 0, 0, NULL, NULL, NULL, NULL}};
+    flag flags[] = {
+        {"filter", 'f', FLAG_FILTER, &filters, "Filter output based on conditions provided", NULL,
+         NULL},
+        {"format", 0, FLAG_STRING, &format, "Format the output using the given Go template", NULL,
+         NULL},
+        {"since", 0, FLAG_STRING, &since, "Show all events created since timestamp", NULL, NULL},
+        {"until", 0, FLAG_STRING, &until, "Stream events until this timestamp", NULL, NULL},
+        {NULL, 0, 0, NULL, NULL, NULL, NULL}};
     char **pos = NULL;
     int rc = 0;
     events_ctx e = {0};
@@ -833,11 +898,13 @@ int run_events(client *c, const cmd_def *def, int argc, char **argv)
     if (!path) goto out;
     req rq = {.method = "GET", .path = path, .body_fd = -1, .on_data = events_chunk, .ctx = &e};
     resp r;
-    if (client_do(c, &rq, &r) < 0) rc = 1;
+    if (client_do(c, &rq, &r) < 0)
+        rc = 1;
     else if (r.status >= 400) {
         print_daemon_error(&r);
         rc = 1;
-    } else rc = e.rc;
+    } else
+        rc = e.rc;
     resp_free(&r);
 out:
     free(pos);

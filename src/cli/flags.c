@@ -28,8 +28,10 @@ void strv_free(strv *s)
 
 static void see_help(const cmd_def *def)
 {
-    if (def && def->path[0]) errorf("See '%s %s --help'.", CLI_NAME, def->path);
-    else errorf("See '%s --help'.", CLI_NAME);
+    if (def && def->path[0])
+        errorf("See '%s %s --help'.", CLI_NAME, def->path);
+    else
+        errorf("See '%s --help'.", CLI_NAME);
 }
 
 static const flag *find_long(const flag *flags, const char *name, size_t len)
@@ -94,7 +96,9 @@ static int set_value(const cmd_def *def, const flag *f, const char *v)
             return bad_value(def, f, v, "bad format of filter (expected name=value)");
         strv_add(f->ptr, v);
         return 0;
-    case FLAG_LIST: strv_add(f->ptr, v); return 0;
+    case FLAG_LIST:
+        strv_add(f->ptr, v);
+        return 0;
     case FLAG_INT: {
         char *end;
         long long n = strtoll(v, &end, 0);
@@ -106,7 +110,8 @@ static int set_value(const cmd_def *def, const flag *f, const char *v)
         *(long long *)f->ptr = n;
         return 0;
     }
-    default: return -1;
+    default:
+        return -1;
     }
 }
 
@@ -178,9 +183,12 @@ int flags_parse(const cmd_def *def, flag *flags, int argc, char **argv, char ***
             print_usage(stdout, def, flags);
             return -2;
         }
-        if (str_starts(a, "--")) rc = parse_long(def, flags, argc, argv, &i);
-        else if (a[0] == '-' && a[1]) rc = parse_shorts(def, flags, argc, argv, &i);
-        else out[n++] = argv[i];
+        if (str_starts(a, "--"))
+            rc = parse_long(def, flags, argc, argv, &i);
+        else if (a[0] == '-' && a[1])
+            rc = parse_shorts(def, flags, argc, argv, &i);
+        else
+            out[n++] = argv[i];
         if (rc < 0) {
             free(out);
             return -1;
@@ -207,6 +215,43 @@ static char *flag_prefix(const flag *f)
     return xasprintf("      --%s%s%s", f->name, *tn ? " " : "", tn);
 }
 
+/* pflag's wrapN: splits s at the last blank before i (with slop). */
+static size_t wrap_split(const char *s, size_t i, size_t slop, size_t *next)
+{
+    size_t len = strlen(s);
+    *next = len;
+    if (i + slop > len) return len;
+    size_t w = i;
+    while (w > 0 && s[w] != ' ') w--;
+    if (w == 0) return len;
+    *next = w + 1;
+    return w;
+}
+
+/* pflag's wrap(indent, cols, text) for the usage column of help output. */
+static void print_wrapped(FILE *o, size_t indent, size_t cols, const char *s)
+{
+    size_t wrap = cols - indent;
+    if (cols < indent + 24) {
+        indent = 16;
+        wrap = cols > indent ? cols - indent : 0;
+        fprintf(o, "\n%16s", "");
+    }
+    if (wrap < 24) {
+        fputs(s, o);
+        return;
+    }
+    wrap -= 5;
+    bool first = true;
+    while (*s) {
+        size_t next, n = wrap_split(s, wrap, 5, &next);
+        if (!first) fprintf(o, "\n%*s", (int)indent, "");
+        fprintf(o, "%.*s", (int)n, s);
+        s += next;
+        first = false;
+    }
+}
+
 static void print_flags(FILE *o, const flag *flags)
 {
     size_t n = 0, maxlen = 0;
@@ -222,9 +267,12 @@ static void print_flags(FILE *o, const flag *flags)
     for (size_t i = 0; i < n; i++) {
         const flag *f = sorted[i];
         char *p = flag_prefix(f);
-        fprintf(o, "%s %*s %s", p, (int)(maxlen - strlen(p)), "", f->usage);
-        if (f->defval) fprintf(o, " (default %s)", f->defval);
+        char *usage =
+            f->defval ? xasprintf("%s (default %s)", f->usage, f->defval) : xstrdup(f->usage);
+        fprintf(o, "%s %*s ", p, (int)(maxlen - strlen(p)), "");
+        print_wrapped(o, maxlen + 2, 79, usage);
         fputc('\n', o);
+        free(usage);
         free(p);
     }
     free(sorted);
@@ -254,11 +302,16 @@ int check_args(const cmd_def *def, int nargs)
     char what[128];
     int shown = min == max || max < 0 ? min : max;
     const char *unit = shown == 1 ? "argument" : "arguments";
-    if (min == 0 && max == 0) snprintf(what, sizeof what, "accepts no arguments");
-    else if (min == max) snprintf(what, sizeof what, "requires exactly %d %s", min, unit);
-    else if (max < 0) snprintf(what, sizeof what, "requires at least %d %s", min, unit);
-    else if (min == 0) snprintf(what, sizeof what, "requires at most %d %s", max, unit);
-    else snprintf(what, sizeof what, "requires at least %d and at most %d %s", min, max, unit);
+    if (min == 0 && max == 0)
+        snprintf(what, sizeof what, "accepts no arguments");
+    else if (min == max)
+        snprintf(what, sizeof what, "requires exactly %d %s", min, unit);
+    else if (max < 0)
+        snprintf(what, sizeof what, "requires at least %d %s", min, unit);
+    else if (min == 0)
+        snprintf(what, sizeof what, "requires at most %d %s", max, unit);
+    else
+        snprintf(what, sizeof what, "requires at least %d and at most %d %s", min, max, unit);
     args_error(def, what);
     return -1;
 }

@@ -16,8 +16,7 @@ const cmd_def cmd_defs[] = {
     {"system info", "[OPTIONS]", "Display system-wide information", NULL, run_info, 0, 0},
     {"system df", "[OPTIONS]", "Show berth disk usage", NULL, run_df, 0, 0},
     {"events", "[OPTIONS]", "Get real time events from the server", NULL, run_events, 0, 0},
-    {"system events", "[OPTIONS]", "Get real time events from the server", NULL, run_events, 0,
-     0},
+    {"system events", "[OPTIONS]", "Get real time events from the server", NULL, run_events, 0, 0},
     {"images", "[OPTIONS] [REPOSITORY[:TAG]]", "List images", NULL, run_images, 0, 1},
     {"image ls", "[OPTIONS] [REPOSITORY[:TAG]]", "List images", "ls, list", run_images, 0, 1},
     {"image list", "[OPTIONS] [REPOSITORY[:TAG]]", "List images", "ls, list", run_images, 0, 1},
@@ -38,9 +37,9 @@ const cmd_def cmd_defs[] = {
      run_rmi, 1, -1},
     {"image prune", "[OPTIONS]", "Remove unused images", NULL, run_image_prune, 0, 0},
     {"import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
-     "Import the contents from a tarball to create a filesystem image", NULL, run_import, 1, 2},
+     "Import the contents from a tarball to create a filesystem image", NULL, run_import, 1, -1},
     {"image import", "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
-     "Import the contents from a tarball to create a filesystem image", NULL, run_import, 1, 2},
+     "Import the contents from a tarball to create a filesystem image", NULL, run_import, 1, -1},
     {"save", "[OPTIONS] IMAGE [IMAGE...]",
      "Save one or more images to a tar archive (streamed to STDOUT by default)", NULL, run_save, 1,
      -1},
@@ -70,33 +69,42 @@ static const struct group *find_group(const char *name)
     return NULL;
 }
 
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp((*(const cmd_def *const *)a)->path, (*(const cmd_def *const *)b)->path);
+}
+
+/* Subcommands of group g, sorted, one per run function (no aliases). */
 static void group_usage(FILE *o, const struct group *g)
 {
     fprintf(o, "\nUsage:  %s %s COMMAND\n\n%s\n\nCommands:\n", CLI_NAME, g->name, g->desc);
-    size_t gl = strlen(g->name);
-    for (const cmd_def *d = cmd_defs; d->path; d++) {
+    size_t gl = strlen(g->name), n = 0;
+    const cmd_def *list[64];
+    for (const cmd_def *d = cmd_defs; d->path && n < 64; d++) {
         if (strncmp(d->path, g->name, gl) || d->path[gl] != ' ') continue;
-        const cmd_def *first = d;
-        for (const cmd_def *e = cmd_defs; e < d; e++)
-            if (e->run == d->run && !strncmp(e->path, g->name, gl) && e->path[gl] == ' ')
-                first = e;
-        if (first == d) fprintf(o, "  %-11s %s\n", d->path + gl + 1, d->desc);
+        bool dup = false;
+        for (size_t i = 0; i < n; i++) dup |= list[i]->run == d->run;
+        if (!dup) list[n++] = d;
     }
+    qsort(list, n, sizeof *list, cmp_path);
+    for (size_t i = 0; i < n; i++)
+        fprintf(o, "  %-11s %s\n", list[i]->path + gl + 1, list[i]->desc);
     fprintf(o, "\nRun '%s %s COMMAND --help' for more information on a command.\n", CLI_NAME,
             g->name);
 }
 
 static void main_usage(FILE *o)
 {
-    fprintf(o, "\nUsage:  %s [OPTIONS] COMMAND\n\nA self-sufficient runtime for containers\n\n"
-               "Options:\n"
-               "  -D, --debug              Enable debug mode\n"
-               "  -H, --host list          Daemon socket(s) to connect to\n"
-               "  -l, --log-level string   Set the logging level\n"
-               "                           (\"debug\"|\"info\"|\"warn\"|\"error\"|\"fatal\")\n"
-               "                           (default \"info\")\n"
-               "  -v, --version            Print version information and quit\n\n"
-               "Management Commands:\n",
+    fprintf(o,
+            "\nUsage:  %s [OPTIONS] COMMAND\n\nA self-sufficient runtime for containers\n\n"
+            "Options:\n"
+            "  -D, --debug              Enable debug mode\n"
+            "  -H, --host list          Daemon socket(s) to connect to\n"
+            "  -l, --log-level string   Set the logging level\n"
+            "                           (\"debug\"|\"info\"|\"warn\"|\"error\"|\"fatal\")\n"
+            "                           (default \"info\")\n"
+            "  -v, --version            Print version information and quit\n\n"
+            "Management Commands:\n",
             CLI_NAME);
     for (const struct group *g = groups; g->name; g++) fprintf(o, "  %-11s %s\n", g->name, g->desc);
     fprintf(o, "\nCommands:\n");
@@ -170,7 +178,7 @@ static const cmd_def *resolve(int argc, char **argv, int *used, int *rc)
         return NULL;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        group_usage(stdout, g);
+        group_usage(argc < 2 ? stderr : stdout, g);
         *rc = 0;
         return NULL;
     }
@@ -181,8 +189,9 @@ static const cmd_def *resolve(int argc, char **argv, int *used, int *rc)
         *used = 2;
         return d;
     }
-    errorf("%s: '%s %s' is not a %s command.\nSee '%s %s --help'", CLI_NAME, argv[0], argv[1],
-           CLI_NAME, CLI_NAME, argv[0]);
+    errorf("%s: unknown command: %s %s %s\n\nUsage:  %s %s COMMAND\n\nRun '%s %s --help' for more "
+           "information",
+           CLI_NAME, CLI_NAME, argv[0], argv[1], CLI_NAME, argv[0], CLI_NAME, argv[0]);
     *rc = 1;
     return NULL;
 }
@@ -222,16 +231,21 @@ int main(int argc, char **argv)
         return 125;
     }
     free(pos);
-    if (set_log_level(g.debug ? "debug" : g.log_level) < 0) rc = 1;
-    else if (g.version) printf("Berth version %s, build %s\n", BERTH_VERSION, "dev");
-    else if (g.help || end >= argc) main_usage(stdout);
+    if (set_log_level(g.debug ? "debug" : g.log_level) < 0)
+        rc = 1;
+    else if (g.version)
+        printf("Berth version %s, build %s\n", BERTH_VERSION, "dev");
+    else if (g.help || end >= argc)
+        main_usage(stdout);
     else {
         int used = 0;
         const cmd_def *d = resolve(argc - end, argv + end, &used, &rc);
         if (d) {
             client c;
-            if (client_init(&c, pick_host(&g)) < 0) rc = 1;
-            else rc = d->run(&c, d, argc - end - used, argv + end + used);
+            if (client_init(&c, pick_host(&g)) < 0)
+                rc = 1;
+            else
+                rc = d->run(&c, d, argc - end - used, argv + end + used);
             client_free(&c);
         }
     }

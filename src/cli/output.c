@@ -22,6 +22,15 @@ void errorf(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+const char *go_strerror(int e)
+{
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s", strerror(e));
+    if (buf[0] && buf[1] && !isupper((unsigned char)buf[1]))
+        buf[0] = (char)tolower((unsigned char)buf[0]);
+    return buf;
+}
+
 /* ---- tabwriter ---- */
 
 typedef struct tw_cell {
@@ -93,12 +102,12 @@ static void tw_write_lines(tabw *t, size_t line0, size_t line1)
 static size_t tw_format(tabw *t, size_t line0, size_t line1)
 {
     size_t column = t->nwidths;
-    for (size_t this = line0; this < line1; this++) {
+    for (size_t this = line0; this < line1; this ++) {
         if (column + 1 >= t->lines[this].n) continue;
         tw_write_lines(t, line0, this);
         line0 = this;
         int width = t->minwidth;
-        for (; this < line1; this++) {
+        for (; this < line1; this ++) {
             tw_line *l = &t->lines[this];
             if (column + 1 >= l->n) break;
             int w = l->cells[column].width + t->padding;
@@ -260,7 +269,8 @@ static void tz_suffix(const struct tm *tm, char *out, size_t n, bool rfc)
     }
     char sign = off < 0 ? '-' : '+';
     if (off < 0) off = -off;
-    snprintf(out, n, rfc ? "%c%02ld:%02ld" : "%c%02ld%02ld", sign, off / 3600, (off / 60) % 60);
+    int hh = (int)(off / 3600 % 100), mm = (int)(off / 60 % 60);
+    snprintf(out, n, rfc ? "%c%02d:%02d" : "%c%02d%02d", sign, hh, mm);
 }
 
 void go_time_string(int64_t unix_secs, char *out, size_t n)
@@ -268,7 +278,7 @@ void go_time_string(int64_t unix_secs, char *out, size_t n)
     time_t t = (time_t)unix_secs;
     struct tm tm;
     localtime_r(&t, &tm);
-    char base[32], off[16];
+    char base[32], off[32];
     strftime(base, sizeof base, "%Y-%m-%d %H:%M:%S", &tm);
     tz_suffix(&tm, off, sizeof off, false);
     snprintf(out, n, "%s %s %s", base, off, tm.tm_zone ? tm.tm_zone : "UTC");
@@ -279,7 +289,7 @@ void go_time_rfc3339(int64_t unix_secs, char *out, size_t n)
     time_t t = (time_t)unix_secs;
     struct tm tm;
     localtime_r(&t, &tm);
-    char base[32], off[16];
+    char base[32], off[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
     tz_suffix(&tm, off, sizeof off, true);
     snprintf(out, n, "%s%s", base, off);
@@ -293,8 +303,7 @@ char *time_arg_to_api(const char *s)
     if (numeric) return xstrdup(s);
     int64_t ns = parse_time_arg(s, now_ns());
     if (ns < 0) return NULL;
-    return xasprintf("%lld.%09lld", (long long)(ns / 1000000000LL),
-                     (long long)(ns % 1000000000LL));
+    return xasprintf("%lld.%09lld", (long long)(ns / 1000000000LL), (long long)(ns % 1000000000LL));
 }
 
 /* ---- JSON text ---- */
@@ -313,8 +322,10 @@ void json_indent(sbuf *out, const char *raw, size_t len)
         char c = raw[i];
         if (in_str) {
             sbuf_add(out, &c, 1);
-            if (c == '\\' && i + 1 < len) sbuf_add(out, &raw[++i], 1);
-            else if (c == '"') in_str = false;
+            if (c == '\\' && i + 1 < len)
+                sbuf_add(out, &raw[++i], 1);
+            else if (c == '"')
+                in_str = false;
             continue;
         }
         if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
@@ -323,7 +334,10 @@ void json_indent(sbuf *out, const char *raw, size_t len)
             indent_nl(out, ++depth);
         }
         switch (c) {
-        case '"': in_str = true; sbuf_add(out, &c, 1); break;
+        case '"':
+            in_str = true;
+            sbuf_add(out, &c, 1);
+            break;
         case '{':
         case '[':
             sbuf_add(out, &c, 1);
@@ -333,14 +347,19 @@ void json_indent(sbuf *out, const char *raw, size_t len)
             sbuf_add(out, &c, 1);
             indent_nl(out, depth);
             break;
-        case ':': sbuf_adds(out, ": "); break;
+        case ':':
+            sbuf_adds(out, ": ");
+            break;
         case '}':
         case ']':
-            if (need_indent) need_indent = false; /* empty: {} [] */
-            else indent_nl(out, --depth);
+            if (need_indent)
+                need_indent = false; /* empty: {} [] */
+            else
+                indent_nl(out, --depth);
             sbuf_add(out, &c, 1);
             break;
-        default: sbuf_add(out, &c, 1);
+        default:
+            sbuf_add(out, &c, 1);
         }
     }
 }
@@ -393,7 +412,8 @@ void jsonmsg_print(jsonmsg *m, json_t *msg)
     if (prog) fputs("\r\033[2K", out);
     if (id && *id) fprintf(out, "%s: ", id);
     if (prog) {
-        fprintf(out, "%s %s\r", status ? status : "", jstr(msg, "progress") ? jstr(msg, "progress") : "");
+        fprintf(out, "%s %s\r", status ? status : "",
+                jstr(msg, "progress") ? jstr(msg, "progress") : "");
     } else if (stream && *stream) {
         fputs(stream, out);
     } else if (status || id) {

@@ -19,10 +19,37 @@
 /* ------------------------------------------------------------------ */
 
 enum tok_type {
-    T_EOF, T_TEXT, T_LEFT, T_RIGHT, T_SPACE, T_PIPE, T_LPAREN, T_RPAREN, T_DECLARE,
-    T_ASSIGN, T_COMMA, T_STRING, T_RAWSTRING, T_CHAR, T_NUMBER, T_BOOL, T_NIL, T_DOT,
-    T_FIELD, T_VARIABLE, T_IDENT, T_IF, T_ELSE, T_END, T_RANGE, T_WITH, T_DEFINE,
-    T_TEMPLATE, T_BLOCK, T_BREAK, T_CONTINUE
+    T_EOF,
+    T_TEXT,
+    T_LEFT,
+    T_RIGHT,
+    T_SPACE,
+    T_PIPE,
+    T_LPAREN,
+    T_RPAREN,
+    T_DECLARE,
+    T_ASSIGN,
+    T_COMMA,
+    T_STRING,
+    T_RAWSTRING,
+    T_CHAR,
+    T_NUMBER,
+    T_BOOL,
+    T_NIL,
+    T_DOT,
+    T_FIELD,
+    T_VARIABLE,
+    T_IDENT,
+    T_IF,
+    T_ELSE,
+    T_END,
+    T_RANGE,
+    T_WITH,
+    T_DEFINE,
+    T_TEMPLATE,
+    T_BLOCK,
+    T_BREAK,
+    T_CONTINUE
 };
 
 typedef struct token {
@@ -33,6 +60,7 @@ typedef struct token {
 } token;
 
 typedef struct lexer {
+    const char *name;
     const char *src;
     size_t len, pos;
     int parens;
@@ -71,7 +99,8 @@ static int lex_fail(lexer *l, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (!l->err) l->err = xasprintf("template: :%d: %s", line_of(l->src, (int)l->pos), msg);
+    if (!l->err)
+        l->err = xasprintf("template: %s:%d: %s", l->name, line_of(l->src, (int)l->pos), msg);
     return -1;
 }
 
@@ -93,10 +122,10 @@ static const struct {
     const char *word;
     int type;
 } keywords[] = {
-    {"if", T_IF},         {"else", T_ELSE},         {"end", T_END},     {"range", T_RANGE},
-    {"with", T_WITH},     {"define", T_DEFINE},     {"template", T_TEMPLATE},
-    {"block", T_BLOCK},   {"break", T_BREAK},       {"continue", T_CONTINUE},
-    {"true", T_BOOL},     {"false", T_BOOL},        {"nil", T_NIL},
+    {"if", T_IF},       {"else", T_ELSE},         {"end", T_END},           {"range", T_RANGE},
+    {"with", T_WITH},   {"define", T_DEFINE},     {"template", T_TEMPLATE}, {"block", T_BLOCK},
+    {"break", T_BREAK}, {"continue", T_CONTINUE}, {"true", T_BOOL},         {"false", T_BOOL},
+    {"nil", T_NIL},
 };
 
 static int lex_char_fmt(char c, char *buf, size_t n)
@@ -109,8 +138,7 @@ static int lex_char_fmt(char c, char *buf, size_t n)
 static int lex_check_term(lexer *l)
 {
     char c = l->pos < l->len ? l->src[l->pos] : 0;
-    if (!c || is_space_ch(c) || strchr(".,|:()", c) || !strncmp(l->src + l->pos, "}}", 2))
-        return 0;
+    if (!c || is_space_ch(c) || strchr(".,|:()", c) || !strncmp(l->src + l->pos, "}}", 2)) return 0;
     char b[32];
     lex_char_fmt(c, b, sizeof b);
     return lex_fail(l, "bad character %s", b);
@@ -122,7 +150,8 @@ static int lex_word(lexer *l)
     while (l->pos < l->len && is_alnum_ch(l->src[l->pos])) l->pos++;
     int type = T_IDENT;
     for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
-        if (strlen(keywords[i].word) == l->pos - s && !strncmp(l->src + s, keywords[i].word, l->pos - s))
+        if (strlen(keywords[i].word) == l->pos - s &&
+            !strncmp(l->src + s, keywords[i].word, l->pos - s))
             type = keywords[i].type;
     lex_emit(l, type, s, l->pos);
     return lex_check_term(l);
@@ -138,8 +167,10 @@ static int lex_quote(lexer *l, char q)
             return lex_fail(l, "unterminated character constant");
         }
         char c = l->src[l->pos++];
-        if (c == '\\' && q != '`' && l->pos < l->len) l->pos++;
-        else if (c == q) break;
+        if (c == '\\' && q != '`' && l->pos < l->len)
+            l->pos++;
+        else if (c == q)
+            break;
     }
     lex_emit(l, q == '"' ? T_STRING : q == '`' ? T_RAWSTRING : T_CHAR, s, l->pos);
     return 0;
@@ -149,10 +180,10 @@ static int lex_number(lexer *l)
 {
     size_t s = l->pos;
     if (l->src[l->pos] == '+' || l->src[l->pos] == '-') l->pos++;
-    while (l->pos < l->len && (isalnum((unsigned char)l->src[l->pos]) || l->src[l->pos] == '.' ||
-                               l->src[l->pos] == '_' ||
-                               ((l->src[l->pos] == '+' || l->src[l->pos] == '-') &&
-                                strchr("eEpP", l->src[l->pos - 1]))))
+    while (
+        l->pos < l->len &&
+        (isalnum((unsigned char)l->src[l->pos]) || l->src[l->pos] == '.' || l->src[l->pos] == '_' ||
+         ((l->src[l->pos] == '+' || l->src[l->pos] == '-') && strchr("eEpP", l->src[l->pos - 1]))))
         l->pos++;
     lex_emit(l, T_NUMBER, s, l->pos);
     return lex_check_term(l);
@@ -186,9 +217,15 @@ static int lex_punct(lexer *l, char c)
 {
     size_t s = l->pos++;
     switch (c) {
-    case '|': lex_emit(l, T_PIPE, s, l->pos); return 0;
-    case ',': lex_emit(l, T_COMMA, s, l->pos); return 0;
-    case '=': lex_emit(l, T_ASSIGN, s, l->pos); return 0;
+    case '|':
+        lex_emit(l, T_PIPE, s, l->pos);
+        return 0;
+    case ',':
+        lex_emit(l, T_COMMA, s, l->pos);
+        return 0;
+    case '=':
+        lex_emit(l, T_ASSIGN, s, l->pos);
+        return 0;
     case '(':
         l->parens++;
         lex_emit(l, T_LPAREN, s, l->pos);
@@ -204,7 +241,8 @@ static int lex_punct(lexer *l, char c)
             return 0;
         }
         return lex_fail(l, "expected :=");
-    default: break;
+    default:
+        break;
     }
     l->pos = s;
     char b[32];
@@ -312,8 +350,26 @@ static int lex_all(lexer *l)
 /* ------------------------------------------------------------------ */
 
 enum node_type {
-    N_LIST, N_TEXT, N_ACTION, N_IF, N_RANGE, N_WITH, N_BREAK, N_CONTINUE, N_END, N_ELSE,
-    N_FIELD, N_VAR, N_DOT, N_STRING, N_NUMBER, N_BOOL, N_NIL, N_IDENT, N_PIPE, N_CHAIN
+    N_LIST,
+    N_TEXT,
+    N_ACTION,
+    N_IF,
+    N_RANGE,
+    N_WITH,
+    N_BREAK,
+    N_CONTINUE,
+    N_END,
+    N_ELSE,
+    N_FIELD,
+    N_VAR,
+    N_DOT,
+    N_STRING,
+    N_NUMBER,
+    N_BOOL,
+    N_NIL,
+    N_IDENT,
+    N_PIPE,
+    N_CHAIN
 };
 
 typedef struct node node;
@@ -337,24 +393,26 @@ struct pipe_t {
 struct node {
     int type;
     int pos;
-    char *text;      /* TEXT/STRING/IDENT/NUMBER literal, VAR name */
-    size_t textlen;  /* for TEXT and STRING (may hold NULs) */
-    char **fields;   /* FIELD/VAR/CHAIN field chain */
+    char *text;     /* TEXT/STRING/IDENT/NUMBER literal, VAR name */
+    size_t textlen; /* for TEXT and STRING (may hold NULs) */
+    char **fields;  /* FIELD/VAR/CHAIN field chain */
     size_t nfields;
-    json_t *num;     /* NUMBER value */
-    bool bval;       /* BOOL */
-    pipe_t *pipe;    /* ACTION, IF, RANGE, WITH, PIPE */
-    node *inner;     /* CHAIN base */
-    node **items;    /* LIST members; IF/RANGE/WITH: items[0] body, items[1] else */
+    json_t *num;  /* NUMBER value */
+    bool bval;    /* BOOL */
+    pipe_t *pipe; /* ACTION, IF, RANGE, WITH, PIPE */
+    node *inner;  /* CHAIN base */
+    node **items; /* LIST members; IF/RANGE/WITH: items[0] body, items[1] else */
     size_t nitems;
 };
 
 struct tmpl {
+    char *name;
     char *src;
     node *root;
 };
 
 typedef struct parser {
+    const char *name;
     const char *src;
     token *toks;
     size_t ntoks, i;
@@ -422,7 +480,7 @@ static int perr(parser *p, int pos, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    p->err = xasprintf("template: :%d: %s", line_of(p->src, pos), msg);
+    p->err = xasprintf("template: %s:%d: %s", p->name, line_of(p->src, pos), msg);
     return -1;
 }
 
@@ -455,13 +513,25 @@ static token *peek_nonspace(parser *p)
 static const char *tok_desc(const token *t, char *buf, size_t n)
 {
     switch (t->type) {
-    case T_EOF: return "EOF";
-    case T_RIGHT: return "}}";
-    case T_IF: case T_ELSE: case T_END: case T_RANGE: case T_WITH: case T_DEFINE:
-    case T_TEMPLATE: case T_BLOCK: case T_BREAK: case T_CONTINUE:
+    case T_EOF:
+        return "EOF";
+    case T_RIGHT:
+        return "}}";
+    case T_IF:
+    case T_ELSE:
+    case T_END:
+    case T_RANGE:
+    case T_WITH:
+    case T_DEFINE:
+    case T_TEMPLATE:
+    case T_BLOCK:
+    case T_BREAK:
+    case T_CONTINUE:
         snprintf(buf, n, "<%s>", t->val);
         return buf;
-    default: snprintf(buf, n, "%s%s%s", "\"", t->val, "\""); return buf;
+    default:
+        snprintf(buf, n, "%s%s%s", "\"", t->val, "\"");
+        return buf;
     }
 }
 
@@ -482,9 +552,9 @@ static void vars_pop(parser *p, size_t to)
 }
 
 static const char *const builtin_names[] = {
-    "and", "or", "not", "len", "index", "slice", "print", "printf", "println", "eq", "ne",
-    "lt", "le", "gt", "ge", "html", "js", "urlquery", "call", "json", "split", "join",
-    "title", "lower", "upper", "pad", "truncate", NULL};
+    "and",   "or",   "not",   "len",   "index", "slice", "print",    "printf",   "println", "eq",
+    "ne",    "lt",   "le",    "gt",    "ge",    "html",  "js",       "urlquery", "call",    "json",
+    "split", "join", "title", "lower", "upper", "pad",   "truncate", NULL};
 
 static bool func_known(const char *name)
 {
@@ -527,8 +597,10 @@ static int unquote(parser *p, token *t, sbuf *out)
             } else {
                 char u[4];
                 int k = 0;
-                if (cp < 0x80) u[k++] = (char)cp;
-                else if (cp < 0x800) u[k++] = (char)(0xC0 | (cp >> 6)), u[k++] = (char)(0x80 | (cp & 0x3F));
+                if (cp < 0x80)
+                    u[k++] = (char)cp;
+                else if (cp < 0x800)
+                    u[k++] = (char)(0xC0 | (cp >> 6)), u[k++] = (char)(0x80 | (cp & 0x3F));
                 else if (cp < 0x10000)
                     u[k++] = (char)(0xE0 | (cp >> 12)), u[k++] = (char)(0x80 | ((cp >> 6) & 0x3F)),
                     u[k++] = (char)(0x80 | (cp & 0x3F));
@@ -604,8 +676,10 @@ static node *parse_term(parser *p)
         n = node_new(N_IDENT, t->pos);
         n->text = xstrdup(t->val);
         return n;
-    case T_DOT: return node_new(N_DOT, t->pos);
-    case T_NIL: return node_new(N_NIL, t->pos);
+    case T_DOT:
+        return node_new(N_DOT, t->pos);
+    case T_NIL:
+        return node_new(N_NIL, t->pos);
     case T_VARIABLE:
         if (!var_known(p, t->val)) {
             perr(p, t->pos, "undefined variable %c%s%c", '"', t->val, '"');
@@ -653,7 +727,9 @@ static node *parse_term(parser *p)
         n->text = sbuf_steal(&b);
         return n;
     }
-    default: p->i = (size_t)(t - p->toks); return NULL;
+    default:
+        p->i = (size_t)(t - p->toks);
+        return NULL;
     }
 }
 
@@ -781,8 +857,17 @@ static pipe_t *parse_pipeline(parser *p, const char *context, int end)
             return pp;
         }
         switch (t->type) {
-        case T_BOOL: case T_CHAR: case T_DOT: case T_FIELD: case T_IDENT: case T_NUMBER:
-        case T_NIL: case T_RAWSTRING: case T_STRING: case T_VARIABLE: case T_LPAREN: {
+        case T_BOOL:
+        case T_CHAR:
+        case T_DOT:
+        case T_FIELD:
+        case T_IDENT:
+        case T_NUMBER:
+        case T_NIL:
+        case T_RAWSTRING:
+        case T_STRING:
+        case T_VARIABLE:
+        case T_LPAREN: {
             p->i = (size_t)(t - p->toks);
             cmd_t *c = parse_command(p);
             if (!c) break;
@@ -896,10 +981,14 @@ static node *parse_action(parser *p)
 {
     token *t = next_nonspace(p);
     switch (t->type) {
-    case T_IF: return parse_control(p, N_IF, "if");
-    case T_RANGE: return parse_control(p, N_RANGE, "range");
-    case T_WITH: return parse_control(p, N_WITH, "with");
-    case T_END: return expect_right(p, node_new(N_END, t->pos), "end");
+    case T_IF:
+        return parse_control(p, N_IF, "if");
+    case T_RANGE:
+        return parse_control(p, N_RANGE, "range");
+    case T_WITH:
+        return parse_control(p, N_WITH, "with");
+    case T_END:
+        return expect_right(p, node_new(N_END, t->pos), "end");
     case T_ELSE:
         if (peek_nonspace(p)->type == T_IF || peek_nonspace(p)->type == T_WITH) {
             while (peek(p)->type == T_SPACE) next_tok(p);
@@ -912,12 +1001,14 @@ static node *parse_action(parser *p)
             perr(p, t->pos, "{{%s}} outside {{range}}", t->val);
             return NULL;
         }
-        return expect_right(p, node_new(t->type == T_BREAK ? N_BREAK : N_CONTINUE, t->pos),
-                            t->val);
+        return expect_right(p, node_new(t->type == T_BREAK ? N_BREAK : N_CONTINUE, t->pos), t->val);
     case T_DEFINE:
     case T_TEMPLATE:
-    case T_BLOCK: perr(p, t->pos, "{{%s}} is not supported", t->val); return NULL;
-    default: break;
+    case T_BLOCK:
+        perr(p, t->pos, "{{%s}} is not supported", t->val);
+        return NULL;
+    default:
+        break;
     }
     p->i = (size_t)(t - p->toks);
     node *n = node_new(N_ACTION, t->pos);
@@ -966,11 +1057,16 @@ static node *parse_root(parser *p)
 
 tmpl *tmpl_parse(const char *src, char **err)
 {
-    lexer l = {.src = src, .len = strlen(src)};
+    return tmpl_parse_named("", src, err);
+}
+
+tmpl *tmpl_parse_named(const char *name, const char *src, char **err)
+{
+    lexer l = {.name = name, .src = src, .len = strlen(src)};
     int rc = lex_all(&l);
     tmpl *t = NULL;
     if (rc == 0) {
-        parser p = {.src = src, .toks = l.toks, .ntoks = l.ntoks};
+        parser p = {.name = name, .src = src, .toks = l.toks, .ntoks = l.ntoks};
         var_push(&p, "$");
         node *root = parse_root(&p);
         vars_pop(&p, 0);
@@ -978,6 +1074,7 @@ tmpl *tmpl_parse(const char *src, char **err)
         if (root) {
             t = xcalloc(1, sizeof *t);
             t->src = xstrdup(src);
+            t->name = xstrdup(name);
             t->root = root;
         } else if (err) {
             *err = p.err;
@@ -999,6 +1096,7 @@ void tmpl_free(tmpl *t)
     if (!t) return;
     node_free(t->root);
     free(t->src);
+    free(t->name);
     free(t);
 }
 
@@ -1021,17 +1119,18 @@ static void fmt_float(sbuf *out, double d, bool json_style)
     }
     snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
     int exp = atoi(strchr(buf, 'e') + 1);
-    double a = fabs(d);
-    bool use_exp = json_style ? (a != 0 && (a < 1e-6 || a >= 1e21))
-                              : (exp < -4 || exp >= 6);
+    double a = d < 0 ? -d : d;
+    bool use_exp = json_style ? (a != 0 && (a < 1e-6 || a >= 1e21)) : (exp < -4 || exp >= 6);
     if (use_exp) {
         /* Go: mantissa without trailing zeros, exponent at least 2 digits
          * for %v, and no zero padding for JSON (1e-7). */
         char *e = strchr(buf, 'e');
         sbuf_add(out, buf, (size_t)(e - buf));
         int x = atoi(e + 1);
-        if (json_style) sbuf_printf(out, "e%c%d", x < 0 ? '-' : '+', abs(x));
-        else sbuf_printf(out, "e%c%02d", x < 0 ? '-' : '+', abs(x));
+        if (json_style)
+            sbuf_printf(out, "e%c%d", x < 0 ? '-' : '+', abs(x));
+        else
+            sbuf_printf(out, "e%c%02d", x < 0 ? '-' : '+', abs(x));
         return;
     }
     int decimals = prec - 1 - exp;
@@ -1041,8 +1140,10 @@ static void fmt_float(sbuf *out, double d, bool json_style)
 
 static void print_number(sbuf *out, const json_t *v)
 {
-    if (json_is_integer(v)) sbuf_printf(out, "%lld", (long long)json_integer_value(v));
-    else fmt_float(out, json_real_value(v), false);
+    if (json_is_integer(v))
+        sbuf_printf(out, "%lld", (long long)json_integer_value(v));
+    else
+        fmt_float(out, json_real_value(v), false);
 }
 
 static void json_string_enc(sbuf *out, const char *s, size_t n)
@@ -1050,16 +1151,22 @@ static void json_string_enc(sbuf *out, const char *s, size_t n)
     sbuf_adds(out, "\"");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') sbuf_printf(out, "\\%c", c);
-        else if (c == '\n') sbuf_adds(out, "\\n");
-        else if (c == '\r') sbuf_adds(out, "\\r");
-        else if (c == '\t') sbuf_adds(out, "\\t");
-        else if (c < 0x20) sbuf_printf(out, "\\u%04x", c);
+        if (c == '"' || c == '\\')
+            sbuf_printf(out, "\\%c", c);
+        else if (c == '\n')
+            sbuf_adds(out, "\\n");
+        else if (c == '\r')
+            sbuf_adds(out, "\\r");
+        else if (c == '\t')
+            sbuf_adds(out, "\\t");
+        else if (c < 0x20)
+            sbuf_printf(out, "\\u%04x", c);
         else if (c == 0xE2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
                  ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
             sbuf_printf(out, "\\u202%c", (unsigned char)s[i + 2] == 0xA8 ? '8' : '9');
             i += 2;
-        } else sbuf_add(out, &s[i], 1);
+        } else
+            sbuf_add(out, &s[i], 1);
     }
     sbuf_adds(out, "\"");
 }
@@ -1091,12 +1198,24 @@ void tmpl_json(sbuf *out, const json_t *v)
         }
         sbuf_adds(out, "]");
         break;
-    case JSON_STRING: json_string_enc(out, json_string_value(v), json_string_length(v)); break;
-    case JSON_INTEGER: sbuf_printf(out, "%lld", (long long)json_integer_value(v)); break;
-    case JSON_REAL: fmt_float(out, json_real_value(v), true); break;
-    case JSON_TRUE: sbuf_adds(out, "true"); break;
-    case JSON_FALSE: sbuf_adds(out, "false"); break;
-    default: sbuf_adds(out, "null"); break;
+    case JSON_STRING:
+        json_string_enc(out, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        sbuf_printf(out, "%lld", (long long)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        fmt_float(out, json_real_value(v), true);
+        break;
+    case JSON_TRUE:
+        sbuf_adds(out, "true");
+        break;
+    case JSON_FALSE:
+        sbuf_adds(out, "false");
+        break;
+    default:
+        sbuf_adds(out, "null");
+        break;
     }
 }
 
@@ -1178,11 +1297,19 @@ static void print_nested(sbuf *out, const json_t *v, const json_t *hint)
         sbuf_adds(out, "]");
         free(keys);
         break;
-    case JSON_STRING: sbuf_add(out, json_string_value(v), json_string_length(v)); break;
+    case JSON_STRING:
+        sbuf_add(out, json_string_value(v), json_string_length(v));
+        break;
     case JSON_INTEGER:
-    case JSON_REAL: print_number(out, v); break;
-    case JSON_TRUE: sbuf_adds(out, "true"); break;
-    case JSON_FALSE: sbuf_adds(out, "false"); break;
+    case JSON_REAL:
+        print_number(out, v);
+        break;
+    case JSON_TRUE:
+        sbuf_adds(out, "true");
+        break;
+    case JSON_FALSE:
+        sbuf_adds(out, "false");
+        break;
     default:
         nil = hint_nil(hint);
         sbuf_adds(out, nil ? nil : "<nil>");
@@ -1272,18 +1399,29 @@ static void node_string(sbuf *b, const node *n)
         node_string(b, n->inner);
         for (size_t i = 0; i < n->nfields; i++) sbuf_printf(b, ".%s", n->fields[i]);
         break;
-    case N_DOT: sbuf_adds(b, "."); break;
-    case N_NIL: sbuf_adds(b, "nil"); break;
-    case N_BOOL: sbuf_adds(b, n->bval ? "true" : "false"); break;
-    case N_STRING: json_string_enc(b, n->text, n->textlen); break;
+    case N_DOT:
+        sbuf_adds(b, ".");
+        break;
+    case N_NIL:
+        sbuf_adds(b, "nil");
+        break;
+    case N_BOOL:
+        sbuf_adds(b, n->bval ? "true" : "false");
+        break;
+    case N_STRING:
+        json_string_enc(b, n->text, n->textlen);
+        break;
     case N_NUMBER:
-    case N_IDENT: sbuf_adds(b, n->text); break;
+    case N_IDENT:
+        sbuf_adds(b, n->text);
+        break;
     case N_PIPE:
         sbuf_adds(b, "(");
         pipe_string(b, n->pipe);
         sbuf_adds(b, ")");
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -1296,12 +1434,14 @@ static int vxerr(state *s, int pos, const char *at, const char *fmt, va_list ap)
     int line = 1, col = pos;
     for (int i = 0; i < pos && src[i]; i++)
         if (src[i] == '\n') line++, col = pos - i - 1;
-    s->err = xasprintf("template: :%d:%d: executing \"\" at <%s>: %s", line, col, at, msg);
+    s->err = xasprintf("template: %s:%d:%d: executing \"%s\" at <%s>: %s", s->t->name, line, col,
+                       s->t->name, at, msg);
     return -1;
 }
 
 /* Sets the Go-style execution error located at node n. */
-static int xerr(state *s, const node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int xerr(state *s, const node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int xerr(state *s, const node *n, const char *fmt, ...)
 {
     sbuf at = {0};
@@ -1336,14 +1476,21 @@ static const char *type_name(const json_t *j)
 {
     if (!j) return "<nil>";
     switch (json_typeof(j)) {
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "int";
-    case JSON_REAL: return "float64";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "int";
+    case JSON_REAL:
+        return "float64";
     case JSON_TRUE:
-    case JSON_FALSE: return "bool";
-    case JSON_ARRAY: return "[]interface {}";
-    case JSON_OBJECT: return "map[string]interface {}";
-    default: return "<nil>";
+    case JSON_FALSE:
+        return "bool";
+    case JSON_ARRAY:
+        return "[]interface {}";
+    case JSON_OBJECT:
+        return "map[string]interface {}";
+    default:
+        return "<nil>";
     }
 }
 
@@ -1352,13 +1499,20 @@ static bool truth(const json_t *j)
 {
     if (!j) return false;
     switch (json_typeof(j)) {
-    case JSON_STRING: return json_string_length(j) > 0;
-    case JSON_INTEGER: return json_integer_value(j) != 0;
-    case JSON_REAL: return json_real_value(j) != 0;
-    case JSON_TRUE: return true;
-    case JSON_ARRAY: return json_array_size(j) > 0;
-    case JSON_OBJECT: return json_object_size(j) > 0;
-    default: return false;
+    case JSON_STRING:
+        return json_string_length(j) > 0;
+    case JSON_INTEGER:
+        return json_integer_value(j) != 0;
+    case JSON_REAL:
+        return json_real_value(j) != 0;
+    case JSON_TRUE:
+        return true;
+    case JSON_ARRAY:
+        return json_array_size(j) > 0;
+    case JSON_OBJECT:
+        return json_object_size(j) > 0;
+    default:
+        return false;
     }
 }
 
@@ -1367,8 +1521,7 @@ static int field_step(state *s, const node *n, val *v, const char *name)
 {
     if (v->j && json_is_object(v->j)) {
         json_t *x = json_object_get(v->j, name);
-        if (!x && v->sname)
-            return xerr(s, n, "can't evaluate field %s in type %s", name, v->sname);
+        if (!x && v->sname) return xerr(s, n, "can't evaluate field %s in type %s", name, v->sname);
         if (!x && s->o->missingkey_error)
             return xerr(s, n, "map has no entry for key \"%s\"", name);
         val r = {json_incref(x), hint_field(v->hint, name), NULL};
@@ -1413,16 +1566,36 @@ static void vars_pop_to(state *s, size_t to)
 static int eval_pipeline(state *s, val dot, const pipe_t *p, val *out);
 static int eval_command(state *s, val dot, const cmd_t *c, val *final, bool has_final, val *out);
 
-/* Evaluates an argument node to a value (functions called with no args). */
+static int eval_arg_inner(state *s, val dot, const node *n, val *out);
+
+/* Evaluates an argument node to a value (functions called with no args);
+ * on error *out holds nothing. */
 static int eval_arg(state *s, val dot, const node *n, val *out)
+{
+    int rc = eval_arg_inner(s, dot, n, out);
+    if (rc < 0) vfree(out);
+    return rc;
+}
+
+static int eval_arg_inner(state *s, val dot, const node *n, val *out)
 {
     *out = mkval(NULL);
     switch (n->type) {
-    case N_DOT: *out = vcopy(dot); return 0;
-    case N_NIL: *out = mkval(json_null()); return 0;
-    case N_BOOL: *out = mkval(json_boolean(n->bval)); return 0;
-    case N_NUMBER: *out = mkval(json_copy(n->num)); return 0;
-    case N_STRING: *out = mkval(json_stringn_nocheck(n->text, n->textlen)); return 0;
+    case N_DOT:
+        *out = vcopy(dot);
+        return 0;
+    case N_NIL:
+        *out = mkval(json_null());
+        return 0;
+    case N_BOOL:
+        *out = mkval(json_boolean(n->bval));
+        return 0;
+    case N_NUMBER:
+        *out = mkval(json_copy(n->num));
+        return 0;
+    case N_STRING:
+        *out = mkval(json_stringn_nocheck(n->text, n->textlen));
+        return 0;
     case N_FIELD:
         *out = vcopy(dot);
         return field_chain(s, n, out, n->fields, n->nfields);
@@ -1432,7 +1605,8 @@ static int eval_arg(state *s, val dot, const node *n, val *out)
         *out = vcopy(*v);
         return field_chain(s, n, out, n->fields, n->nfields);
     }
-    case N_PIPE: return eval_pipeline(s, dot, n->pipe, out);
+    case N_PIPE:
+        return eval_pipeline(s, dot, n->pipe, out);
     case N_CHAIN:
         if (eval_arg(s, dot, n->inner, out) < 0) return -1;
         return field_chain(s, n, out, n->fields, n->nfields);
@@ -1440,7 +1614,8 @@ static int eval_arg(state *s, val dot, const node *n, val *out)
         cmd_t c = {.pos = n->pos, .args = (node **)&n, .nargs = 1};
         return eval_command(s, dot, &c, NULL, false, out);
     }
-    default: return xerr(s, n, "can't handle argument");
+    default:
+        return xerr(s, n, "can't handle argument");
     }
 }
 
@@ -1448,9 +1623,9 @@ static int eval_arg(state *s, val dot, const node *n, val *out)
 
 typedef struct fctx {
     state *s;
-    const cmd_t *cmd;     /* the whole call, for error locations */
-    const node *fn;       /* the identifier node */
-    const node **argn;    /* node of each arg (NULL for a piped final value) */
+    const cmd_t *cmd;  /* the whole call, for error locations */
+    const node *fn;    /* the identifier node */
+    const node **argn; /* node of each arg (NULL for a piped final value) */
     val *args;
     size_t nargs;
 } fctx;
@@ -1478,12 +1653,11 @@ static int want_int(fctx *f, size_t i, long long *out)
         *out = json_integer_value(j);
         return 0;
     }
-    if (j && json_is_real(j) && json_real_value(j) == floor(json_real_value(j))) {
+    if (j && json_is_real(j) && json_real_value(j) == (double)(long long)json_real_value(j)) {
         *out = (long long)json_real_value(j);
         return 0;
     }
-    return xerr(f->s, arg_node(f, i), "wrong type for value; expected int; got %s",
-                type_name(j));
+    return xerr(f->s, arg_node(f, i), "wrong type for value; expected int; got %s", type_name(j));
 }
 
 /* fmt.Sprint semantics: a space between operands when neither is a string. */
@@ -1493,8 +1667,10 @@ static void go_sprint(sbuf *b, val *args, size_t n, bool ln)
         bool is_str = args[i].j && json_is_string(args[i].j);
         bool prev_str = i > 0 && args[i - 1].j && json_is_string(args[i - 1].j);
         if (i > 0 && (ln || (!is_str && !prev_str))) sbuf_adds(b, " ");
-        if (!args[i].j) sbuf_adds(b, "<nil>");
-        else print_nested(b, args[i].j, args[i].hint);
+        if (!args[i].j)
+            sbuf_adds(b, "<nil>");
+        else
+            print_nested(b, args[i].j, args[i].hint);
     }
     if (ln) sbuf_adds(b, "\n");
 }
@@ -1525,10 +1701,14 @@ static void printf_one(sbuf *b, char verb, const char *flags, int width, int pre
     bool isint = j && json_is_integer(j), isnum = j && json_is_number(j);
     bool isstr = j && json_is_string(j);
     switch (verb) {
-    case 'v': go_sprint(&t, a, 1, false); break;
+    case 'v':
+        go_sprint(&t, a, 1, false);
+        break;
     case 's':
-        if (isstr || (j && (json_is_array(j) || json_is_object(j)))) go_sprint(&t, a, 1, false);
-        else goto bad;
+        if (isstr || (j && (json_is_array(j) || json_is_object(j))))
+            go_sprint(&t, a, 1, false);
+        else
+            goto bad;
         if (prec >= 0 && t.len > (size_t)prec) t.len = (size_t)prec, t.data[prec] = 0;
         break;
     case 'q':
@@ -1549,7 +1729,8 @@ static void printf_one(sbuf *b, char verb, const char *flags, int width, int pre
             const unsigned char *p = (const unsigned char *)json_string_value(j);
             for (size_t i = 0; i < json_string_length(j); i++)
                 sbuf_printf(&t, verb == 'x' ? "%02x" : "%02X", p[i]);
-        } else goto bad;
+        } else
+            goto bad;
         break;
     case 'f':
     case 'F':
@@ -1643,37 +1824,56 @@ static int basic_kind(const json_t *j)
 static int compare(fctx *f, const json_t *a, const json_t *b, bool ordered, size_t bi)
 {
     int ka = basic_kind(a), kb = basic_kind(b);
+    (void)bi;
     if (!ka || (ordered && ka == 1)) {
-        if (!ordered && a && b && json_is_null(a) && json_is_null(b)) return 0;
         xerr_cmd(f->s, f->cmd, "error calling %s: invalid type for comparison", f->fn->text);
         return -2;
     }
     if (ka != kb) {
-        if (!ordered && b && json_is_null(b)) return 1;
         xerr_cmd(f->s, f->cmd, "error calling %s: incompatible types for comparison", f->fn->text);
         return -2;
     }
-    (void)bi;
     switch (ka) {
-    case 1: return json_is_true(a) == json_is_true(b) ? 0 : 1;
+    case 1:
+        return json_is_true(a) == json_is_true(b) ? 0 : 1;
     case 2:
         return json_integer_value(a) < json_integer_value(b)   ? -1
                : json_integer_value(a) > json_integer_value(b) ? 1
-                                                              : 0;
+                                                               : 0;
     case 3:
-        return json_real_value(a) < json_real_value(b) ? -1 : json_real_value(a) > json_real_value(b);
-    default: return strcmp(json_string_value(a), json_string_value(b));
+        return json_real_value(a) < json_real_value(b) ? -1
+                                                       : json_real_value(a) > json_real_value(b);
+    default:
+        return strcmp(json_string_value(a), json_string_value(b));
     }
 }
 
+static bool is_zero(const json_t *j)
+{
+    return !j || json_is_null(j);
+}
+
+/* Go's eq: arg1 == any of the others; nil compares equal only to nil. */
 static int fn_eq(fctx *f, val *out)
 {
     bool any = false;
+    const json_t *a = f->args[0].j;
     for (size_t i = 1; i < f->nargs && !any; i++) {
-        int c = compare(f, f->args[0].j, f->args[i].j, false, i);
-        if (c == -2) return -1;
-        any = c == 0;
+        const json_t *b = f->args[i].j;
+        if (is_zero(a) || is_zero(b)) {
+            any = is_zero(a) && is_zero(b);
+            continue;
+        }
+        if (basic_kind(a) != basic_kind(b))
+            return xerr_cmd(f->s, f->cmd, "error calling %s: incompatible types for comparison",
+                            f->fn->text);
+        if (!basic_kind(a))
+            return xerr_cmd(f->s, f->cmd, "error calling %s: non-comparable type %s", f->fn->text,
+                            type_name(a));
+        any = compare(f, a, b, false, i) == 0;
     }
+    if (f->nargs < 2)
+        return xerr_cmd(f->s, f->cmd, "error calling eq: missing argument for comparison");
     bool ne = !strcmp(f->fn->text, "ne");
     *out = mkval(json_boolean(ne ? !any : any));
     return 0;
@@ -1684,7 +1884,10 @@ static int fn_cmp(fctx *f, val *out)
     int c = compare(f, f->args[0].j, f->args[1].j, true, 1);
     if (c == -2) return -1;
     const char *op = f->fn->text;
-    bool r = !strcmp(op, "lt") ? c < 0 : !strcmp(op, "le") ? c <= 0 : !strcmp(op, "gt") ? c > 0 : c >= 0;
+    bool r = !strcmp(op, "lt")   ? c < 0
+             : !strcmp(op, "le") ? c <= 0
+             : !strcmp(op, "gt") ? c > 0
+                                 : c >= 0;
     *out = mkval(json_boolean(r));
     return 0;
 }
@@ -1708,7 +1911,9 @@ static int fn_index(fctx *f, val *out)
             long long idx;
             if (!k || !json_is_integer(k)) {
                 vfree(&cur);
-                return xerr_cmd(f->s, f->cmd, "error calling index: cannot index slice/array with type %s", type_name(k));
+                return xerr_cmd(f->s, f->cmd,
+                                "error calling index: cannot index slice/array with type %s",
+                                type_name(k));
             }
             idx = json_integer_value(k);
             size_t len = json_is_array(j) ? json_array_size(j) : json_string_length(j);
@@ -1724,11 +1929,15 @@ static int fn_index(fctx *f, val *out)
         } else if (json_is_object(j)) {
             if (!k || !json_is_string(k)) {
                 vfree(&cur);
-                return xerr_cmd(f->s, f->cmd, "error calling index: value has type %s; should be string", type_name(k));
+                return xerr_cmd(f->s, f->cmd,
+                                "error calling index: value has type %s; should be string",
+                                type_name(k));
             }
             json_t *x = json_object_get(j, json_string_value(k));
-            if (!x && hint_is(cur.hint, "mapstr")) x = json_string("");
-            else json_incref(x);
+            if (!x && hint_is(cur.hint, "mapstr"))
+                x = json_string("");
+            else
+                json_incref(x);
             val r = {x, NULL, NULL};
             vfree(&cur);
             cur = r;
@@ -1745,20 +1954,28 @@ static int fn_index(fctx *f, val *out)
 static int fn_slice(fctx *f, val *out)
 {
     json_t *j = f->args[0].j;
-    size_t len = j && json_is_array(j) ? json_array_size(j) : j && json_is_string(j) ? json_string_length(j) : 0;
+    size_t len = j && json_is_array(j)    ? json_array_size(j)
+                 : j && json_is_string(j) ? json_string_length(j)
+                                          : 0;
     if (!j || (!json_is_array(j) && !json_is_string(j)))
-        return xerr_cmd(f->s, f->cmd, "error calling slice: can't slice item of type %s", type_name(j));
+        return xerr_cmd(f->s, f->cmd, "error calling slice: can't slice item of type %s",
+                        type_name(j));
     long long idx[2] = {0, (long long)len};
     for (size_t i = 1; i < f->nargs && i < 3; i++)
         if (want_int(f, i, &idx[i - 1]) < 0) return -1;
-    if (f->nargs > 3) return xerr_cmd(f->s, f->cmd, "error calling slice: too many slice indexes: %zu", f->nargs - 1);
+    if (f->nargs > 3)
+        return xerr_cmd(f->s, f->cmd, "error calling slice: too many slice indexes: %zu",
+                        f->nargs - 1);
     if (idx[0] < 0 || idx[1] > (long long)len || idx[0] > idx[1])
-        return xerr_cmd(f->s, f->cmd, "error calling slice: index out of range: %lld", idx[0] < 0 ? idx[0] : idx[1]);
+        return xerr_cmd(f->s, f->cmd, "error calling slice: index out of range: %lld",
+                        idx[0] < 0 ? idx[0] : idx[1]);
     if (json_is_string(j)) {
-        *out = mkval(json_stringn_nocheck(json_string_value(j) + idx[0], (size_t)(idx[1] - idx[0])));
+        *out =
+            mkval(json_stringn_nocheck(json_string_value(j) + idx[0], (size_t)(idx[1] - idx[0])));
     } else {
         json_t *a = json_array();
-        for (long long i = idx[0]; i < idx[1]; i++) json_array_append(a, json_array_get(j, (size_t)i));
+        for (long long i = idx[0]; i < idx[1]; i++)
+            json_array_append(a, json_array_get(j, (size_t)i));
         *out = mkval(a);
     }
     return 0;
@@ -1767,11 +1984,17 @@ static int fn_slice(fctx *f, val *out)
 static int fn_len(fctx *f, val *out)
 {
     json_t *j = f->args[0].j;
-    if (j && json_is_string(j)) *out = mkval(json_integer((json_int_t)json_string_length(j)));
-    else if (j && json_is_array(j)) *out = mkval(json_integer((json_int_t)json_array_size(j)));
-    else if (j && json_is_object(j)) *out = mkval(json_integer((json_int_t)json_object_size(j)));
-    else if (j && json_is_null(j) && hint_nil(f->args[0].hint)) *out = mkval(json_integer(0));
-    else return xerr_cmd(f->s, f->cmd, "error calling len: len of %s", j ? type_name(j) : "nil pointer");
+    if (j && json_is_string(j))
+        *out = mkval(json_integer((json_int_t)json_string_length(j)));
+    else if (j && json_is_array(j))
+        *out = mkval(json_integer((json_int_t)json_array_size(j)));
+    else if (j && json_is_object(j))
+        *out = mkval(json_integer((json_int_t)json_object_size(j)));
+    else if (j && json_is_null(j) && hint_nil(f->args[0].hint))
+        *out = mkval(json_integer(0));
+    else
+        return xerr_cmd(f->s, f->cmd, "error calling len: len of %s",
+                        j ? type_name(j) : "nil pointer");
     return 0;
 }
 
@@ -1779,12 +2002,23 @@ static void escape_html(sbuf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
-        case '"': sbuf_adds(b, "&#34;"); break;
-        case '\'': sbuf_adds(b, "&#39;"); break;
-        case '&': sbuf_adds(b, "&amp;"); break;
-        case '<': sbuf_adds(b, "&lt;"); break;
-        case '>': sbuf_adds(b, "&gt;"); break;
-        default: sbuf_add(b, s, 1);
+        case '"':
+            sbuf_adds(b, "&#34;");
+            break;
+        case '\'':
+            sbuf_adds(b, "&#39;");
+            break;
+        case '&':
+            sbuf_adds(b, "&amp;");
+            break;
+        case '<':
+            sbuf_adds(b, "&lt;");
+            break;
+        case '>':
+            sbuf_adds(b, "&gt;");
+            break;
+        default:
+            sbuf_add(b, s, 1);
         }
     }
 }
@@ -1793,9 +2027,12 @@ static void escape_js(sbuf *b, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '\\' || c == '\'' || c == '"') sbuf_printf(b, "\\%c", c);
-        else if (c == '<' || c == '>' || c == '&' || c == '=' || c < 0x20) sbuf_printf(b, "\\u%04X", c);
-        else sbuf_add(b, s, 1);
+        if (c == '\\' || c == '\'' || c == '"')
+            sbuf_printf(b, "\\%c", c);
+        else if (c == '<' || c == '>' || c == '&' || c == '=' || c < 0x20)
+            sbuf_printf(b, "\\u%04X", c);
+        else
+            sbuf_add(b, s, 1);
     }
 }
 
@@ -1803,9 +2040,12 @@ static void escape_url(sbuf *b, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') sbuf_add(b, s, 1);
-        else if (c == ' ') sbuf_adds(b, "+");
-        else sbuf_printf(b, "%%%02X", c);
+        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+            sbuf_add(b, s, 1);
+        else if (c == ' ')
+            sbuf_adds(b, "+");
+        else
+            sbuf_printf(b, "%%%02X", c);
     }
 }
 
@@ -1814,12 +2054,16 @@ static int fn_escape(fctx *f, val *out)
     sbuf in = {0}, b = {0};
     if (f->nargs == 1 && f->args[0].j && json_is_string(f->args[0].j))
         sbuf_adds(&in, json_string_value(f->args[0].j));
-    else go_sprint(&in, f->args, f->nargs, false);
+    else
+        go_sprint(&in, f->args, f->nargs, false);
     const char *name = f->fn->text;
     const char *s = in.data ? in.data : "";
-    if (!strcmp(name, "html")) escape_html(&b, s);
-    else if (!strcmp(name, "js")) escape_js(&b, s);
-    else escape_url(&b, s);
+    if (!strcmp(name, "html"))
+        escape_html(&b, s);
+    else if (!strcmp(name, "js"))
+        escape_js(&b, s);
+    else
+        escape_url(&b, s);
     sbuf_free(&in);
     *out = mkval(sbuf_json(&b));
     return 0;
@@ -1858,10 +2102,14 @@ static int fn_logic(fctx *f, val *out)
 static int fn_json(fctx *f, val *out)
 {
     sbuf b = {0};
-    if (f->s->o->json_self && f->args[0].j == f->s->root) tmpl_json(&b, f->s->o->json_self);
-    else if (!f->args[0].j) sbuf_adds(&b, "null");
-    else if (json_is_null(f->args[0].j) && json_is_object(f->args[0].hint)) sbuf_adds(&b, "null");
-    else tmpl_json(&b, f->args[0].j);
+    if (f->s->o->json_self && f->args[0].j == f->s->root)
+        tmpl_json(&b, f->s->o->json_self);
+    else if (!f->args[0].j)
+        sbuf_adds(&b, "null");
+    else if (json_is_null(f->args[0].j) && json_is_object(f->args[0].hint))
+        sbuf_adds(&b, "null");
+    else
+        tmpl_json(&b, f->args[0].j);
     *out = mkval(sbuf_json(&b));
     return 0;
 }
@@ -1896,7 +2144,8 @@ static int fn_join(fctx *f, val *out)
     const char *sep;
     json_t *a = f->args[0].j;
     if (!a || (!json_is_array(a) && !json_is_null(a)))
-        return xerr(f->s, arg_node(f, 0), "wrong type for value; expected []string; got %s", type_name(a));
+        return xerr(f->s, arg_node(f, 0), "wrong type for value; expected []string; got %s",
+                    type_name(a));
     if (want_string(f, 1, &sep) < 0) return -1;
     sbuf b = {0};
     size_t i;
@@ -1919,8 +2168,10 @@ static int fn_case(fctx *f, val *out)
     bool prev_sep = true;
     for (char *p = r; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (!strcmp(name, "lower")) *p = (char)tolower(c);
-        else if (!strcmp(name, "upper")) *p = (char)toupper(c);
+        if (!strcmp(name, "lower"))
+            *p = (char)tolower(c);
+        else if (!strcmp(name, "upper"))
+            *p = (char)toupper(c);
         else {
             if (prev_sep) *p = (char)toupper(c);
             prev_sep = !(isalnum(c) || c == '_' || c >= 0x80);
@@ -1960,7 +2211,8 @@ static int fn_truncate(fctx *f, val *out)
 static int fn_call(fctx *f, val *out)
 {
     (void)out;
-    return xerr_cmd(f->s, f->cmd, "error calling call: non-function of type %s", type_name(f->args[0].j));
+    return xerr_cmd(f->s, f->cmd, "error calling call: non-function of type %s",
+                    type_name(f->args[0].j));
 }
 
 typedef struct builtin {
@@ -1971,19 +2223,32 @@ typedef struct builtin {
 } builtin;
 
 static const builtin builtins[] = {
-    {"and", 1, -1, fn_logic, false},     {"or", 1, -1, fn_logic, false},
-    {"not", 1, 1, fn_logic, false},      {"len", 1, 1, fn_len, false},
-    {"index", 1, -1, fn_index, false},   {"slice", 1, -1, fn_slice, false},
-    {"print", 0, -1, fn_print, false},   {"printf", 1, -1, fn_print, false},
-    {"println", 0, -1, fn_print, false}, {"eq", 1, -1, fn_eq, false},
-    {"ne", 2, 2, fn_eq, false},          {"lt", 2, 2, fn_cmp, false},
-    {"le", 2, 2, fn_cmp, false},         {"gt", 2, 2, fn_cmp, false},
-    {"ge", 2, 2, fn_cmp, false},         {"html", 0, -1, fn_escape, false},
-    {"js", 0, -1, fn_escape, false},     {"urlquery", 0, -1, fn_escape, false},
-    {"call", 1, -1, fn_call, false},     {"json", 1, 1, fn_json, true},
-    {"split", 2, 2, fn_split, true},     {"join", 2, 2, fn_join, true},
-    {"title", 1, 1, fn_case, true},      {"lower", 1, 1, fn_case, true},
-    {"upper", 1, 1, fn_case, true},      {"pad", 3, 3, fn_pad, false},
+    {"and", 1, -1, fn_logic, false},
+    {"or", 1, -1, fn_logic, false},
+    {"not", 1, 1, fn_logic, false},
+    {"len", 1, 1, fn_len, false},
+    {"index", 1, -1, fn_index, false},
+    {"slice", 1, -1, fn_slice, false},
+    {"print", 0, -1, fn_print, false},
+    {"printf", 1, -1, fn_print, false},
+    {"println", 0, -1, fn_print, false},
+    {"eq", 1, -1, fn_eq, false},
+    {"ne", 2, 2, fn_eq, false},
+    {"lt", 2, 2, fn_cmp, false},
+    {"le", 2, 2, fn_cmp, false},
+    {"gt", 2, 2, fn_cmp, false},
+    {"ge", 2, 2, fn_cmp, false},
+    {"html", 0, -1, fn_escape, false},
+    {"js", 0, -1, fn_escape, false},
+    {"urlquery", 0, -1, fn_escape, false},
+    {"call", 1, -1, fn_call, false},
+    {"json", 1, 1, fn_json, true},
+    {"split", 2, 2, fn_split, true},
+    {"join", 2, 2, fn_join, true},
+    {"title", 1, 1, fn_case, true},
+    {"lower", 1, 1, fn_case, true},
+    {"upper", 1, 1, fn_case, true},
+    {"pad", 3, 3, fn_pad, false},
     {"truncate", 2, 2, fn_truncate, true},
 };
 
@@ -2012,7 +2277,7 @@ static int call_function(state *s, val dot, const cmd_t *c, val *final, bool has
     if (b->max >= 0 ? ((int)n < b->min || (int)n > b->max) : (int)n < b->min) {
         if (b->max == b->min || b->max < 0)
             return xerr_cmd(s, c, "wrong number of args for %s: want %s%d got %zu", fn->text,
-                        b->max < 0 ? "at least " : "", b->min, n);
+                            b->max < 0 ? "at least " : "", b->min, n);
         return xerr_cmd(s, c, "wrong number of args for %s: want %d got %zu", fn->text, b->min, n);
     }
     fctx f = {s, c, fn, xcalloc(n + 1, sizeof(node *)), xcalloc(n + 1, sizeof(val)), 0};
@@ -2029,8 +2294,10 @@ static int call_function(state *s, val dot, const cmd_t *c, val *final, bool has
         f.args[f.nargs++] = vcopy(*final);
     }
     if (rc == 0) {
-        if (s->o->header && b->header_identity) *out = vcopy(f.args[0]);
-        else rc = b->fn(&f, out);
+        if (s->o->header && b->header_identity)
+            *out = vcopy(f.args[0]);
+        else
+            rc = b->fn(&f, out);
     }
     free_args(f.args, f.nargs);
     free(f.argn);
@@ -2099,8 +2366,10 @@ static int walk_if_with(state *s, val dot, const node *n)
     val v;
     if (eval_pipeline(s, dot, n->pipe, &v) < 0) return -1;
     int rc = 0;
-    if (truth(v.j)) rc = walk_list(s, n->type == N_WITH ? v : dot, n->items[0]);
-    else if (n->nitems > 1) rc = walk_list(s, dot, n->items[1]);
+    if (truth(v.j))
+        rc = walk_list(s, n->type == N_WITH ? v : dot, n->items[0]);
+    else if (n->nitems > 1)
+        rc = walk_list(s, dot, n->items[1]);
     vfree(&v);
     vars_pop_to(s, mark);
     return rc;
@@ -2161,7 +2430,9 @@ static int walk_range(state *s, val dot, const node *n)
 static int walk_node(state *s, val dot, const node *n)
 {
     switch (n->type) {
-    case N_TEXT: sbuf_add(s->out, n->text, n->textlen); return 0;
+    case N_TEXT:
+        sbuf_add(s->out, n->text, n->textlen);
+        return 0;
     case N_ACTION: {
         val v;
         if (eval_pipeline(s, dot, n->pipe, &v) < 0) return -1;
@@ -2170,12 +2441,20 @@ static int walk_node(state *s, val dot, const node *n)
         return 0;
     }
     case N_IF:
-    case N_WITH: return walk_if_with(s, dot, n);
-    case N_RANGE: return walk_range(s, dot, n);
-    case N_BREAK: s->ctl = 1; return 0;
-    case N_CONTINUE: s->ctl = 2; return 0;
-    case N_LIST: return walk_list(s, dot, n);
-    default: return 0;
+    case N_WITH:
+        return walk_if_with(s, dot, n);
+    case N_RANGE:
+        return walk_range(s, dot, n);
+    case N_BREAK:
+        s->ctl = 1;
+        return 0;
+    case N_CONTINUE:
+        s->ctl = 2;
+        return 0;
+    case N_LIST:
+        return walk_list(s, dot, n);
+    default:
+        return 0;
     }
 }
 
@@ -2201,8 +2480,10 @@ int tmpl_exec(const tmpl *t, const json_t *data, const tmpl_opts *opts, sbuf *ou
     vars_pop_to(&s, 0);
     free(s.vars);
     if (rc < 0) {
-        if (err) *err = s.err;
-        else free(s.err);
+        if (err)
+            *err = s.err;
+        else
+            free(s.err);
         return -1;
     }
     return 0;

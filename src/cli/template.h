@@ -46,6 +46,8 @@ typedef struct tmpl_opts {
 
 /* Parses src; NULL with *err (malloc'd, Go-style message) on error. */
 tmpl *tmpl_parse(const char *src, char **err);
+/* The same for a named template: errors read "template: NAME:1: ...". */
+tmpl *tmpl_parse_named(const char *name, const char *src, char **err);
 /* Executes t against data (opts may be NULL), appending to out. On error
  * returns -1 and sets *err; out keeps what was written before the error. */
 int tmpl_exec(const tmpl *t, const json_t *data, const tmpl_opts *opts, sbuf *out, char **err);

@@ -41,4 +41,24 @@ void h_image_get(req *r);
 void h_images_load(req *r);
 void h_images_prune(req *r);
 
+/* containers */
+void h_container_create(req *r);
+void h_containers_list(req *r);
+void h_container_inspect(req *r);
+void h_container_start(req *r);
+void h_container_stop(req *r);
+void h_container_restart(req *r);
+void h_container_kill(req *r);
+void h_container_pause(req *r);
+void h_container_unpause(req *r);
+void h_container_delete(req *r);
+void h_container_rename(req *r);
+void h_container_wait(req *r);
+void h_container_logs(req *r);
+void h_container_attach(req *r);
+void h_container_resize(req *r);
+void h_containers_prune(req *r);
+/* copies between a hijacked client socket and a container stream */
+void api_splice(int client, int ctr_fd);
+
 #endif

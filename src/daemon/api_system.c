@@ -8,6 +8,7 @@
 
 #include "common/jsonutil.h"
 #include "daemon/api.h"
+#include "daemon/containers.h"
 #include "daemon/events.h"
 
 void h_ping(req *r)
@@ -101,10 +102,12 @@ void h_info(req *r)
     _cleanup_free_ char *os = os_name();
     json_t *j = json_object();
     json_object_set_new(j, "ID", json_string(D.id));
-    json_object_set_new(j, "Containers", json_integer(0));
-    json_object_set_new(j, "ContainersRunning", json_integer(0));
-    json_object_set_new(j, "ContainersPaused", json_integer(0));
-    json_object_set_new(j, "ContainersStopped", json_integer(0));
+    int total, running, paused, stopped;
+    ctr_counts(&total, &running, &paused, &stopped);
+    json_object_set_new(j, "Containers", json_integer(total));
+    json_object_set_new(j, "ContainersRunning", json_integer(running));
+    json_object_set_new(j, "ContainersPaused", json_integer(paused));
+    json_object_set_new(j, "ContainersStopped", json_integer(stopped));
     json_object_set_new(j, "Images", json_integer(image_count(D.images)));
     json_object_set_new(j, "Driver", json_string(D.storage_driver));
     json_object_set_new(j, "DriverStatus", json_pack("[[s,s]]", "Backing Filesystem", "extfs"));

@@ -457,3 +457,87 @@ int stream_fd(stream *st)
 {
     return st->fd;
 }
+
+/* ---- hijacked connections ---- */
+
+struct hijack {
+    hijack_fn fn;
+    void *arg;
+    void (*free_arg)(void *);
+    struct MHD_UpgradeResponseHandle *urh;
+    int sock;
+};
+
+static void *hijack_main(void *p)
+{
+    struct hijack *h = p;
+    int fl = fcntl(h->sock, F_GETFL);
+    if (fl >= 0) fcntl(h->sock, F_SETFL, fl & ~O_NONBLOCK);
+    h->fn(h->sock, h->arg);
+    if (h->free_arg) h->free_arg(h->arg);
+    if (h->urh) MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+    else close(h->sock);
+    free(h);
+    return NULL;
+}
+
+static void spawn_hijack(struct hijack *h)
+{
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 512u << 10);
+    if (pthread_create(&t, &a, hijack_main, h) != 0) {
+        if (h->free_arg) h->free_arg(h->arg);
+        if (h->urh) MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+        else close(h->sock);
+        free(h);
+    }
+    pthread_attr_destroy(&a);
+}
+
+static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra,
+                       size_t nextra, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct hijack *h = cls;
+    h->urh = urh;
+    h->sock = sock;
+    spawn_hijack(h);
+}
+
+bool req_wants_upgrade(req *r)
+{
+    const char *u = req_header(r, "Upgrade");
+    return u && (!strcasecmp(u, "tcp") || !strcasecmp(u, "h2c"));
+}
+
+void resp_hijack(req *r, const char *ctype, hijack_fn fn, void *arg, void (*free_arg)(void *))
+{
+    struct hijack *h = xcalloc(1, sizeof *h);
+    h->fn = fn;
+    h->arg = arg;
+    h->free_arg = free_arg;
+    if (req_wants_upgrade(r)) {
+        struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, h);
+        MHD_add_response_header(resp, "Upgrade", req_header(r, "Upgrade"));
+        MHD_add_response_header(resp, "Connection", "Upgrade");
+        if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
+        set_resp(r, 101, resp);
+        return;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        if (free_arg) free_arg(arg);
+        free(h);
+        resp_error(r, 500, "socketpair: %s", strerror(errno));
+        return;
+    }
+    shutdown(sv[0], SHUT_WR); /* the client sends nothing more: fn reads EOF */
+    h->sock = sv[1];
+    struct MHD_Response *resp = MHD_create_response_from_pipe(sv[0]);
+    MHD_set_response_options(resp, MHD_RF_HTTP_1_0_SERVER, MHD_RO_END);
+    if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
+    set_resp(r, 200, resp);
+    spawn_hijack(h);
+}

@@ -85,4 +85,13 @@ int stream_json(stream *st, json_t *j); /* writes j + "\n", steals j */
 bool stream_client_gone(stream *st);
 int stream_fd(stream *st); /* the pipe's write end, for writers such as libarchive */
 
+/* Hijack (attach, exec start): with "Upgrade: tcp" the answer is 101 and fn
+ * gets the raw client socket (read and write); without it, a 200 with
+ * ctype whose body is whatever fn writes to `sock` until it returns (the
+ * connection then closes; reads on `sock` see EOF at once). fn runs in
+ * its own thread; free_arg (may be NULL) after it. */
+typedef void (*hijack_fn)(int sock, void *arg);
+void resp_hijack(req *r, const char *ctype, hijack_fn fn, void *arg, void (*free_arg)(void *));
+bool req_wants_upgrade(req *r);
+
 #endif

@@ -17,6 +17,8 @@
 
 #include "common/jsonutil.h"
 #include "daemon/api.h"
+#include "daemon/containers.h"
+#include "daemon/lifecycle.h"
 #include "daemon/events.h"
 
 daemon_ctx D;
@@ -240,6 +242,28 @@ static void load_engine_id(void)
     free(p);
 }
 
+/* berth-shim: $BERTH_SHIM, beside this binary, or PREFIX/libexec/berth. */
+static char *find_shim(void)
+{
+    const char *env = getenv("BERTH_SHIM");
+    if (env && *env) return xstrdup(env);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return xstrdup("/usr/local/libexec/berth/berth-shim");
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    *slash = 0;
+    char *p = xasprintf("%s/berth-shim", self);
+    if (access(p, X_OK) == 0) return p;
+    free(p);
+    return xasprintf("%s/../libexec/berth/berth-shim", self);
+}
+
+static int image_usage(const char *id, bool running, char cid[65])
+{
+    return ctr_image_usage(id, running, cid);
+}
+
 static void on_image_event(const char *action, const char *id, json_t *attrs)
 {
     events_publish("image", action, id, json_incref(attrs));
@@ -265,6 +289,14 @@ static int run(struct opts *o)
         return 1;
     }
     store_set_event_hook(D.images, on_image_event);
+    if (ctr_init(D.data_root, D.exec_root, &e) < 0) {
+        fprintf(stderr, "berthd: loading containers: %s\n", e.msg);
+        return 1;
+    }
+    store_set_usage_hook(D.images, image_usage);
+    char *shim = find_shim();
+    lc_init(shim);
+    free(shim);
 
     sigset_t set;
     sigemptyset(&set);
@@ -294,6 +326,7 @@ static int run(struct opts *o)
         snprintf(pid, sizeof pid, "%d\n", (int)getpid());
         if (write_file_atomic(o->pidfile, pid, strlen(pid), 0644) < 0)
             log_warn("pidfile %s: %s", o->pidfile, strerror(errno));
+        lc_restore();
         log_info("berthd %s serving the Engine API %s on %s (data root %s)", BERTH_VERSION,
                  BERTH_API_VERSION, D.hosts, D.data_root);
         int sig = 0;

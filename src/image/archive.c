@@ -140,10 +140,13 @@ static int outer_entry(struct archive *a, struct archive_entry *ae, outer *o, be
         const char *t = hl ? hl : archive_entry_symlink(ae);
         _cleanup_free_ char *base = xstrdup(path);
         char *slash = strrchr(base, '/');
-        if (slash) *slash = 0;
-        else base[0] = 0;
+        if (slash)
+            *slash = 0;
+        else
+            base[0] = 0;
         if (!t || norm_path(hl ? "" : base, t, target, sizeof target) < 0)
-            return berr_set(e, 400, "invalid archive: link \"%s\" points outside the archive", name);
+            return berr_set(e, 400, "invalid archive: link \"%s\" points outside the archive",
+                            name);
         outer_add(o, path)->link = xstrdup(target);
         return 0;
     }
@@ -166,7 +169,8 @@ static int outer_read(store *s, int fd, outer *o, berr *e)
         if (r == ARCHIVE_EOF) break;
         if (r < ARCHIVE_WARN)
             rc = berr_set(e, 400, "invalid tar archive: %s", archive_error_string(a));
-        else rc = outer_entry(a, ae, o, e);
+        else
+            rc = outer_entry(a, ae, o, e);
     }
     archive_read_free(a);
     return rc;
@@ -283,8 +287,8 @@ static int plan_add(plan *p, char *config, size_t len, entry **files, size_t nfi
     }
     p->imgs = xrealloc(p->imgs, (p->n + 1) * sizeof *p->imgs);
     load_img *li = &p->imgs[p->n];
-    *li = (load_img){.config = config, .config_len = len, .diff_ids = ids, .tags = json_array(),
-                     .n = nfiles};
+    *li = (load_img){
+        .config = config, .config_len = len, .diff_ids = ids, .tags = json_array(), .n = nfiles};
     memcpy(li->id, id, sizeof id);
     li->files = xcalloc(nfiles + 1, sizeof *li->files);
     memcpy(li->files, files, nfiles * sizeof *files);
@@ -342,7 +346,8 @@ static int plan_docker(const outer *o, plan *p, berr *e)
 {
     _cleanup_json_ json_t *m = outer_json(o, "manifest.json", NULL, NULL, e);
     if (!m) return -1;
-    if (!json_is_array(m)) return berr_set(e, 400, "invalid archive: manifest.json is not an array");
+    if (!json_is_array(m))
+        return berr_set(e, 400, "invalid archive: manifest.json is not an array");
     size_t i;
     json_t *it;
     json_array_foreach(m, i, it) if (docker_item(o, p, it, e) < 0) return -1;
@@ -365,7 +370,8 @@ static entry *oci_blob(const outer *o, const json_t *desc, berr *e)
     char path[128];
     snprintf(path, sizeof path, "blobs/sha256/%s", d + 7);
     entry *en = outer_find(o, path);
-    if (!en) berr_set(e, 400, "invalid archive: blob %s not found", d);
+    if (!en)
+        berr_set(e, 400, "invalid archive: blob %s not found", d);
     else if (strcmp(en->digest, d)) {
         berr_set(e, 400, "invalid archive: blob %s has digest %s", d, en->digest);
         en = NULL;
@@ -450,7 +456,8 @@ static int oci_desc(const outer *o, plan *p, const json_t *desc, const ref *name
     _cleanup_json_ json_t *idx = oci_json(o, desc, NULL, NULL, e);
     if (!idx) return -1;
     const json_t *m = pick_platform(idx);
-    if (!m) return berr_set(e, 400, "invalid archive: no image for linux in %s", jstr(desc, "digest"));
+    if (!m)
+        return berr_set(e, 400, "invalid archive: no image for linux in %s", jstr(desc, "digest"));
     return oci_desc(o, p, m, name, depth + 1, e);
 }
 
@@ -508,7 +515,8 @@ static char *layer_blob(store *s, const entry *en, const char *diff, size_t i, b
     int rc = in < 0 || out < 0 ? berr_errno(e, 500, "opening layer %s", en->path)
                                : tarx_decompress(in, out, got, &size, e);
     if (rc == 0 && strcmp(got, diff))
-        rc = berr_set(e, 400, "invalid diffID for layer %zu: expected \"%s\", got \"%s\"", i, diff, got);
+        rc = berr_set(e, 400, "invalid diffID for layer %zu: expected \"%s\", got \"%s\"", i, diff,
+                      got);
     if (rc == 0 && fsync(out) < 0) rc = berr_errno(e, 500, "syncing %s", tmp);
     if (out >= 0) close(out);
     if (rc < 0) {
@@ -569,7 +577,8 @@ static int commit_one(store *s, plan *p, load_img *li, json_t *lines, op *o, ber
         char old[DIGEST_LEN + 1];
         if (ref_parse(json_string_value(v), &r, e) < 0) return -1;
         if (st_ref_set(s, &r, img->id, old) == 1)
-            add_line(lines, "The image %s already exists, renaming the old one with ID %s to empty string",
+            add_line(lines,
+                     "The image %s already exists, renaming the old one with ID %s to empty string",
                      json_string_value(v), old);
         add_line(lines, "Loaded image: %s%s", json_string_value(v), "");
     }
@@ -599,9 +608,14 @@ int image_load(store *s, int in_fd, void (*progress)(void *arg, const char *line
     _cleanup_json_ json_t *lines = json_array();
     int rc = outer_read(s, in_fd, &o, e);
     if (rc == 0) {
-        if (outer_find(&o, "manifest.json")) rc = plan_docker(&o, &p, e);
-        else if (outer_find(&o, "index.json")) rc = plan_oci(&o, &p, e);
-        else rc = berr_set(e, 400, "invalid archive: no manifest.json or index.json found (not a docker save or OCI layout archive)");
+        if (outer_find(&o, "manifest.json"))
+            rc = plan_docker(&o, &p, e);
+        else if (outer_find(&o, "index.json"))
+            rc = plan_oci(&o, &p, e);
+        else
+            rc = berr_set(e, 400,
+                          "invalid archive: no manifest.json or index.json found (not a docker "
+                          "save or OCI layout archive)");
     }
     if (rc == 0 && p.n == 0) rc = berr_set(e, 400, "invalid archive: no images found");
     for (size_t i = 0; rc == 0 && i < p.n; i++) rc = prepare_image(s, &p, &p.imgs[i], e);
@@ -705,8 +719,10 @@ static void set_free(store *s, save_set *set, op *o)
 static int collect(store *s, const char *const *names, size_t n, save_set *set, bool pin, berr *e)
 {
     int rc = 0;
-    if (pin) pthread_rwlock_wrlock(&s->lock);
-    else pthread_rwlock_rdlock(&s->lock);
+    if (pin)
+        pthread_rwlock_wrlock(&s->lock);
+    else
+        pthread_rwlock_rdlock(&s->lock);
     if (n == 0) rc = berr_set(e, 400, "no images specified");
     for (size_t i = 0; i < n && rc == 0; i++) rc = save_name(s, set, names[i], e);
     for (size_t i = 0; i < set->n && rc == 0 && pin; i++) {
@@ -755,7 +771,8 @@ static int w_header(writer *w, const char *path, mode_t type, mode_t perm, int64
     if (symlink) archive_entry_set_symlink(ae, symlink);
     int r = archive_write_header(w->a, ae);
     archive_entry_free(ae);
-    if (r != ARCHIVE_OK) return berr_set(w->e, 500, "writing archive: %s", archive_error_string(w->a));
+    if (r != ARCHIVE_OK)
+        return berr_set(w->e, 500, "writing archive: %s", archive_error_string(w->a));
     return 0;
 }
 
@@ -816,8 +833,9 @@ static json_t *v1_image(const json_t *cfg, const char *id, const char *parent, c
     if (cfg) set_nonempty(j, cfg, "comment");
     json_t *created = cfg ? json_object_get(cfg, "created") : NULL;
     json_object_set_new(j, "created",
-                        created ? json_incref(created)
-                                : json_string(cfg ? "0001-01-01T00:00:00Z" : "1970-01-01T00:00:00Z"));
+                        created
+                            ? json_incref(created)
+                            : json_string(cfg ? "0001-01-01T00:00:00Z" : "1970-01-01T00:00:00Z"));
     if (cfg) set_nonempty(j, cfg, "container");
     json_t *cc = cfg ? json_object_get(cfg, "container_config") : NULL;
     json_object_set_new(j, "container_config", cc ? json_incref(cc) : empty_container_config());
@@ -848,7 +866,8 @@ static json_t *sorted_top(const json_t *j)
 }
 
 /* Docker's v1.CreateID: digest of the sorted V1Image + layer_id + parent. */
-static void v1_id(const json_t *cfg, const char *chain, const char *parent_v1, char out[DIGEST_LEN + 1])
+static void v1_id(const json_t *cfg, const char *chain, const char *parent_v1,
+                  char out[DIGEST_LEN + 1])
 {
     json_t *j = v1_image(cfg, NULL, NULL, cfg ? jstr(cfg, "os") : NULL);
     json_object_set_new(j, "layer_id", json_string(chain));
@@ -874,7 +893,8 @@ static int w_legacy(writer *w, const save_img *si, char top_v1[65])
         if (w_header(w, p, AE_IFDIR, 0755, 0, NULL) < 0) return -1;
         snprintf(p, sizeof p, "%s/VERSION", v1 + 7);
         if (w_buf(w, p, "1.0", 3) < 0) return -1;
-        _cleanup_json_ json_t *j = v1_image(top ? si->cfg : NULL, v1 + 7, parent[0] ? parent + 7 : NULL, os);
+        _cleanup_json_ json_t *j =
+            v1_image(top ? si->cfg : NULL, v1 + 7, parent[0] ? parent + 7 : NULL, os);
         snprintf(p, sizeof p, "%s/json", v1 + 7);
         if (w_json(w, p, j, false) < 0) return -1;
         snprintf(p, sizeof p, "%s/layer.tar", v1 + 7);
@@ -889,7 +909,8 @@ static int w_legacy(writer *w, const save_img *si, char top_v1[65])
 /* ---- OCI blobs ---- */
 static json_t *descriptor(const char *mt, const char *digest, int64_t size)
 {
-    return json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size", (json_int_t)size);
+    return json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size",
+                     (json_int_t)size);
 }
 
 static int w_image_blobs(store *s, writer *w, save_img *si)
@@ -915,7 +936,8 @@ static int w_image_blobs(store *s, writer *w, save_img *si)
     }
     _cleanup_json_ json_t *m = json_pack(
         "{s:i, s:s, s:o, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_MANIFEST, "config",
-        descriptor("application/vnd.oci.image.config.v1+json", si->id, (int64_t)si->len), "layers", layers);
+        descriptor("application/vnd.oci.image.config.v1+json", si->id, (int64_t)si->len), "layers",
+        layers);
     _cleanup_free_ char *raw = json_dump_go(m);
     sha256_buf(raw, strlen(raw), si->manifest_digest);
     si->manifest_size = (int64_t)strlen(raw);
@@ -934,12 +956,14 @@ static void index_add(json_t *manifests, const save_img *si)
         if (ref_parse(json_string_value(v), &r, NULL) < 0) continue;
         ref_strings(&r, NULL, full, NULL, sizeof full);
         json_t *d = descriptor(MT_OCI_MANIFEST, si->manifest_digest, si->manifest_size);
-        json_object_set_new(d, "annotations", json_pack("{s:s, s:s}", "io.containerd.image.name", full,
-                                                        "org.opencontainers.image.ref.name", r.tag));
+        json_object_set_new(d, "annotations",
+                            json_pack("{s:s, s:s}", "io.containerd.image.name", full,
+                                      "org.opencontainers.image.ref.name", r.tag));
         json_array_append_new(manifests, d);
     }
     if (!json_array_size(si->tags))
-        json_array_append_new(manifests, descriptor(MT_OCI_MANIFEST, si->manifest_digest, si->manifest_size));
+        json_array_append_new(manifests,
+                              descriptor(MT_OCI_MANIFEST, si->manifest_digest, si->manifest_size));
 }
 
 /* ---- the whole archive ---- */
@@ -973,8 +997,8 @@ static int w_image(store *s, writer *w, save_img *si, json_t *manifest, json_t *
 static int w_all(store *s, writer *w, save_set *set)
 {
     _cleanup_json_ json_t *manifest = json_array(), *repos = json_object();
-    _cleanup_json_ json_t *index = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType",
-                                             MT_OCI_INDEX, "manifests");
+    _cleanup_json_ json_t *index =
+        json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX, "manifests");
     if (w_header(w, "blobs/", AE_IFDIR, 0755, 0, NULL) < 0 ||
         w_header(w, "blobs/sha256/", AE_IFDIR, 0755, 0, NULL) < 0)
         return -1;
@@ -1011,8 +1035,12 @@ int image_save(store *s, const char *const *names, size_t n, int out_fd, berr *e
         archive_write_free(w.a);
         json_decref(w.written);
     }
-    for (size_t i = 0; rc == 0 && i < set.n; i++)
-        op_event_add(&o, "save", set.imgs[i].id, json_pack("{s:s}", "name", set.imgs[i].id));
+    for (size_t i = 0; rc == 0 && i < set.n; i++) {
+        json_t *labels = json_object_get(json_object_get(set.imgs[i].cfg, "config"), "Labels");
+        json_t *attrs = json_is_object(labels) ? json_deep_copy(labels) : json_object();
+        json_object_set_new(attrs, "name", json_string(set.imgs[i].id));
+        op_event_add(&o, "save", set.imgs[i].id, attrs);
+    }
     set_free(s, &set, &o);
     op_finish(s, &o);
     return rc;

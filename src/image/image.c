@@ -37,8 +37,10 @@ static int64_t image_size(const image *img)
 
 static void fmt_time(int64_t ns, char *out, size_t n)
 {
-    if (ns <= 0) snprintf(out, n, ZERO_TIME);
-    else fmt_rfc3339nano(ns, out, n);
+    if (ns <= 0)
+        snprintf(out, n, ZERO_TIME);
+    else
+        fmt_rfc3339nano(ns, out, n);
 }
 
 /* ---- list ---- */
@@ -121,7 +123,8 @@ static json_t *list_entry(store *s, const image *img, const list_filter *lf, ber
     }
     free(refs);
     bool keep = true;
-    if (*bad) keep = false;
+    if (*bad)
+        keep = false;
     else if (!any) {
         keep = (lf->all || !st_has_children(s, img)) && !(lf->has_dangling && !lf->dangling_only) &&
                !refpats;
@@ -275,7 +278,8 @@ static const char *history_comment(const json_t *cfg)
 {
     const char *c = jstr(cfg, "comment");
     json_t *h = json_object_get(cfg, "history");
-    if ((!c || !*c) && json_array_size(h)) c = jstr(json_array_get(h, json_array_size(h) - 1), "comment");
+    if ((!c || !*c) && json_array_size(h))
+        c = jstr(json_array_get(h, json_array_size(h) - 1), "comment");
     return c ? c : "";
 }
 
@@ -306,7 +310,8 @@ static json_t *inspect_json(const store *s, const image *img, const json_t *cfg)
     json_object_set_new(j, "Size", json_integer(size));
     json_object_set_new(j, "VirtualSize", json_integer(size));
     json_object_set_new(j, "GraphDriver", graph_driver(s, img));
-    json_t *rootfs = json_pack("{s:s}", "Type", jstr(json_object_get(cfg, "rootfs"), "type") ?: "layers");
+    json_t *rootfs =
+        json_pack("{s:s}", "Type", jstr(json_object_get(cfg, "rootfs"), "type") ?: "layers");
     if (json_array_size(layers)) json_object_set(rootfs, "Layers", layers);
     json_object_set_new(j, "RootFS", rootfs);
     json_object_set_new(j, "Metadata", json_pack("{s:s}", "LastTagTime", tagged));
@@ -352,12 +357,12 @@ static json_t *history_items(const image *img, const json_t *cfg, berr *e)
         }
         const char *c = jstr(h, "created");
         int64_t ns = c ? parse_rfc3339(c) : 0;
-        json_array_insert_new(
-            out, 0,
-            json_pack("{s:s, s:I, s:s, s:s, s:I, s:n}", "Comment", jstr(h, "comment") ?: "",
-                      "Created", (json_int_t)(ns > 0 ? ns / 1000000000LL : -62135596800LL),
-                      "CreatedBy", jstr(h, "created_by") ?: "", "Id", "<missing>", "Size",
-                      (json_int_t)size, "Tags"));
+        json_array_insert_new(out, 0,
+                              json_pack("{s:s, s:I, s:s, s:s, s:I, s:n}", "Comment",
+                                        jstr(h, "comment") ?: "", "Created",
+                                        (json_int_t)(ns > 0 ? ns / 1000000000LL : -62135596800LL),
+                                        "CreatedBy", jstr(h, "created_by") ?: "", "Id", "<missing>",
+                                        "Size", (json_int_t)size, "Tags"));
     }
     return out;
 }
@@ -555,8 +560,8 @@ static void untag_orphan_digests(store *s, const image *img, const char *repo, d
     free(drop);
 }
 
-static int remove_by_ref(store *s, image *img, const char *name, bool force, bool *done,
-                         del_ctx *d, berr *e)
+static int remove_by_ref(store *s, image *img, const char *name, bool force, bool *done, del_ctx *d,
+                         berr *e)
 {
     refent **refs;
     size_t n = st_refs_of(s, img->id, &refs);
@@ -677,7 +682,8 @@ static int prune_filters(const json_t *f, bool *dangling_only, int64_t *until, b
     *until = 0;
     if (json_array_size(u) > 1) return berr_set(e, 400, "more than one until filter specified");
     if (u && (*until = parse_time_arg(json_string_value(json_array_get(u, 0)), now_ns())) < 0)
-        return berr_set(e, 400, "invalid until filter: %s", json_string_value(json_array_get(u, 0)));
+        return berr_set(e, 400, "invalid until filter: %s",
+                        json_string_value(json_array_get(u, 0)));
     return 0;
 }
 

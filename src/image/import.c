@@ -42,9 +42,9 @@ static json_t *or_null(json_t *j)
 /* Go's container.Config field order and omitempty rules. */
 static json_t *runcfg_json(const runcfg *c)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b}", "Hostname", "", "Domainname", "",
-                          "User", c->user ? c->user : "", "AttachStdin", 0, "AttachStdout", 0,
-                          "AttachStderr", 0);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:b, s:b, s:b}", "Hostname", "", "Domainname", "", "User",
+                  c->user ? c->user : "", "AttachStdin", 0, "AttachStdout", 0, "AttachStderr", 0);
     if (c->exposed) json_object_set(j, "ExposedPorts", c->exposed);
     json_object_set_new(j, "Tty", json_false());
     json_object_set_new(j, "OpenStdin", json_false());
@@ -196,7 +196,8 @@ static int set_kv(runcfg *c, json_t **target, const char *args, bool env, berr *
         size_t k;
         json_t *old;
         bool replaced = false;
-        json_array_foreach(*target, k, old) if (!replaced && !strncmp(json_string_value(old), s, (size_t)(eq - s) + 1))
+        json_array_foreach(*target, k, old) if (!replaced && !strncmp(json_string_value(old), s,
+                                                                      (size_t)(eq - s) + 1))
         {
             json_array_set(*target, k, v);
             replaced = true;
@@ -210,7 +211,8 @@ static int set_kv(runcfg *c, json_t **target, const char *args, bool env, berr *
 static int add_port(runcfg *c, const char *spec, berr *e)
 {
     char port[64], proto[16] = "tcp";
-    if (sscanf(spec, "%63[^/]/%15s", port, proto) < 1) return berr_set(e, 400, "Invalid containerPort: %s", spec);
+    if (sscanf(spec, "%63[^/]/%15s", port, proto) < 1)
+        return berr_set(e, 400, "Invalid containerPort: %s", spec);
     if (strcmp(proto, "tcp") && strcmp(proto, "udp") && strcmp(proto, "sctp"))
         return berr_set(e, 400, "Invalid proto: %s", proto);
     char *end;
@@ -317,8 +319,10 @@ static int do_health(runcfg *c, const char *args, berr *e)
     const char *rest = args + 4;
     while (isspace((unsigned char)*rest)) rest++;
     json_t *test = exec_form(rest);
-    if (test) json_array_insert_new(test, 0, json_string("CMD"));
-    else test = json_pack("[s, s]", "CMD-SHELL", rest);
+    if (test)
+        json_array_insert_new(test, 0, json_string("CMD"));
+    else
+        test = json_pack("[s, s]", "CMD-SHELL", rest);
     c->health = json_pack("{s:o}", "Test", test);
     return 0;
 }
@@ -419,11 +423,12 @@ static json_t *build_runcfg(const json_t *changes, berr *e)
 /* ---- the image config ---- */
 static const char *go_arch(void)
 {
-    static struct utsname u;
+    static __thread struct utsname u;
     if (uname(&u) < 0) return "amd64";
-    static const char *map[][2] = {{"x86_64", "amd64"},  {"aarch64", "arm64"}, {"i686", "386"},
-                                   {"i386", "386"},      {"armv7l", "arm"},    {"armv6l", "arm"},
-                                   {"ppc64le", "ppc64le"}, {"s390x", "s390x"}, {"riscv64", "riscv64"}};
+    static const char *map[][2] = {
+        {"x86_64", "amd64"},    {"aarch64", "arm64"}, {"i686", "386"},
+        {"i386", "386"},        {"armv7l", "arm"},    {"armv6l", "arm"},
+        {"ppc64le", "ppc64le"}, {"s390x", "s390x"},   {"riscv64", "riscv64"}};
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (!strcmp(u.machine, map[i][0])) return map[i][1];
     return u.machine;
@@ -433,11 +438,11 @@ static char *import_config(json_t *runconf, const char *msg, const char *diff)
 {
     char created[64];
     fmt_rfc3339nano(now_ns(), created, sizeof created);
-    json_t *cfg = json_pack("{s:s, s:s, s:o, s:o, s:s, s:[{s:s, s:s}], s:s, s:{s:s, s:[s]}}",
-                            "architecture", go_arch(), "comment", msg, "config", runconf,
-                            "container_config", empty_container_config(), "created", created,
-                            "history", "created", created, "comment", msg, "os", "linux",
-                            "rootfs", "type", "layers", "diff_ids", diff);
+    json_t *cfg =
+        json_pack("{s:s, s:s, s:o, s:o, s:s, s:[{s:s, s:s}], s:s, s:{s:s, s:[s]}}", "architecture",
+                  go_arch(), "comment", msg, "config", runconf, "container_config",
+                  empty_container_config(), "created", created, "history", "created", created,
+                  "comment", msg, "os", "linux", "rootfs", "type", "layers", "diff_ids", diff);
     char *out = json_dump_go(cfg);
     json_decref(cfg);
     return out;
@@ -514,11 +519,13 @@ int image_import(store *s, int in_fd, const char *repo, const char *tag, const j
     pending_layer pl = {0};
     op o = {0};
     int rc = read_layer(s, in_fd, &blob, diff, e);
-    if (rc == 0) rc = layer_prepare(s, "", diff, blob, &pl, e);
-    else pl.tmp_blob = blob;
+    if (rc == 0)
+        rc = layer_prepare(s, "", diff, blob, &pl, e);
+    else
+        pl.tmp_blob = blob;
     if (rc == 0) {
-        _cleanup_free_ char *cfg =
-            import_config(json_incref(runconf), message && *message ? message : "Imported from -", diff);
+        _cleanup_free_ char *cfg = import_config(
+            json_incref(runconf), message && *message ? message : "Imported from -", diff);
         rc = commit_import(s, &pl, cfg, &r, has_tag, id_out, &o, e);
     } else {
         pthread_rwlock_wrlock(&s->lock);

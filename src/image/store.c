@@ -136,12 +136,18 @@ char *json_dump_go(const json_t *j)
     if (!raw) return xstrdup("null");
     sbuf b = {0};
     for (const char *p = raw; *p; p++) {
-        if (*p == '<') sbuf_adds(&b, "\\u003c");
-        else if (*p == '>') sbuf_adds(&b, "\\u003e");
-        else if (*p == '&') sbuf_adds(&b, "\\u0026");
-        else if (!strncmp(p, "\xe2\x80\xa8", 3)) sbuf_adds(&b, "\\u2028"), p += 2;
-        else if (!strncmp(p, "\xe2\x80\xa9", 3)) sbuf_adds(&b, "\\u2029"), p += 2;
-        else sbuf_add(&b, p, 1);
+        if (*p == '<')
+            sbuf_adds(&b, "\\u003c");
+        else if (*p == '>')
+            sbuf_adds(&b, "\\u003e");
+        else if (*p == '&')
+            sbuf_adds(&b, "\\u0026");
+        else if (!strncmp(p, "\xe2\x80\xa8", 3))
+            sbuf_adds(&b, "\\u2028"), p += 2;
+        else if (!strncmp(p, "\xe2\x80\xa9", 3))
+            sbuf_adds(&b, "\\u2029"), p += 2;
+        else
+            sbuf_add(&b, p, 1);
     }
     free(raw);
     return sbuf_steal(&b);
@@ -299,7 +305,8 @@ size_t st_refs_of(const store *s, const char *id, refent ***out)
 
 int parse_tag_target(const char *repo, const char *tag, ref *r, berr *e)
 {
-    if (!repo || !*repo) return berr_set(e, 400, "repository name must have at least one component");
+    if (!repo || !*repo)
+        return berr_set(e, 400, "repository name must have at least one component");
     if (strlen(repo) == 64 && is_hex(repo, 64))
         return berr_set(e, 400,
                         "invalid repository name (%s), cannot specify 64-byte hexadecimal strings",
@@ -494,7 +501,8 @@ static bool gc_layer(store *s, layer *l, op *o)
         }
     _cleanup_free_ char *dir = layer_dir(s, l->chain);
     char *trash = store_tmp_path(s);
-    if (rename(dir, trash) == 0) op_trash(o, trash);
+    if (rename(dir, trash) == 0)
+        op_trash(o, trash);
     else {
         free(trash);
         op_trash(o, xstrdup(dir));
@@ -509,9 +517,9 @@ static bool gc_layer(store *s, layer *l, op *o)
 
 static int write_layer_meta(const char *dir, const pending_layer *pl, berr *e)
 {
-    _cleanup_json_ json_t *m = json_pack("{s:s, s:s, s:s, s:I}", "chain_id", pl->chain, "diff_id",
-                                         pl->diff, "parent", pl->parent, "size",
-                                         (json_int_t)pl->size);
+    _cleanup_json_ json_t *m =
+        json_pack("{s:s, s:s, s:s, s:I}", "chain_id", pl->chain, "diff_id", pl->diff, "parent",
+                  pl->parent, "size", (json_int_t)pl->size);
     _cleanup_free_ char *data = json_dumps(m, JSON_COMPACT);
     _cleanup_free_ char *p = xasprintf("%s/meta.json", dir);
     if (write_file_atomic(p, data, strlen(data), 0644) < 0)

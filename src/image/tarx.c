@@ -44,7 +44,10 @@ const char *tarx_compression(const unsigned char *h, size_t n)
                           "7zXZ\0",
                           6))
         return "xz";
-    if (n >= 4 && !memcmp(h, "BZh", 3) && h[3] >= '1' && h[3] <= '9') return "bzip2";
+    /* "BZh1".."BZh9" alone could start a plain stream: also want a block or end marker */
+    if (n >= 10 && !memcmp(h, "BZh", 3) && h[3] >= '1' && h[3] <= '9' &&
+        (!memcmp(h + 4, "1AY&SY", 6) || !memcmp(h + 4, "\x17\x72\x45\x38\x50\x90", 6)))
+        return "bzip2";
     return NULL;
 }
 

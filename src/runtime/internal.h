@@ -73,7 +73,8 @@ typedef struct rt_idmap {
     uint32_t inner, outer, size;
 } rt_idmap;
 
-/* -1 (or NULL) means "not set" throughout. */
+/* RT_UNSET (or NULL) means "not set" throughout; -1 means unlimited. */
+#define RT_UNSET INT64_MIN
 struct rt_resources {
     int64_t mem_limit, mem_reservation, mem_swap, mem_swappiness;
     bool disable_oom_killer;
@@ -146,7 +147,7 @@ int rt_seccomp_load(const rt_bpf *b, berr *e);
 
 /* mounts.c: the root filesystem, run in the container process */
 /* Before pivot: mounts, devices, the cwd, and (terminal) a pty from the
- * container's devpts bound on /dev/console; *master/*slave get it or -1. */
+ * container's devpts bound on /dev/console; master and slave get it or -1. */
 int rt_rootfs_prepare(const rt_spec *s, const rt_process *p, int *master, int *slave, berr *e);
 int rt_rootfs_pivot(const rt_spec *s, bool no_pivot, berr *e);
 int rt_rootfs_finish(const rt_spec *s, berr *e); /* after pivot: ro, masks */
@@ -185,6 +186,7 @@ int rt_cgv1_apply(rt_cgroup *cg, const rt_resources *r, berr *e);
 int rt_cgv1_stats(rt_cgroup *cg, rt_stats *st);
 int rt_cgv1_freeze(rt_cgroup *cg, bool frozen, berr *e);
 int rt_cgv1_cpuset_init(const char *mountpoint, const char *path);
+int rt_cgv2_enable(const char *mnt, const char *path);
 int rt_cgv2_apply(rt_cgroup *cg, const rt_resources *r, berr *e);
 int rt_cgv2_stats(rt_cgroup *cg, rt_stats *st);
 int rt_cgv2_freeze(rt_cgroup *cg, bool frozen, berr *e);
@@ -210,7 +212,11 @@ int rt_sync_send(int sock, const rt_sync_msg *m, int fd);
 int rt_sync_recv(int sock, rt_sync_msg *m, int *fd, berr *e);
 void rt_child_fail(int sock, const berr *e, int err) __attribute__((noreturn));
 char *rt_find_exec(const rt_process *p, int *err); /* PATH lookup */
-int rt_exec_errno_berr(berr *e, const char *arg0, int err);
+int rt_exec_errno_berr(berr *e, const char *arg0, int err); /* 404/403; sets errno */
+int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg, int statefd,
+                  pid_t *pid, int *master, berr *e);
+int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *bpf, const rt_io *io, pid_t *out,
+                  int *master, berr *e);
 
 /* state.c */
 struct rt_container {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -311,23 +312,23 @@ int rt_resources_load(const json_t *j, rt_resources **out, berr *e)
     rt_resources *r = xcalloc(1, sizeof *r);
     *out = r;
     json_t *mem = json_object_get(j, "memory"), *cpu = json_object_get(j, "cpu");
-    r->mem_limit = jint(mem, "limit", -1);
-    r->mem_reservation = jint(mem, "reservation", -1);
-    r->mem_swap = jint(mem, "swap", -1);
-    r->mem_swappiness = jint(mem, "swappiness", -1);
+    r->mem_limit = jint(mem, "limit", RT_UNSET);
+    r->mem_reservation = jint(mem, "reservation", RT_UNSET);
+    r->mem_swap = jint(mem, "swap", RT_UNSET);
+    r->mem_swappiness = jint(mem, "swappiness", RT_UNSET);
     r->disable_oom_killer = json_is_true(json_object_get(mem, "disableOOMKiller"));
     if (r->mem_limit > 0 && r->mem_swap > 0 && r->mem_swap < r->mem_limit) {
         berr_set(e, 400, "memory+swap limit %lld must be at least the memory limit %lld",
                  (long long)r->mem_swap, (long long)r->mem_limit);
         goto fail;
     }
-    r->cpu_shares = jint(cpu, "shares", -1);
-    r->cpu_quota = jint(cpu, "quota", -1);
-    r->cpu_period = jint(cpu, "period", -1);
+    r->cpu_shares = jint(cpu, "shares", RT_UNSET);
+    r->cpu_quota = jint(cpu, "quota", RT_UNSET);
+    r->cpu_period = jint(cpu, "period", RT_UNSET);
     r->cpus = jstr(cpu, "cpus") && *jstr(cpu, "cpus") ? jdup(cpu, "cpus") : NULL;
     r->mems = jstr(cpu, "mems") && *jstr(cpu, "mems") ? jdup(cpu, "mems") : NULL;
-    r->pids_limit = jint(json_object_get(j, "pids"), "limit", -1);
-    r->blkio_weight = jint(json_object_get(j, "blockIO"), "weight", -1);
+    r->pids_limit = jint(json_object_get(j, "pids"), "limit", RT_UNSET);
+    r->blkio_weight = jint(json_object_get(j, "blockIO"), "weight", RT_UNSET);
     json_t *devs = json_object_get(j, "devices"), *d;
     size_t i;
     r->devrules = xcalloc(json_array_size(devs) + 1, sizeof *r->devrules);

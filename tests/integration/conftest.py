@@ -159,6 +159,9 @@ def run(argv, input=None, check=True, timeout=120):
 def workdir():
     d = tempfile.mkdtemp(prefix="berth-it-")
     yield d
+    if os.environ.get("BERTH_TEST_KEEP"):      # keep logs and roots for a post-mortem
+        print(f"\nkept {d}")
+        return
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -424,3 +427,40 @@ def cli(d, which, *args, **kw):
     if which == "berth":
         return d.berth(*args, **kw)
     return d.docker(*args, cli=which, **kw)
+
+
+def layer_size(data):
+    """The size dockerd reports for a layer tar: bytes of regular files plus the
+    target lengths of symlinks; whiteout entries count nothing."""
+    n = 0
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as t:
+        for m in t.getmembers():
+            if os.path.basename(m.name).startswith(".wh."):
+                continue
+            if m.isfile():
+                n += m.size
+            elif m.issym():
+                n += len(m.linkname)
+    return n
+
+
+@pytest.fixture(autouse=True)
+def _session_daemon_alive(request):
+    """After each test that used the session daemon: if berthd died during the
+    test, fail that test with the log tail and restart berthd on the same roots,
+    so one crash is reported where it happened instead of failing every later
+    test. The sanitizer report stays in the log, so the session teardown still
+    fails on it."""
+    yield
+    if "daemon" not in request.fixturenames:
+        return
+    d = request.getfixturevalue("daemon")
+    if d.proc is None or d.proc.poll() is None:
+        return
+    rc = d.proc.returncode
+    tail = d.log()[-6000:]
+    d.proc = None
+    d.logf.close()
+    d.start()
+    pytest.fail(f"berthd died (exit status {rc}) during this test; restarted it.\n"
+                f"log tail:\n{tail}", pytrace=False)

@@ -12,6 +12,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,11 +26,11 @@
 #include "common/jsonutil.h"
 #include "image/image.h"
 
-static char g_work[256];     /* temp dir for tarballs */
-static char g_tar[300];      /* rootfs tar */
-static char g_tar_gz[300];   /* same, gzip */
-static char g_tar2[300];     /* another rootfs (different content) */
-static json_t *g_events;     /* [[action, id, attrs], ...] */
+static char g_work[256];   /* temp dir for tarballs */
+static char g_tar[300];    /* rootfs tar */
+static char g_tar_gz[300]; /* same, gzip */
+static char g_tar2[300];   /* another rootfs (different content) */
+static json_t *g_events;   /* [[action, id, attrs], ...] */
 
 static void on_event(const char *action, const char *id, json_t *attrs)
 {
@@ -178,7 +179,8 @@ static void test_import_plain(void **state)
     assert_string_equal(json_string_value(json_array_get(json_object_get(j, "RepoTags"), 0)),
                         "test/bb:1");
     json_t *rootfs = json_object_get(j, "RootFS");
-    assert_string_equal(json_string_value(json_array_get(json_object_get(rootfs, "Layers"), 0)), diff);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(rootfs, "Layers"), 0)),
+                        diff);
     assert_string_equal(jstr(j, "Os"), "linux");
     assert_string_equal(jstr(j, "Comment"), "Imported from -");
     struct stat st;
@@ -235,24 +237,26 @@ static void test_import_changes(void **state)
     fx *f = *state;
     char id[DIGEST_LEN + 1];
     berr e = {0};
-    const char *ch = "[\"CMD echo hi && true\", \"ENTRYPOINT [\\\"/bin/sh\\\", \\\"-c\\\"]\","
-                     "\"ENV A=1 B=\\\"two words\\\"\", \"ENV C $A-x\", \"WORKDIR /app\", \"WORKDIR sub/..\","
-                     "\"EXPOSE 80 53/udp\", \"LABEL k=v other=\\\"x y\\\"\", \"USER nobody\","
-                     "\"VOLUME /data\", \"STOPSIGNAL SIGINT\"]";
+    const char *ch =
+        "[\"CMD echo hi && true\", \"ENTRYPOINT [\\\"/bin/sh\\\", \\\"-c\\\"]\","
+        "\"ENV A=1 B=\\\"two words\\\"\", \"ENV C $A-x\", \"WORKDIR /app\", \"WORKDIR sub/..\","
+        "\"EXPOSE 80 53/udp\", \"LABEL k=v other=\\\"x y\\\"\", \"USER nobody\","
+        "\"VOLUME /data\", \"STOPSIGNAL SIGINT\"]";
     assert_int_equal(import_file(f->s, g_tar, "chg", NULL, ch, id, &e), 0);
     json_t *j = image_inspect(f->s, id, &e);
     assert_non_null(j);
     json_t *c = json_object_get(j, "Config");
     char *dump = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER);
     assert_string_equal(
-        dump,
-        "{\"Hostname\":\"\",\"Domainname\":\"\",\"User\":\"nobody\",\"AttachStdin\":false,"
-        "\"AttachStdout\":false,\"AttachStderr\":false,\"ExposedPorts\":{\"80/tcp\":{},\"53/udp\":{}},"
-        "\"Tty\":false,\"OpenStdin\":false,\"StdinOnce\":false,"
-        "\"Env\":[\"A=1\",\"B=two words\",\"C=1-x\"],\"Cmd\":[\"/bin/sh\",\"-c\",\"echo hi && true\"],"
-        "\"Image\":\"\",\"Volumes\":{\"/data\":{}},\"WorkingDir\":\"/app\","
-        "\"Entrypoint\":[\"/bin/sh\",\"-c\"],\"OnBuild\":null,"
-        "\"Labels\":{\"k\":\"v\",\"other\":\"x y\"},\"StopSignal\":\"SIGINT\"}");
+        dump, "{\"Hostname\":\"\",\"Domainname\":\"\",\"User\":\"nobody\",\"AttachStdin\":false,"
+              "\"AttachStdout\":false,\"AttachStderr\":false,\"ExposedPorts\":{\"80/tcp\":{},\"53/"
+              "udp\":{}},"
+              "\"Tty\":false,\"OpenStdin\":false,\"StdinOnce\":false,"
+              "\"Env\":[\"A=1\",\"B=two words\",\"C=1-x\"],\"Cmd\":[\"/bin/sh\",\"-c\",\"echo hi "
+              "&& true\"],"
+              "\"Image\":\"\",\"Volumes\":{\"/data\":{}},\"WorkingDir\":\"/app\","
+              "\"Entrypoint\":[\"/bin/sh\",\"-c\"],\"OnBuild\":null,"
+              "\"Labels\":{\"k\":\"v\",\"other\":\"x y\"},\"StopSignal\":\"SIGINT\"}");
     free(dump);
     json_decref(j);
 
@@ -272,7 +276,8 @@ static void test_import_changes(void **state)
     assert_string_equal(e.msg, "run is not a valid change command");
     assert_int_equal(import_file(f->s, g_tar2, "bad", NULL, "[\"EXPOSE abc\"]", id, &e), -1);
     assert_int_equal(e.status, 400);
-    assert_int_equal(import_file(f->s, g_tar2, "bad", NULL, "[\"STOPSIGNAL SIGNOPE\"]", id, &e), -1);
+    assert_int_equal(import_file(f->s, g_tar2, "bad", NULL, "[\"STOPSIGNAL SIGNOPE\"]", id, &e),
+                     -1);
     assert_int_equal(e.status, 400);
     assert_int_equal(import_file(f->s, g_tar2, "Bad", NULL, NULL, id, &e), -1);
     assert_int_equal(e.status, 400);
@@ -283,7 +288,8 @@ static void test_import_changes(void **state)
 }
 
 /* ---- hostile input ---- */
-static void make_tar(const char *path, const char *const *names, const char *const *bodies, size_t n)
+static void make_tar(const char *path, const char *const *names, const char *const *bodies,
+                     size_t n)
 {
     struct archive *a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
@@ -367,13 +373,16 @@ static void test_bad_loads(void **state)
     char cfg[512], cfgname[100];
     snprintf(cfg, sizeof cfg,
              "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
-             "\"diff_ids\":[\"sha256:%064d\"]}}", 0);
+             "\"diff_ids\":[\"sha256:%064d\"]}}",
+             0);
     char cid[DIGEST_LEN + 1];
     sha256_buf(cfg, strlen(cfg), cid);
     snprintf(cfgname, sizeof cfgname, "%s.json", cid + 7);
     char manifest[300];
-    snprintf(manifest, sizeof manifest, "[{\"Config\":\"%s\",\"RepoTags\":[\"m:1\"],\"Layers\":[\"l/layer.tar\"]}]", cfgname);
-    const char *n2[] = {cfgname, "l/layer.tar", "manifest.json"}, *b2[] = {cfg, "not a tar", manifest};
+    snprintf(manifest, sizeof manifest,
+             "[{\"Config\":\"%s\",\"RepoTags\":[\"m:1\"],\"Layers\":[\"l/layer.tar\"]}]", cfgname);
+    const char *n2[] = {cfgname, "l/layer.tar", "manifest.json"},
+               *b2[] = {cfg, "not a tar", manifest};
     snprintf(p, sizeof p, "%s/mismatch.tar", g_work);
     make_tar(p, n2, b2, 3);
     e = (berr){0};
@@ -381,6 +390,36 @@ static void test_bad_loads(void **state)
     assert_int_equal(e.status, 400);
     assert_non_null(strstr(e.msg, "invalid diffID"));
     assert_clean(f, 2, 1, 1);
+
+    /* a layer that climbs out of its root */
+    char evil[600], ed[DIGEST_LEN + 1];
+    snprintf(evil, sizeof evil, "%s/evil-layer.tar", g_work);
+    const char *en[] = {"a", "../../escaped"}, *eb[] = {"a\n", "boom\n"};
+    make_tar(evil, en, eb, 2);
+    file_digest(evil, ed);
+    snprintf(cfg, sizeof cfg,
+             "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+             "\"diff_ids\":[\"%s\"]}}",
+             ed);
+    sha256_buf(cfg, strlen(cfg), cid);
+    snprintf(cfgname, sizeof cfgname, "%s.json", cid + 7);
+    snprintf(manifest, sizeof manifest,
+             "[{\"Config\":\"%s\",\"RepoTags\":[\"m:1\"],\"Layers\":[\"l/layer.tar\"]}]", cfgname);
+    snprintf(p, sizeof p, "%s/evil-layer-load.tar", g_work);
+    char d[700];
+    snprintf(d, sizeof d, "%s/evil-dir", g_work);
+    assert_int_equal(run("mkdir -p %s/l && cp %s %s/l/layer.tar", d, evil, d), 0);
+    char fp[800];
+    snprintf(fp, sizeof fp, "%s/%s", d, cfgname);
+    assert_int_equal(write_file_atomic(fp, cfg, strlen(cfg), 0644), 0);
+    snprintf(fp, sizeof fp, "%s/manifest.json", d);
+    assert_int_equal(write_file_atomic(fp, manifest, strlen(manifest), 0644), 0);
+    assert_int_equal(run("tar -C %s -cf %s .", d, p), 0);
+    e = (berr){0};
+    assert_int_equal(load_file(f->s, p, NULL, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_clean(f, 2, 1, 1);
+    assert_int_equal(image_count(f->s), 1);
 }
 
 /* ---- tag / remove ---- */
@@ -414,7 +453,8 @@ static void test_tag_and_remove(void **state)
     char want[300];
     snprintf(want, sizeof want,
              "conflict: unable to delete %s (must be forced) - image is referenced in multiple "
-             "repositories", sid);
+             "repositories",
+             sid);
     assert_string_equal(e.msg, want);
 
     /* by name: untag only */
@@ -478,20 +518,28 @@ static json_t *list(store *s, const char *filters, berr *e)
     return l;
 }
 
+/* lib/first:1, second (labelled, other layer), an untagged one; oldest first */
+static void three_images(fx *f, char *a, char *b, char *c)
+{
+    berr e = {0};
+    import_ok(f->s, g_tar, "lib/first", "1", a);
+    assert_int_equal(import_file(f->s, g_tar2, "second", NULL, "[\"LABEL color=red\"]", b, &e), 0);
+    import_ok(f->s, g_tar, NULL, NULL, c);
+}
+
 static void test_list_filters(void **state)
 {
     fx *f = *state;
     char a[DIGEST_LEN + 1], b[DIGEST_LEN + 1], c[DIGEST_LEN + 1];
     berr e = {0};
-    import_ok(f->s, g_tar, "lib/first", "1", a);
-    assert_int_equal(import_file(f->s, g_tar2, "second", NULL, "[\"LABEL color=red\"]", b, &e), 0);
-    import_ok(f->s, g_tar, NULL, NULL, c);
+    three_images(f, a, b, c);
 
     json_t *l = list(f->s, NULL, &e);
     assert_int_equal(json_array_size(l), 3);
     assert_string_equal(jstr(json_array_get(l, 0), "Id"), c); /* newest first */
     json_t *none = json_array_get(l, 0);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(none, "RepoTags"), 0)), "<none>:<none>");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(none, "RepoTags"), 0)),
+                        "<none>:<none>");
     assert_true(json_is_null(json_object_get(json_array_get(l, 2), "RepoDigests")));
     json_decref(l);
 
@@ -534,13 +582,21 @@ static void test_list_filters(void **state)
     assert_int_equal(e.status, 400);
     assert_null(list(f->s, "{\"reference\":[\"[\"]}", &e));
     assert_int_equal(e.status, 400);
+}
 
+static void test_history_df_inspect(void **state)
+{
+    fx *f = *state;
+    char a[DIGEST_LEN + 1], b[DIGEST_LEN + 1], c[DIGEST_LEN + 1];
+    berr e = {0};
+    three_images(f, a, b, c);
     json_t *h = image_history(f->s, "second", &e);
     assert_non_null(h);
     assert_int_equal(json_array_size(h), 1);
     assert_string_equal(jstr(json_array_get(h, 0), "Id"), b);
-    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(h, 0), "Tags"), 0)),
-                        "second:latest");
+    assert_string_equal(
+        json_string_value(json_array_get(json_object_get(json_array_get(h, 0), "Tags"), 0)),
+        "second:latest");
     json_decref(h);
     assert_null(image_history(f->s, "nope:1", &e));
     assert_int_equal(e.status, 404);
@@ -634,11 +690,12 @@ static void test_save_load(void **state)
     const char *names[] = {"bb", "extra:x"};
     save_file(f->s, names, 2, p);
     assert_true(has_event("save", a));
-    assert_int_equal(run("tar -tf %s | grep -qx manifest.json && tar -tf %s | grep -qx index.json && "
-                         "tar -tf %s | grep -qx oci-layout && tar -tf %s | grep -qx repositories && "
-                         "tar -tf %s | grep -q '/layer.tar$' && tar -tf %s | grep -qx %s.json",
-                         p, p, p, p, p, p, a + 7),
-                     0);
+    assert_int_equal(
+        run("tar -tf %s | grep -qx manifest.json && tar -tf %s | grep -qx index.json && "
+            "tar -tf %s | grep -qx oci-layout && tar -tf %s | grep -qx repositories && "
+            "tar -tf %s | grep -q '/layer.tar$' && tar -tf %s | grep -qx %s.json",
+            p, p, p, p, p, p, a + 7),
+        0);
 
     const char *bad[] = {"bb", "nope:1"};
     assert_int_equal(image_save_check(f->s, bad, 2, &e), -1);
@@ -716,7 +773,8 @@ static void test_oci_load(void **state)
     snprintf(inner, sizeof inner,
              "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
              "\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-             "\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}",
+             "\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"architecture\":\"amd64\",\"os\":"
+             "\"linux\"}}]}",
              md, strlen(man));
     sha256_buf(inner, strlen(inner), idxd);
     char index[512];
@@ -727,8 +785,11 @@ static void test_oci_load(void **state)
              idxd, strlen(inner));
     char dir[600];
     snprintf(dir, sizeof dir, "%s/oci", f->root);
-    assert_int_equal(run("mkdir -p %s/blobs/sha256 && cp %s %s/blobs/sha256/%s", dir, g_tar_gz, dir, gzd + 7), 0);
-    const char *files[][2] = {{"index.json", index}, {"oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}"}};
+    assert_int_equal(
+        run("mkdir -p %s/blobs/sha256 && cp %s %s/blobs/sha256/%s", dir, g_tar_gz, dir, gzd + 7),
+        0);
+    const char *files[][2] = {{"index.json", index},
+                              {"oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}"}};
     for (int i = 0; i < 2; i++) {
         char p[700];
         snprintf(p, sizeof p, "%s/%s", dir, files[i][0]);
@@ -763,6 +824,50 @@ static void test_oci_load(void **state)
     assert_int_equal(count_dir(f->root, "tmp"), 0);
 }
 
+/* ---- many threads at once ---- */
+typedef struct worker {
+    store *s;
+    int n;
+    int failures;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 4; i++) {
+        char repo[32], id[DIGEST_LEN + 1];
+        berr e = {0};
+        snprintf(repo, sizeof repo, "t%d", w->n);
+        int fd = open(i % 2 ? g_tar : g_tar_gz, O_RDONLY);
+        if (image_import(w->s, fd, repo, NULL, NULL, NULL, id, &e) < 0) w->failures++;
+        close(fd);
+        json_t *l = image_list(w->s, NULL, false, &e);
+        if (!l) w->failures++;
+        json_decref(l);
+        json_t *r = image_remove(w->s, id, true, false, &e);
+        if (!r && e.status != 404) w->failures++;
+        json_decref(r);
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    fx *f = *state;
+    pthread_t th[4];
+    worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){f->s, i, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    assert_int_equal(image_count(f->s), 0);
+    assert_clean(f, 0, 0, 0);
+}
+
 /* ---- reopen / crash recovery ---- */
 static void test_reopen(void **state)
 {
@@ -774,7 +879,8 @@ static void test_reopen(void **state)
     /* leftovers of a crash: a half-made layer, temp files, a stray blob, a
      * record without its config */
     assert_int_equal(run("mkdir -p %s/layers/%064d/diff && touch %s/tmp/junk %s/blobs/sha256/%064d "
-                         "%s/repositories.json.tmp.1.2 && echo '{\"id\":\"sha256:%064d\"}' > %s/images/%064d.json",
+                         "%s/repositories.json.tmp.1.2 && echo '{\"id\":\"sha256:%064d\"}' > "
+                         "%s/images/%064d.json",
                          f->root, 1, f->root, f->root, 2, f->root, 3, f->root, 3),
                      0);
     f->s = open_store(f->root);
@@ -824,9 +930,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tag_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_by_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_df_inspect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_save_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oci_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docker_interop, setup, teardown),
     };

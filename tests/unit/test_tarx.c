@@ -191,8 +191,9 @@ static void test_compression_sniff(void **state)
                                                                 "7zXZ\0",
                                          6),
                         "xz");
-    assert_string_equal(tarx_compression((const unsigned char *)"BZh91AY", 7), "bzip2");
+    assert_string_equal(tarx_compression((const unsigned char *)"BZh91AY&SY", 10), "bzip2");
     assert_null(tarx_compression((const unsigned char *)"BZhx", 4));
+    assert_null(tarx_compression((const unsigned char *)"BZh9 plain", 10));
     assert_null(tarx_compression((const unsigned char *)"\x1f", 1));
     assert_null(tarx_compression((const unsigned char *)"hello world", 11));
     assert_null(tarx_compression(NULL, 0));
@@ -271,6 +272,17 @@ static void test_decompress_plain(void **state)
         check_decompress(f, f->tar, d, sizes[i]);
         free(d);
     }
+}
+
+/* a plain stream that happens to start like bzip2 passes through */
+static void test_decompress_weak_magic(void **state)
+{
+    fx *f = *state;
+    char d[2000];
+    memset(d, 'b', sizeof d);
+    memcpy(d, "BZh9 not really", 15);
+    write_bytes(f->tar, d, sizeof d);
+    check_decompress(f, f->tar, d, sizeof d);
 }
 
 static void test_decompress_filters(void **state)
@@ -985,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_compression_sniff),
         cmocka_unit_test_setup_teardown(test_decompress_plain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decompress_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decompress_weak_magic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decompress_gzip_multimember, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decompress_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extract_types, setup, teardown),

@@ -1,0 +1,367 @@
+/* containers.c: the container table: records, names, persistence; see
+ * containers.h. */
+#include "daemon/containers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/jsonutil.h"
+
+pthread_mutex_t ctr_mutex = PTHREAD_MUTEX_INITIALIZER;
+static container **tab;
+static size_t ntab, captab;
+static char *data_root, *exec_root;
+
+void ctr_lock(void)
+{
+    pthread_mutex_lock(&ctr_mutex);
+}
+void ctr_unlock(void)
+{
+    pthread_mutex_unlock(&ctr_mutex);
+}
+
+char *ctr_dir(const char *id)
+{
+    return xasprintf("%s/containers/%s", data_root, id);
+}
+char *ctr_exec_dir(const char *id)
+{
+    return xasprintf("%s/containers/%s", exec_root, id);
+}
+
+static container *ctr_new(const char *id, json_t *j)
+{
+    container *c = xcalloc(1, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->j = j;
+    pthread_mutex_init(&c->op, NULL);
+    pthread_cond_init(&c->changed, NULL);
+    return c;
+}
+
+static void tab_add(container *c)
+{
+    if (ntab == captab) {
+        captab = captab ? captab * 2 : 16;
+        tab = xrealloc(tab, captab * sizeof *tab);
+    }
+    tab[ntab++] = c;
+    c->refs++;
+}
+
+int ctr_init(const char *droot, const char *eroot, berr *e)
+{
+    data_root = xstrdup(droot);
+    exec_root = xstrdup(eroot);
+    char *dir = xasprintf("%s/containers", data_root);
+    char *edir = xasprintf("%s/containers", exec_root);
+    mkdir_p(edir, 0700);
+    free(edir);
+    if (mkdir_p(dir, 0710) < 0) {
+        free(dir);
+        return berr_errno(e, 500, "creating %s/containers", data_root);
+    }
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strlen(de->d_name) != 64) continue;
+        char *p = xasprintf("%s/%s/config.v2.json", dir, de->d_name);
+        json_error_t je;
+        json_t *j = json_load_file(p, 0, &je);
+        if (!j) log_warn("container %s: unreadable record %s: %s", de->d_name, p, je.text);
+        else tab_add(ctr_new(de->d_name, j));
+        free(p);
+    }
+    if (d) closedir(d);
+    free(dir);
+    return 0;
+}
+
+/* ---- lookup ---- */
+
+static const char *name_of(container *c)
+{
+    const char *n = jstr(c->j, "Name");
+    return n ? n : "";
+}
+
+static container *find_locked(const char *ref, berr *e)
+{
+    if (!ref || !*ref) {
+        berr_set(e, 404, "No such container: %s", ref ? ref : "");
+        return NULL;
+    }
+    for (size_t i = 0; i < ntab; i++)
+        if (!strcmp(tab[i]->id, ref)) return tab[i];
+    for (size_t i = 0; i < ntab; i++) {
+        const char *n = name_of(tab[i]);
+        if (!strcmp(n, ref) || (n[0] == '/' && !strcmp(n + 1, ref))) return tab[i];
+    }
+    container *found = NULL;
+    size_t l = strlen(ref);
+    for (size_t i = 0; i < ntab; i++) {
+        if (strncmp(tab[i]->id, ref, l)) continue;
+        if (found) {
+            berr_set(e, 400, "multiple IDs found with provided prefix: %s", ref);
+            return NULL;
+        }
+        found = tab[i];
+    }
+    if (!found) berr_set(e, 404, "No such container: %s", ref);
+    return found;
+}
+
+container *ctr_get(const char *ref, berr *e)
+{
+    ctr_lock();
+    container *c = find_locked(ref, e);
+    if (c) c->refs++;
+    ctr_unlock();
+    return c;
+}
+
+void ctr_put(container *c)
+{
+    if (!c) return;
+    ctr_lock();
+    bool last = --c->refs == 0;
+    ctr_unlock();
+    if (!last) return;
+    json_decref(c->j);
+    pthread_mutex_destroy(&c->op);
+    pthread_cond_destroy(&c->changed);
+    free(c);
+}
+
+container **ctr_all(size_t *n)
+{
+    ctr_lock();
+    container **a = xcalloc(ntab + 1, sizeof *a);
+    for (size_t i = 0; i < ntab; i++) {
+        a[i] = tab[i];
+        tab[i]->refs++;
+    }
+    *n = ntab;
+    ctr_unlock();
+    return a;
+}
+
+static bool name_taken(const char *name, container *except)
+{
+    for (size_t i = 0; i < ntab; i++)
+        if (tab[i] != except && !strcmp(name_of(tab[i]), name)) return true;
+    return false;
+}
+
+/* Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+ */
+static bool valid_name(const char *n)
+{
+    if (*n == '/') n++;
+    if (strlen(n) < 2) return false;
+    if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') || (n[0] >= '0' && n[0] <= '9')))
+        return false;
+    for (const char *p = n + 1; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return false;
+    return true;
+}
+
+int ctr_rename(container *c, const char *name, berr *e)
+{
+    if (!valid_name(name))
+        return berr_set(e, 400, "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                        name);
+    char *full = xasprintf("/%s", name[0] == '/' ? name + 1 : name);
+    ctr_lock();
+    if (name_taken(full, c)) {
+        ctr_unlock();
+        berr_set(e, 409,
+                 "Conflict. The container name \"%s\" is already in use by container \"%s\". You "
+                 "have to remove (or rename) that container to be able to reuse that name.",
+                 full, find_locked(full, NULL)->id);
+        free(full);
+        return -1;
+    }
+    json_object_set_new(c->j, "Name", json_string(full));
+    ctr_save(c);
+    ctr_unlock();
+    free(full);
+    return 0;
+}
+
+container *ctr_add(json_t *j, berr *e)
+{
+    const char *name = jstr(j, "Name");
+    if (name && !valid_name(name)) {
+        berr_set(e, 400, "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                 name[0] == '/' ? name + 1 : name);
+        return NULL;
+    }
+    unsigned char rnd[32];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        berr_errno(e, 500, "getrandom");
+        return NULL;
+    }
+    char id[65];
+    for (int i = 0; i < 32; i++) sprintf(id + 2 * i, "%02x", rnd[i]);
+    json_object_set_new(j, "Id", json_string(id));
+    ctr_lock();
+    char *full = name ? xasprintf("/%s", name[0] == '/' ? name + 1 : name) : NULL;
+    while (!full) {
+        char *n = ctr_random_name();
+        full = xasprintf("/%s", n);
+        free(n);
+        if (name_taken(full, NULL)) free(full), full = NULL;
+    }
+    if (name_taken(full, NULL)) {
+        container *o = find_locked(full, NULL);
+        berr_set(e, 409,
+                 "Conflict. The container name \"%s\" is already in use by container \"%s\". You "
+                 "have to remove (or rename) that container to be able to reuse that name.",
+                 full, o ? o->id : "");
+        ctr_unlock();
+        free(full);
+        return NULL;
+    }
+    json_object_set_new(j, "Name", json_string(full));
+    free(full);
+    container *c = ctr_new(id, j);
+    char *dir = ctr_dir(id);
+    if (mkdir_p(dir, 0710) < 0 || ctr_save(c) < 0) {
+        berr_errno(e, 500, "saving container %s", id);
+        ctr_unlock();
+        rm_rf(dir);
+        free(dir);
+        c->j = NULL;
+        ctr_put(c);
+        return NULL;
+    }
+    free(dir);
+    tab_add(c);
+    c->refs++;
+    ctr_unlock();
+    return c;
+}
+
+void ctr_remove(container *c)
+{
+    ctr_lock();
+    for (size_t i = 0; i < ntab; i++) {
+        if (tab[i] != c) continue;
+        memmove(tab + i, tab + i + 1, (ntab - i - 1) * sizeof *tab);
+        ntab--;
+        c->refs--;
+        break;
+    }
+    c->removed = true;
+    pthread_cond_broadcast(&c->changed);
+    ctr_unlock();
+    char *dir = ctr_dir(c->id), *edir = ctr_exec_dir(c->id);
+    rm_rf(dir);
+    rm_rf(edir);
+    free(dir);
+    free(edir);
+}
+
+int ctr_save(container *c)
+{
+    char *p = xasprintf("%s/containers/%s/config.v2.json", data_root, c->id);
+    char *s = json_dumps(c->j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    int rc = s ? write_file_atomic(p, s, strlen(s), 0600) : -1;
+    if (rc < 0) log_error("saving %s: %s", p, strerror(errno));
+    free(s);
+    free(p);
+    return rc;
+}
+
+char *ctr_random_name(void)
+{
+    static const char *left[] = {"brave",  "calm",   "eager",  "fancy",  "gentle", "happy",
+                                 "jolly",  "kind",   "lively", "merry",  "nimble", "proud",
+                                 "quiet",  "rapid",  "sharp",  "tender", "upbeat", "vivid",
+                                 "witty",  "zealous", "bold",  "clever", "daring", "frosty"};
+    static const char *right[] = {"anchor", "beacon", "bollard", "buoy",   "capstan", "cutter",
+                                  "dinghy", "ferry",  "galley",  "harbor", "hull",    "jetty",
+                                  "keel",   "lantern", "mooring", "oar",   "pier",    "quay",
+                                  "rudder", "schooner", "tugboat", "wharf", "yawl",   "skiff"};
+    unsigned r[2];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) r[0] = (unsigned)now_ns(), r[1] = r[0] >> 7;
+    return xasprintf("%s_%s", left[r[0] % (sizeof left / sizeof *left)],
+                     right[r[1] % (sizeof right / sizeof *right)]);
+}
+
+/* ---- state ---- */
+
+json_t *ctr_state(container *c)
+{
+    return json_object_get(c->j, "State");
+}
+
+const char *ctr_status(container *c)
+{
+    const char *s = jstr(ctr_state(c), "Status");
+    return s ? s : "created";
+}
+
+bool ctr_running(container *c)
+{
+    return json_is_true(json_object_get(ctr_state(c), "Running"));
+}
+
+void ctr_set_status(container *c, const char *status)
+{
+    json_t *st = ctr_state(c);
+    json_object_set_new(st, "Status", json_string(status));
+    bool running = !strcmp(status, "running") || !strcmp(status, "paused") ||
+                   !strcmp(status, "restarting");
+    json_object_set_new(st, "Running", json_boolean(running && strcmp(status, "restarting")));
+    json_object_set_new(st, "Paused", json_boolean(!strcmp(status, "paused")));
+    json_object_set_new(st, "Restarting", json_boolean(!strcmp(status, "restarting")));
+    json_object_set_new(st, "Dead", json_boolean(!strcmp(status, "dead")));
+    if (!strcmp(status, "paused")) json_object_set_new(st, "Running", json_true());
+    pthread_cond_broadcast(&c->changed);
+}
+
+int ctr_count_image(const char *image_id, bool running_only)
+{
+    int n = 0;
+    ctr_lock();
+    for (size_t i = 0; i < ntab; i++) {
+        const char *img = jstr(tab[i]->j, "Image");
+        if (img && !strcmp(img, image_id) && (!running_only || ctr_running(tab[i]))) n++;
+    }
+    ctr_unlock();
+    return n;
+}
+
+int ctr_image_usage(const char *image_id, bool running, char cid[65])
+{
+    int n = 0;
+    ctr_lock();
+    for (size_t i = 0; i < ntab; i++) {
+        const char *img = jstr(tab[i]->j, "Image");
+        if (!img || strcmp(img, image_id) || ctr_running(tab[i]) != running) continue;
+        if (n++ == 0 && cid) snprintf(cid, 65, "%s", tab[i]->id);
+    }
+    ctr_unlock();
+    return n;
+}
+
+void ctr_counts(int *total, int *running, int *paused, int *stopped)
+{
+    *total = *running = *paused = *stopped = 0;
+    ctr_lock();
+    for (size_t i = 0; i < ntab; i++) {
+        const char *s = ctr_status(tab[i]);
+        (*total)++;
+        if (!strcmp(s, "paused")) (*paused)++;
+        else if (!strcmp(s, "running") || !strcmp(s, "restarting")) (*running)++;
+        else (*stopped)++;
+    }
+    ctr_unlock();
+}

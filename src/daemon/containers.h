@@ -1,0 +1,73 @@
+/* containers.h: the daemon's container records.
+ *
+ * A container is its inspect JSON (the shape of GET /containers/{id}/json)
+ * plus a little runtime bookkeeping. The JSON is persisted atomically at
+ * <data-root>/containers/<id>/config.v2.json after every change, so a
+ * `kill -9` of berthd loses nothing; at start the daemon reloads every record
+ * and asks each container's shim (or its exit.json) what happened meanwhile.
+ *
+ * Locking: one mutex (ctr_lock) guards the table and every record's JSON;
+ * each container also has an op mutex that serializes its lifecycle
+ * operations (start, stop, kill, remove...), which may block for a while. */
+#ifndef BERTH_CONTAINERS_H
+#define BERTH_CONTAINERS_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "common/util.h"
+
+typedef struct container {
+    char id[65];
+    json_t *j;              /* inspect JSON; guarded by ctr_lock */
+    pthread_mutex_t op;     /* serializes lifecycle operations */
+    int refs;               /* guarded by ctr_lock */
+    bool removed;           /* set when deleted; guarded by ctr_lock */
+    bool waiter;            /* a thread waits for its exit */
+    bool stopping;          /* stop/kill requested by the user (no restart) */
+    pthread_cond_t changed; /* broadcast on state changes (with ctr_lock) */
+} container;
+
+extern pthread_mutex_t ctr_mutex;
+void ctr_lock(void);
+void ctr_unlock(void);
+
+/* Loads every record from <data_root>/containers. */
+int ctr_init(const char *data_root, const char *exec_root, berr *e);
+
+/* Finds by full ID, unique ID prefix, or name (with or without "/").
+ * Returns a referenced container (ctr_put when done) or NULL with 404. */
+container *ctr_get(const char *ref, berr *e);
+void ctr_put(container *c);
+/* A new record; fails 409 if the name is taken. Returned referenced. */
+container *ctr_add(json_t *j, berr *e);
+/* Drops the record and its files under the data root (not the exec root). */
+void ctr_remove(container *c);
+/* Persists c->j atomically (call with ctr_lock held). */
+int ctr_save(container *c);
+/* A snapshot array of referenced containers (ctr_put each, free array). */
+container **ctr_all(size_t *n);
+/* 409 if another container has the name. */
+int ctr_rename(container *c, const char *name, berr *e);
+/* A fresh "adjective_name" not in use. */
+char *ctr_random_name(void);
+/* Number of containers using an image ID, for image removal. */
+int ctr_count_image(const char *image_id, bool running_only);
+/* For the image engine's usage hook: containers of image_id that are
+ * (not) running; one of their IDs into cid. Takes ctr_lock. */
+int ctr_image_usage(const char *image_id, bool running, char cid[65]);
+/* Counts for /info. */
+void ctr_counts(int *total, int *running, int *paused, int *stopped);
+
+/* Paths */
+char *ctr_dir(const char *id);      /* <data-root>/containers/<id> */
+char *ctr_exec_dir(const char *id); /* <exec-root>/containers/<id> */
+
+/* State helpers (ctr_lock held). */
+json_t *ctr_state(container *c);
+const char *ctr_status(container *c);
+bool ctr_running(container *c);
+void ctr_set_status(container *c, const char *status);
+
+#endif

@@ -1,0 +1,563 @@
+/* lifecycle.c: starting, stopping, killing, removing and restarting
+ * containers, and following them while they run.
+ *
+ * Start: mount the overlay root (image layers + the container's upper dir),
+ * write hostname/hosts/resolv.conf, build the OCI spec, launch a berth-shim
+ * (which creates and starts the container), record the state. A waiter
+ * thread per running container blocks in shim_wait; on exit it records the
+ * exit code, unmounts the root, applies the restart policy and --rm.
+ * After a daemon restart, lc_restore reattaches to shims that still run and
+ * records the exits that happened meanwhile. */
+#include "daemon/lifecycle.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/jsonutil.h"
+#include "daemon/api.h"
+#include "daemon/events.h"
+#include "daemon/ocispec.h"
+#include "runtime/runtime.h"
+#include "shim/shim.h"
+
+static char *shim_path;
+
+void lc_init(const char *shim)
+{
+    shim_path = xstrdup(shim);
+}
+
+void lc_event(container *c, const char *action, json_t *extra)
+{
+    ctr_lock();
+    const char *name = jstr(c->j, "Name");
+    const json_t *cfg = json_object_get(c->j, "Config");
+    json_t *attrs = json_pack("{s:s,s:s}", "image", jstr(cfg, "Image") ? jstr(cfg, "Image") : "",
+                              "name", name ? name + 1 : "");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(cfg, "Labels"), k, v) json_object_set(attrs, k, v);
+    ctr_unlock();
+    if (extra) json_object_update(attrs, extra), json_decref(extra);
+    events_publish("container", action, c->id, attrs);
+}
+
+/* ---- root filesystem ---- */
+
+static char *rootfs_path(const char *id)
+{
+    char *d = ctr_exec_dir(id);
+    char *p = xasprintf("%s/rootfs", d);
+    free(d);
+    return p;
+}
+
+static int mount_rootfs(container *c, const char *image_id, berr *e)
+{
+    char **dirs = NULL;
+    int n = image_layer_dirs(D.images, image_id, &dirs, e);
+    if (n < 0) return -1;
+    char *dir = ctr_dir(c->id), *target = rootfs_path(c->id);
+    char *upper = xasprintf("%s/upper", dir), *work = xasprintf("%s/work", dir);
+    char *empty = xasprintf("%s/empty", dir);
+    mkdir_p(upper, 0755);
+    mkdir_p(work, 0700);
+    mkdir_p(target, 0755);
+    sbuf lower = {0};
+    for (int i = n - 1; i >= 0; i--) sbuf_printf(&lower, "%s%s", i == n - 1 ? "" : ":", dirs[i]);
+    if (n == 0) mkdir_p(empty, 0755), sbuf_adds(&lower, empty);
+    char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower.data, upper, work);
+    int rc = 0;
+    umount2(target, MNT_DETACH); /* a stale mount from before a crash */
+    if (mount("overlay", target, "overlay", 0, opts) < 0)
+        rc = berr_errno(e, 500, "mounting the container root (%zu bytes of options)", strlen(opts));
+    for (int i = 0; i < n; i++) free(dirs[i]);
+    free(dirs);
+    sbuf_free(&lower);
+    free(opts), free(dir), free(target), free(upper), free(work), free(empty);
+    return rc;
+}
+
+void lc_unmount(const char *id)
+{
+    char *target = rootfs_path(id);
+    if (umount2(target, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+        log_warn("unmounting %s: %s", target, strerror(errno));
+    free(target);
+}
+
+static int write_etc_files(container *c, const char *dir)
+{
+    ctr_lock();
+    const char *hn = jstr(json_object_get(c->j, "Config"), "Hostname");
+    char *hostname = xstrdup(hn && *hn ? hn : c->id);
+    const char *nm = jstr(json_object_get(c->j, "HostConfig"), "NetworkMode");
+    bool host_net = nm && !strcmp(nm, "host");
+    ctr_unlock();
+    char *p = xasprintf("%s/hostname", dir), *data = NULL;
+    char *line = xasprintf("%s\n", hostname);
+    int rc = write_file_atomic(p, line, strlen(line), 0644);
+    free(p), free(line);
+    p = xasprintf("%s/hosts", dir);
+    if (host_net && read_file("/etc/hosts", &data, NULL) == 0) {
+        rc |= write_file_atomic(p, data, strlen(data), 0644);
+    } else {
+        char *hosts = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\t"
+                                "ip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t%s\n",
+                                hostname);
+        rc |= write_file_atomic(p, hosts, strlen(hosts), 0644);
+        free(hosts);
+    }
+    free(data), data = NULL;
+    free(p);
+    p = xasprintf("%s/resolv.conf", dir);
+    if (read_file("/etc/resolv.conf", &data, NULL) < 0) data = xstrdup("");
+    rc |= write_file_atomic(p, data, strlen(data), 0644);
+    free(data), free(p), free(hostname);
+    return rc;
+}
+
+/* ---- start ---- */
+
+static void *waiter_main(void *p);
+
+static void start_waiter(container *c)
+{
+    ctr_lock();
+    if (c->waiter) {
+        ctr_unlock();
+        return;
+    }
+    c->waiter = true;
+    c->refs++;
+    ctr_unlock();
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 256u << 10);
+    if (pthread_create(&t, &a, waiter_main, c) != 0) {
+        ctr_lock();
+        c->waiter = false;
+        ctr_unlock();
+        ctr_put(c);
+    }
+    pthread_attr_destroy(&a);
+}
+
+static int64_t log_opt_size(const json_t *lc)
+{
+    const char *s = jstr(json_object_get(lc, "Config"), "max-size");
+    return s ? parse_size(s) : 0;
+}
+
+static int launch(container *c, berr *e)
+{
+    ctr_lock();
+    json_t *snap = json_deep_copy(c->j);
+    ctr_unlock();
+    const char *image_id = jstr(snap, "Image");
+    char *edir = ctr_exec_dir(c->id), *dir = ctr_dir(c->id), *root = rootfs_path(c->id);
+    char *cg = xasprintf("/berth/%s", c->id), *bundle_cfg = xasprintf("%s/config.json", edir);
+    char *logp = xasprintf("%s/%s-json.log", dir, c->id);
+    char *rtroot = xasprintf("%s/runtime", D.exec_root);
+    json_t *spec = NULL;
+    int rc = -1;
+    rm_rf(edir);
+    if (mkdir_p(edir, 0700) < 0) {
+        berr_errno(e, 500, "creating %s", edir);
+        goto out;
+    }
+    if (write_etc_files(c, dir) < 0) {
+        berr_errno(e, 500, "writing /etc files");
+        goto out;
+    }
+    if (mount_rootfs(c, image_id, e) < 0) goto out;
+    spec = ocispec_build(snap, root, dir, cg, e);
+    if (!spec) goto out_umount;
+    char *s = json_dumps(spec, JSON_COMPACT);
+    int w = write_file_atomic(bundle_cfg, s, strlen(s), 0600);
+    free(s);
+    if (w < 0) {
+        berr_errno(e, 500, "writing %s", bundle_cfg);
+        goto out_umount;
+    }
+    const json_t *cfg = json_object_get(snap, "Config");
+    const json_t *lcfg = json_object_get(json_object_get(snap, "HostConfig"), "LogConfig");
+    const char *mf = jstr(json_object_get(lcfg, "Config"), "max-file");
+    shim_launch_opts o = {
+        .shim_path = shim_path, .id = c->id, .bundle = edir, .state_dir = edir,
+        .runtime_root = rtroot, .log_path = logp, .log_max_size = log_opt_size(lcfg),
+        .log_max_file = mf ? atoi(mf) : 1,
+        .open_stdin = json_is_true(json_object_get(cfg, "OpenStdin")),
+        .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce"))};
+    if (o.log_max_file < 1) o.log_max_file = 1;
+    pid_t pid = 0;
+    if (shim_launch(&o, &pid, e) < 0) goto out_umount;
+    char ts[64];
+    fmt_rfc3339nano(now_ns(), ts, sizeof ts);
+    ctr_lock();
+    json_t *st = ctr_state(c);
+    ctr_set_status(c, "running");
+    json_object_set_new(st, "Pid", json_integer(pid));
+    json_object_set_new(st, "ExitCode", json_integer(0));
+    json_object_set_new(st, "OOMKilled", json_false());
+    json_object_set_new(st, "Error", json_string(""));
+    json_object_set_new(st, "StartedAt", json_string(ts));
+    json_object_set_new(st, "FinishedAt", json_string("0001-01-01T00:00:00Z"));
+    json_object_set_new(c->j, "LogPath", json_string(logp));
+    c->stopping = false;
+    ctr_save(c);
+    ctr_unlock();
+    rc = 0;
+    goto out;
+out_umount:
+    lc_unmount(c->id);
+out:
+    json_decref(spec);
+    json_decref(snap);
+    free(edir), free(dir), free(root), free(cg), free(bundle_cfg), free(logp), free(rtroot);
+    return rc;
+}
+
+/* Records a failed start as dockerd does: exit code 127/126/128 and Error. */
+static void record_start_error(container *c, const berr *e)
+{
+    int code = e->status == 404 ? 127 : e->status == 403 ? 126 : 128;
+    ctr_lock();
+    json_t *st = ctr_state(c);
+    ctr_set_status(c, "created");
+    if (strcmp(jstr(st, "StartedAt") ? jstr(st, "StartedAt") : "", "0001-01-01T00:00:00Z"))
+        ctr_set_status(c, "exited");
+    json_object_set_new(st, "ExitCode", json_integer(code));
+    json_object_set_new(st, "Error", json_string(e->msg));
+    ctr_save(c);
+    ctr_unlock();
+}
+
+int lc_start(container *c, berr *e)
+{
+    pthread_mutex_lock(&c->op);
+    ctr_lock();
+    bool running = ctr_running(c), removed = c->removed;
+    ctr_unlock();
+    int rc;
+    if (removed) rc = berr_set(e, 404, "No such container: %s", c->id);
+    else if (running) rc = 1; /* 304 */
+    else if ((rc = launch(c, e)) == 0) start_waiter(c);
+    else record_start_error(c, e);
+    pthread_mutex_unlock(&c->op);
+    if (rc == 0) lc_event(c, "start", NULL);
+    return rc;
+}
+
+/* ---- exit handling ---- */
+
+static void record_exit(container *c, int code, bool oom, int64_t finished)
+{
+    char ts[64];
+    fmt_rfc3339nano(finished ? finished : now_ns(), ts, sizeof ts);
+    ctr_lock();
+    json_t *st = ctr_state(c);
+    ctr_set_status(c, "exited");
+    json_object_set_new(st, "Pid", json_integer(0));
+    json_object_set_new(st, "ExitCode", json_integer(code));
+    json_object_set_new(st, "OOMKilled", json_boolean(oom));
+    json_object_set_new(st, "FinishedAt", json_string(ts));
+    if (!c->removed) ctr_save(c);
+    ctr_unlock();
+}
+
+/* Docker's policy decision; *delay_ms is the backoff. */
+static bool should_restart(container *c, int code, int64_t ran_ms, int64_t *delay_ms)
+{
+    ctr_lock();
+    const json_t *rp = json_object_get(json_object_get(c->j, "HostConfig"), "RestartPolicy");
+    const char *name = jstr(rp, "Name");
+    int max = (int)json_integer_value(json_object_get(rp, "MaximumRetryCount"));
+    int count = (int)json_integer_value(json_object_get(c->j, "RestartCount"));
+    bool stopping = c->stopping, removed = c->removed;
+    ctr_unlock();
+    if (stopping || removed || !name || !*name || !strcmp(name, "no")) return false;
+    bool yes = !strcmp(name, "always") || !strcmp(name, "unless-stopped") ||
+               (!strcmp(name, "on-failure") && code != 0 && (max == 0 || count < max));
+    if (!yes) return false;
+    int64_t d = 100;
+    for (int i = 0; i < count && d < 60000; i++) d *= 2;
+    if (ran_ms > 10000) d = 100; /* ran long enough: reset the backoff */
+    *delay_ms = d > 60000 ? 60000 : d;
+    return true;
+}
+
+static int64_t started_ms(container *c)
+{
+    ctr_lock();
+    int64_t t = parse_rfc3339(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "");
+    ctr_unlock();
+    return t > 0 ? (now_ns() - t) / 1000000 : 0;
+}
+
+static void after_exit(container *c, int code, bool oom, int64_t finished)
+{
+    int64_t ran = started_ms(c);
+    record_exit(c, code, oom, finished);
+    lc_unmount(c->id);
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", code);
+    lc_event(c, "die", json_pack("{s:s}", "exitCode", buf));
+    int64_t delay = 0;
+    if (should_restart(c, code, ran, &delay)) {
+        ctr_lock();
+        ctr_set_status(c, "restarting");
+        json_object_set_new(c->j, "RestartCount",
+                            json_integer(json_integer_value(json_object_get(c->j, "RestartCount")) + 1));
+        ctr_save(c);
+        ctr_unlock();
+        struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        ctr_lock();
+        bool go = !c->stopping && !c->removed;
+        if (!go && !c->removed) ctr_set_status(c, "exited"), ctr_save(c);
+        ctr_unlock();
+        berr e;
+        if (go && lc_start(c, &e) < 0) log_warn("restarting %.12s: %s", c->id, e.msg);
+        return;
+    }
+    ctr_lock();
+    bool autorm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
+    bool removed = c->removed;
+    ctr_unlock();
+    if (autorm && !removed) {
+        berr e;
+        lc_remove(c, true, false, &e);
+    }
+}
+
+static void *waiter_main(void *p)
+{
+    container *c = p;
+    char *edir = ctr_exec_dir(c->id);
+    int code = 0;
+    bool timed_out = false, oom = false;
+    int64_t finished = 0;
+    berr e;
+    char err[256];
+    if (shim_wait(edir, -1, &code, &timed_out, &e) < 0) {
+        log_warn("waiting for %.12s: %s", c->id, e.msg);
+        code = 255;
+    }
+    shim_read_exit(edir, &code, &oom, &finished, err, sizeof err);
+    free(edir);
+    ctr_lock();
+    c->waiter = false;
+    ctr_unlock();
+    after_exit(c, code, oom, finished);
+    ctr_put(c);
+    return NULL;
+}
+
+/* ---- stop, kill, remove ---- */
+
+int lc_kill(container *c, int sig, berr *e)
+{
+    ctr_lock();
+    bool running = ctr_running(c);
+    if (running && (sig == SIGKILL || sig == SIGTERM)) c->stopping = true;
+    ctr_unlock();
+    if (!running) return berr_set(e, 409, "Container %s is not running", c->id);
+    char *edir = ctr_exec_dir(c->id);
+    int rc = shim_kill(edir, sig, false, e);
+    free(edir);
+    if (rc == 0) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", sig);
+        lc_event(c, "kill", json_pack("{s:s}", "signal", buf));
+    }
+    return rc;
+}
+
+/* Waits until the container is not running (bounded by timeout_ms; -1 forever). */
+bool lc_wait_stopped(container *c, int timeout_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    int64_t ns = (int64_t)dl.tv_sec * 1000000000LL + dl.tv_nsec + (int64_t)timeout_ms * 1000000LL;
+    dl.tv_sec = ns / 1000000000LL;
+    dl.tv_nsec = ns % 1000000000LL;
+    ctr_lock();
+    while (ctr_running(c) || c->waiter) {
+        if (timeout_ms < 0) pthread_cond_wait(&c->changed, &ctr_mutex);
+        else if (pthread_cond_timedwait(&c->changed, &ctr_mutex, &dl) != 0) break;
+    }
+    bool stopped = !ctr_running(c) && !c->waiter;
+    ctr_unlock();
+    return stopped;
+}
+
+int lc_stop(container *c, int timeout_s, const char *signame, berr *e)
+{
+    ctr_lock();
+    bool running = ctr_running(c);
+    const json_t *cfg = json_object_get(c->j, "Config");
+    char *sigstr = xstrdup(signame ? signame : jstr(cfg, "StopSignal") ? jstr(cfg, "StopSignal") : "SIGTERM");
+    if (timeout_s < 0 && json_object_get(cfg, "StopTimeout"))
+        timeout_s = (int)json_integer_value(json_object_get(cfg, "StopTimeout"));
+    c->stopping = true;
+    ctr_unlock();
+    if (timeout_s < 0) timeout_s = 10;
+    if (!running) {
+        free(sigstr);
+        return 1; /* 304 */
+    }
+    int sig = lc_parse_signal(sigstr);
+    free(sigstr);
+    if (sig <= 0) sig = SIGTERM;
+    pthread_mutex_lock(&c->op);
+    berr ke;
+    if (lc_kill(c, sig, &ke) == 0 && lc_wait_stopped(c, timeout_s * 1000)) goto done;
+    if (lc_kill(c, SIGKILL, &ke) == 0 && !lc_wait_stopped(c, 30000)) {
+        pthread_mutex_unlock(&c->op);
+        return berr_set(e, 500, "container %s did not stop after SIGKILL", c->id);
+    }
+    lc_wait_stopped(c, 30000);
+done:
+    pthread_mutex_unlock(&c->op);
+    lc_event(c, "stop", NULL);
+    return 0;
+}
+
+int lc_remove(container *c, bool force, bool volumes, berr *e)
+{
+    ctr_lock();
+    bool running = ctr_running(c);
+    bool paused = !strcmp(ctr_status(c), "paused");
+    ctr_unlock();
+    if (running && !force) {
+        if (paused)
+            return berr_set(e, 409, "You cannot remove a paused container %s. Unpause and then "
+                                    "stop the container before attempting removal or force remove",
+                            c->id);
+        return berr_set(e, 409, "You cannot remove a running container %s. Stop the container "
+                                "before attempting removal or force remove", c->id);
+    }
+    if (running) {
+        char *edir = ctr_exec_dir(c->id);
+        ctr_lock();
+        c->stopping = true;
+        ctr_unlock();
+        if (paused) lc_pause(c, false, NULL);
+        shim_kill(edir, SIGKILL, true, NULL);
+        free(edir);
+        if (!lc_wait_stopped(c, 30000))
+            return berr_set(e, 500, "could not kill running container %s, cannot remove", c->id);
+    }
+    pthread_mutex_lock(&c->op);
+    ctr_lock();
+    bool gone = c->removed;
+    ctr_unlock();
+    if (!gone) {
+        lc_unmount(c->id);
+        ctr_remove(c);
+    }
+    pthread_mutex_unlock(&c->op);
+    (void)volumes;
+    if (!gone) lc_event(c, "destroy", NULL);
+    return 0;
+}
+
+int lc_pause(container *c, bool pause, berr *e)
+{
+    ctr_lock();
+    const char *s = ctr_status(c);
+    bool running = ctr_running(c), paused = !strcmp(s, "paused");
+    ctr_unlock();
+    if (!running) return berr_set(e, 409, "Container %s is not running", c->id);
+    if (pause && paused) return berr_set(e, 409, "Container %s is already paused", c->id);
+    if (!pause && !paused) return berr_set(e, 409, "Container %s is not paused", c->id);
+    char *rtroot = xasprintf("%s/runtime", D.exec_root);
+    rt_container *rc = NULL;
+    int r = rt_container_load(rtroot, c->id, &rc, e);
+    free(rtroot);
+    if (r == 0) r = pause ? rt_pause(rc, e) : rt_resume(rc, e);
+    rt_container_free(rc);
+    if (r < 0) return -1;
+    ctr_lock();
+    ctr_set_status(c, pause ? "paused" : "running");
+    ctr_save(c);
+    ctr_unlock();
+    lc_event(c, pause ? "pause" : "unpause", NULL);
+    return 0;
+}
+
+/* ---- restore after a daemon restart ---- */
+
+void lc_restore(void)
+{
+    size_t n;
+    container **all = ctr_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        container *c = all[i];
+        ctr_lock();
+        bool running = ctr_running(c) || !strcmp(ctr_status(c), "restarting");
+        ctr_unlock();
+        char *edir = ctr_exec_dir(c->id);
+        if (running && shim_alive(edir)) {
+            start_waiter(c); /* still running: follow it again */
+        } else if (running) {
+            int code = 255;
+            bool oom = false;
+            int64_t fin = 0;
+            char err[256] = "";
+            shim_read_exit(edir, &code, &oom, &fin, err, sizeof err);
+            after_exit(c, code, oom, fin);
+        } else {
+            ctr_lock();
+            const json_t *rp = json_object_get(json_object_get(c->j, "HostConfig"), "RestartPolicy");
+            const char *pol = jstr(rp, "Name");
+            bool again = pol && !strcmp(pol, "always") && !c->stopping &&
+                         strcmp(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "0001",
+                                "0001-01-01T00:00:00Z");
+            ctr_unlock();
+            berr e;
+            if (again && lc_start(c, &e) < 0) log_warn("restarting %.12s: %s", c->id, e.msg);
+        }
+        free(edir);
+        ctr_put(c);
+    }
+    free(all);
+}
+
+/* ---- signals ---- */
+
+int lc_parse_signal(const char *s)
+{
+    static const struct {
+        const char *n;
+        int v;
+    } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+                {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
+                {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+                {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
+                {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
+                {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+                {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+                {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+    if (!s || !*s) return -1;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*end) return v > 0 && v < 65 ? (int)v : -1;
+    if (!strncasecmp(s, "SIG", 3)) s += 3;
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        if (!strcasecmp(s, sigs[i].n)) return sigs[i].v;
+    if (!strncasecmp(s, "RTMIN", 5)) {
+        long off = s[5] == '+' ? strtol(s + 6, NULL, 10) : 0;
+        return SIGRTMIN + (int)off;
+    }
+    return -1;
+}

@@ -1,0 +1,23 @@
+/* lifecycle.h: container start/stop/kill/remove/pause and exit handling;
+ * see lifecycle.c. Return 1 where the API answers 304 (already in the
+ * wanted state). */
+#ifndef BERTH_LIFECYCLE_H
+#define BERTH_LIFECYCLE_H
+
+#include "daemon/containers.h"
+
+void lc_init(const char *shim_path);
+int lc_start(container *c, berr *e);
+int lc_stop(container *c, int timeout_s, const char *signal, berr *e);
+int lc_kill(container *c, int sig, berr *e);
+int lc_remove(container *c, bool force, bool volumes, berr *e);
+int lc_pause(container *c, bool pause, berr *e);
+bool lc_wait_stopped(container *c, int timeout_ms);
+void lc_unmount(const char *id);
+void lc_restore(void);
+/* "SIGTERM", "TERM", "15" -> 15; -1 if unknown */
+int lc_parse_signal(const char *s);
+/* Publishes a container event with Docker's attributes (image, name, labels) + extra. */
+void lc_event(container *c, const char *action, json_t *extra);
+
+#endif

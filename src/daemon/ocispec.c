@@ -1,0 +1,559 @@
+/* ocispec.c: a container's Docker config (Config + HostConfig) and its
+ * image's config become an OCI runtime spec (config.json), as dockerd does
+ * for runc: process, user, environment, mounts, namespaces, capabilities,
+ * seccomp, masked paths, cgroup resources, rlimits and sysctls. */
+#include "daemon/ocispec.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jsonutil.h"
+#include "runtime/runtime.h"
+
+/* Docker's default capability set: CapEff 00000000a80425fb. */
+static const char *const default_caps[] = {
+    "CAP_CHOWN",      "CAP_DAC_OVERRIDE",     "CAP_FSETID",     "CAP_FOWNER",
+    "CAP_MKNOD",      "CAP_NET_RAW",          "CAP_SETGID",     "CAP_SETUID",
+    "CAP_SETFCAP",    "CAP_SETPCAP",          "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+    "CAP_KILL",       "CAP_AUDIT_WRITE",      NULL};
+
+static const char *const masked_paths[] = {
+    "/proc/asound",       "/proc/acpi",        "/proc/kcore",      "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi",         "/sys/firmware",     NULL};
+
+static const char *const readonly_paths[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                             "/proc/sysrq-trigger", NULL};
+
+static json_t *str_array(const char *const *v)
+{
+    json_t *a = json_array();
+    for (; *v; v++) json_array_append_new(a, json_string(*v));
+    return a;
+}
+
+/* ---- capabilities ---- */
+
+static uint64_t cap_bits(const json_t *list, int *bad, const char **badname)
+{
+    uint64_t bits = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+    {
+        const char *n = json_string_value(v);
+        if (!n) continue;
+        if (!strcasecmp(n, "ALL")) return ~0ULL;
+        int cap = rt_cap_from_name(n);
+        if (cap < 0) {
+            *bad = 1;
+            *badname = n;
+            return 0;
+        }
+        bits |= 1ULL << cap;
+    }
+    return bits;
+}
+
+static json_t *caps_json(uint64_t bits)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < 64; i++)
+        if (bits & (1ULL << i)) {
+            const char *n = rt_cap_name(i);
+            if (n) json_array_append_new(a, json_string(n));
+        }
+    return a;
+}
+
+static int capabilities(const json_t *hc, json_t *proc, uint64_t *out, berr *e)
+{
+    uint64_t held = rt_caps_held(), bits = 0;
+    if (json_is_true(json_object_get(hc, "Privileged"))) {
+        bits = held;
+    } else {
+        for (const char *const *c = default_caps; *c; c++) bits |= 1ULL << rt_cap_from_name(*c);
+        int bad = 0;
+        const char *badname = NULL;
+        uint64_t add = cap_bits(json_object_get(hc, "CapAdd"), &bad, &badname);
+        if (!bad) {
+            uint64_t drop = cap_bits(json_object_get(hc, "CapDrop"), &bad, &badname);
+            bits = (bits | add) & ~drop;
+        }
+        if (bad) return berr_set(e, 400, "invalid capability: %s", badname);
+        bits &= held;
+    }
+    json_t *cj = json_object();
+    json_object_set_new(cj, "bounding", caps_json(bits));
+    json_object_set_new(cj, "effective", caps_json(bits));
+    json_object_set_new(cj, "permitted", caps_json(bits));
+    json_object_set_new(cj, "inheritable", caps_json(0));
+    json_object_set_new(proc, "capabilities", cj);
+    *out = bits;
+    return 0;
+}
+
+/* ---- seccomp: Berth's default allow-list ----
+ * Every syscall the kernel knows is allowed except those that reach outside
+ * the container (modules, clocks, reboot, keyrings, mounts, namespaces,
+ * tracing, swap, accounting, BPF, NUMA policy); some of those are allowed
+ * again when the matching capability is granted. clone may not create
+ * namespaces without CAP_SYS_ADMIN; clone3 answers ENOSYS so libcs fall back
+ * to clone, whose flags can be checked. */
+
+struct gated {
+    const char *name;
+    int cap; /* -1: never */
+};
+
+#define C_SYS_ADMIN 21
+#define C_SYS_PTRACE 19
+#define C_SYS_MODULE 16
+#define C_SYS_TIME 25
+#define C_SYS_BOOT 22
+#define C_SYS_PACCT 20
+#define C_SYS_RAWIO 17
+#define C_SYS_NICE 23
+#define C_SYS_TTY 26
+#define C_SYSLOG 34
+
+static const struct gated denied[] = {
+    {"acct", C_SYS_PACCT},        {"add_key", -1},
+    {"bpf", C_SYS_ADMIN},         {"clock_adjtime", C_SYS_TIME},
+    {"clock_settime", C_SYS_TIME}, {"settimeofday", C_SYS_TIME},
+    {"stime", C_SYS_TIME},        {"adjtimex", C_SYS_TIME},
+    {"create_module", -1},        {"delete_module", C_SYS_MODULE},
+    {"finit_module", C_SYS_MODULE}, {"init_module", C_SYS_MODULE},
+    {"get_kernel_syms", -1},      {"query_module", -1},
+    {"get_mempolicy", C_SYS_NICE}, {"mbind", C_SYS_NICE},
+    {"set_mempolicy", C_SYS_NICE}, {"move_pages", C_SYS_NICE},
+    {"ioperm", C_SYS_RAWIO},      {"iopl", C_SYS_RAWIO},
+    {"kcmp", C_SYS_PTRACE},       {"ptrace", C_SYS_PTRACE},
+    {"process_vm_readv", C_SYS_PTRACE}, {"process_vm_writev", C_SYS_PTRACE},
+    {"kexec_file_load", C_SYS_BOOT}, {"kexec_load", C_SYS_BOOT},
+    {"reboot", C_SYS_BOOT},       {"keyctl", -1},
+    {"request_key", -1},          {"lookup_dcookie", C_SYS_ADMIN},
+    {"mount", C_SYS_ADMIN},       {"umount", C_SYS_ADMIN},
+    {"umount2", C_SYS_ADMIN},     {"pivot_root", C_SYS_ADMIN},
+    {"move_mount", C_SYS_ADMIN},  {"open_tree", C_SYS_ADMIN},
+    {"fsopen", C_SYS_ADMIN},      {"fsconfig", C_SYS_ADMIN},
+    {"fsmount", C_SYS_ADMIN},     {"fspick", C_SYS_ADMIN},
+    {"mount_setattr", C_SYS_ADMIN}, {"name_to_handle_at", C_SYS_ADMIN},
+    {"open_by_handle_at", -1},    {"nfsservctl", -1},
+    {"perf_event_open", C_SYS_ADMIN}, {"quotactl", C_SYS_ADMIN},
+    {"setns", C_SYS_ADMIN},       {"unshare", C_SYS_ADMIN},
+    {"swapon", C_SYS_ADMIN},      {"swapoff", C_SYS_ADMIN},
+    {"sysfs", -1},                {"_sysctl", -1},
+    {"syslog", C_SYSLOG},         {"uselib", -1},
+    {"userfaultfd", -1},          {"ustat", -1},
+    {"vm86", -1},                 {"vm86old", -1},
+    {"vhangup", C_SYS_TTY},       {"fanotify_init", C_SYS_ADMIN},
+    {"clone", -2},                {"clone3", -2},
+    {"personality", -2},          {NULL, 0}};
+
+static const struct gated *find_denied(const char *name)
+{
+    for (const struct gated *g = denied; g->name; g++)
+        if (!strcmp(g->name, name)) return g;
+    return NULL;
+}
+
+static json_t *seccomp_rule(json_t *names, const char *action)
+{
+    return json_pack("{s:o,s:s}", "names", names, "action", action);
+}
+
+static json_t *default_seccomp(uint64_t caps)
+{
+    json_t *allow = json_array();
+    for (int nr = 0; nr < 1024; nr++) {
+        char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+        if (!name) continue;
+        const struct gated *g = find_denied(name);
+        if (!g || (g->cap >= 0 && (caps & (1ULL << g->cap))))
+            json_array_append_new(allow, json_string(name));
+        free(name);
+    }
+    json_t *rules = json_array();
+    json_array_append_new(rules, seccomp_rule(allow, "SCMP_ACT_ALLOW"));
+    if (caps & (1ULL << C_SYS_ADMIN)) {
+        json_array_append_new(rules, seccomp_rule(json_pack("[s]", "clone"), "SCMP_ACT_ALLOW"));
+    } else {
+        /* 0x7E020000: CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET */
+        json_t *r = seccomp_rule(json_pack("[s]", "clone"), "SCMP_ACT_ALLOW");
+        json_object_set_new(r, "args", json_pack("[{s:i,s:I,s:i,s:s}]", "index", 0, "value",
+                                                 (json_int_t)0x7E020000, "valueTwo", 0, "op",
+                                                 "SCMP_CMP_MASKED_EQ"));
+        json_array_append_new(rules, r);
+    }
+    json_t *c3 = seccomp_rule(json_pack("[s]", "clone3"), "SCMP_ACT_ERRNO");
+    json_object_set_new(c3, "errnoRet", json_integer(ENOSYS));
+    json_array_append_new(rules, c3);
+    static const json_int_t personas[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
+    for (size_t i = 0; i < sizeof personas / sizeof *personas; i++) {
+        json_t *r = seccomp_rule(json_pack("[s]", "personality"), "SCMP_ACT_ALLOW");
+        json_object_set_new(r, "args", json_pack("[{s:i,s:I,s:s}]", "index", 0, "value",
+                                                 personas[i], "op", "SCMP_CMP_EQ"));
+        json_array_append_new(rules, r);
+    }
+    return json_pack("{s:s,s:i,s:[s,s,s],s:o}", "defaultAction", "SCMP_ACT_ERRNO",
+                     "defaultErrnoRet", EPERM, "architectures", "SCMP_ARCH_X86_64",
+                     "SCMP_ARCH_X86", "SCMP_ARCH_X32", "syscalls", rules);
+}
+
+/* Docker-format profile file (--security-opt seccomp=FILE) to spec form:
+ * the keys are the same except "architectures"/"archMap"; keep what the
+ * runtime understands. */
+static json_t *profile_to_spec(const char *path, berr *e)
+{
+    json_error_t je;
+    json_t *p = json_load_file(path, 0, &je);
+    if (!p) {
+        berr_set(e, 400, "opening seccomp profile (%s) failed: %s", path, je.text);
+        return NULL;
+    }
+    json_t *out = json_object();
+    json_object_set(out, "defaultAction", json_object_get(p, "defaultAction"));
+    if (json_object_get(p, "defaultErrnoRet"))
+        json_object_set(out, "defaultErrnoRet", json_object_get(p, "defaultErrnoRet"));
+    json_t *arches = json_object_get(p, "architectures");
+    if (!arches) {
+        arches = json_array();
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(p, "archMap"), i, m)
+            json_array_append(arches, json_object_get(m, "architecture"));
+        json_object_set_new(out, "architectures", arches);
+    } else {
+        json_object_set(out, "architectures", arches);
+    }
+    json_t *rules = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(p, "syscalls"), i, r)
+    {
+        json_t *nr = json_object();
+        json_t *names = json_object_get(r, "names");
+        if (!names && jstr(r, "name")) names = json_pack("[s]", jstr(r, "name"));
+        else json_incref(names);
+        json_object_set_new(nr, "names", names ? names : json_array());
+        json_object_set(nr, "action", json_object_get(r, "action"));
+        if (json_object_get(r, "args") && !json_is_null(json_object_get(r, "args")))
+            json_object_set(nr, "args", json_object_get(r, "args"));
+        if (json_object_get(r, "errnoRet")) json_object_set(nr, "errnoRet", json_object_get(r, "errnoRet"));
+        json_array_append_new(rules, nr);
+    }
+    json_object_set_new(out, "syscalls", rules);
+    json_decref(p);
+    if (!json_is_string(json_object_get(out, "defaultAction"))) {
+        json_decref(out);
+        berr_set(e, 400, "seccomp profile %s has no defaultAction", path);
+        return NULL;
+    }
+    return out;
+}
+
+/* ---- security options ---- */
+
+struct secopts {
+    bool no_new_privs;
+    bool seccomp_unconfined;
+    const char *seccomp_file;
+};
+
+static int security_opts(const json_t *hc, struct secopts *so, berr *e)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(hc, "SecurityOpt"), i, v)
+    {
+        const char *s = json_string_value(v);
+        if (!s) continue;
+        if (!strcmp(s, "no-new-privileges") || !strcmp(s, "no-new-privileges=true") ||
+            !strcmp(s, "no-new-privileges:true"))
+            so->no_new_privs = true;
+        else if (!strcmp(s, "no-new-privileges=false") || !strcmp(s, "no-new-privileges:false"))
+            so->no_new_privs = false;
+        else if (!strcmp(s, "seccomp=unconfined") || !strcmp(s, "seccomp:unconfined"))
+            so->seccomp_unconfined = true;
+        else if (str_starts(s, "seccomp=") || str_starts(s, "seccomp:"))
+            so->seccomp_file = s + 8;
+        else if (str_starts(s, "apparmor") || str_starts(s, "label"))
+            ; /* no AppArmor/SELinux here: accepted and ignored, as dockerd does without them */
+        else
+            return berr_set(e, 400, "Invalid --security-opt: %s", s);
+    }
+    return 0;
+}
+
+/* ---- mounts ---- */
+
+static json_t *mnt(const char *dst, const char *type, const char *src, const char *opts)
+{
+    json_t *o = json_array();
+    char *copy = xstrdup(opts);
+    for (char *t = strtok(copy, ","); t; t = strtok(NULL, ",")) json_array_append_new(o, json_string(t));
+    free(copy);
+    return json_pack("{s:s,s:s,s:s,s:o}", "destination", dst, "type", type, "source", src,
+                     "options", o);
+}
+
+static int add_binds(const json_t *hc, json_t *mounts, berr *e)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(hc, "Binds"), i, v)
+    {
+        const char *s = json_string_value(v);
+        if (!s) continue;
+        char *copy = xstrdup(s);
+        char *src = copy, *dst = strchr(copy, ':'), *mode = NULL;
+        if (dst) {
+            *dst++ = 0;
+            mode = strchr(dst, ':');
+            if (mode) *mode++ = 0;
+        }
+        if (!dst || src[0] != '/' || dst[0] != '/') {
+            free(copy);
+            return berr_set(e, 400, "invalid mount config: %s (named volumes are not supported yet; "
+                                    "use /host/path:/container/path)", s);
+        }
+        bool ro = mode && strstr(mode, "ro");
+        char *opts = xasprintf("rbind,%s", ro ? "ro" : "rw");
+        json_array_append_new(mounts, mnt(dst, "bind", src, opts));
+        free(opts);
+        free(copy);
+    }
+    const char *key;
+    json_object_foreach(json_object_get(hc, "Tmpfs"), key, v)
+    {
+        const char *o = json_string_value(v);
+        char *opts = xasprintf("nosuid,nodev,noexec%s%s", o && *o ? "," : "", o ? o : "");
+        json_array_append_new(mounts, mnt(key, "tmpfs", "tmpfs", opts));
+        free(opts);
+    }
+    return 0;
+}
+
+static json_t *std_mounts(const json_t *hc, const char *files_dir, bool privileged)
+{
+    int64_t shm = json_integer_value(json_object_get(hc, "ShmSize"));
+    if (shm <= 0) shm = 64LL << 20;
+    char *shmopts = xasprintf("nosuid,noexec,nodev,mode=1777,size=%lld", (long long)shm);
+    json_t *m = json_array();
+    json_array_append_new(m, mnt("/proc", "proc", "proc", "nosuid,noexec,nodev"));
+    json_array_append_new(m, mnt("/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"));
+    json_array_append_new(m, mnt("/dev/pts", "devpts", "devpts",
+                                 "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"));
+    json_array_append_new(m, mnt("/sys", "sysfs", "sysfs", privileged ? "nosuid,noexec,nodev,rw"
+                                                                       : "nosuid,noexec,nodev,ro"));
+    json_array_append_new(m, mnt("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"));
+    json_array_append_new(m, mnt("/dev/shm", "tmpfs", "shm", shmopts));
+    free(shmopts);
+    static const char *files[] = {"resolv.conf", "hostname", "hosts"};
+    for (int i = 0; i < 3; i++) {
+        char *src = xasprintf("%s/%s", files_dir, files[i]);
+        char *dst = xasprintf("/etc/%s", files[i]);
+        json_array_append_new(m, mnt(dst, "bind", src, "rbind,rprivate"));
+        free(src);
+        free(dst);
+    }
+    return m;
+}
+
+/* ---- resources ---- */
+
+static void set_if(json_t *o, const char *k, const json_t *hc, const char *hk)
+{
+    json_int_t v = json_integer_value(json_object_get(hc, hk));
+    if (v) json_object_set_new(o, k, json_integer(v));
+}
+
+static json_t *resources(const json_t *hc, bool privileged)
+{
+    json_t *r = json_object();
+    json_t *mem = json_object();
+    set_if(mem, "limit", hc, "Memory");
+    set_if(mem, "swap", hc, "MemorySwap");
+    set_if(mem, "reservation", hc, "MemoryReservation");
+    if (json_is_true(json_object_get(hc, "OomKillDisable")))
+        json_object_set_new(mem, "disableOOMKiller", json_true());
+    if (json_object_size(mem)) json_object_set(r, "memory", mem);
+    json_decref(mem);
+    json_t *cpu = json_object();
+    set_if(cpu, "shares", hc, "CpuShares");
+    set_if(cpu, "quota", hc, "CpuQuota");
+    set_if(cpu, "period", hc, "CpuPeriod");
+    json_int_t nano = json_integer_value(json_object_get(hc, "NanoCpus"));
+    if (nano > 0) {
+        json_object_set_new(cpu, "period", json_integer(100000));
+        json_object_set_new(cpu, "quota", json_integer(nano * 100000 / 1000000000));
+    }
+    const char *cpus = jstr(hc, "CpusetCpus"), *mems = jstr(hc, "CpusetMems");
+    if (cpus && *cpus) json_object_set_new(cpu, "cpus", json_string(cpus));
+    if (mems && *mems) json_object_set_new(cpu, "mems", json_string(mems));
+    if (json_object_size(cpu)) json_object_set(r, "cpu", cpu);
+    json_decref(cpu);
+    json_int_t pids = json_integer_value(json_object_get(hc, "PidsLimit"));
+    if (pids > 0) json_object_set_new(r, "pids", json_pack("{s:I}", "limit", pids));
+    json_int_t bw = json_integer_value(json_object_get(hc, "BlkioWeight"));
+    if (bw > 0) json_object_set_new(r, "blockIO", json_pack("{s:I}", "weight", bw));
+    json_t *dev = json_array();
+    if (privileged) {
+        json_array_append_new(dev, json_pack("{s:b,s:s}", "allow", 1, "access", "rwm"));
+    } else {
+        json_array_append_new(dev, json_pack("{s:b,s:s}", "allow", 0, "access", "rwm"));
+        static const int nodes[][3] = {{'c', 1, 3},  {'c', 1, 5},  {'c', 1, 7}, {'c', 1, 8},
+                                       {'c', 1, 9},  {'c', 5, 0},  {'c', 5, 1}, {'c', 5, 2},
+                                       {'c', 136, -1}, {'c', 10, 200}};
+        for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+            json_t *d = json_pack("{s:b,s:s,s:i,s:s}", "allow", 1, "type", "c", "major",
+                                  nodes[i][1], "access", "rwm");
+            if (nodes[i][2] >= 0) json_object_set_new(d, "minor", json_integer(nodes[i][2]));
+            json_array_append_new(dev, d);
+        }
+    }
+    json_object_set_new(r, "devices", dev);
+    return r;
+}
+
+static int rlimits(const json_t *hc, json_t *proc, berr *e)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(hc, "Ulimits"), i, u)
+    {
+        const char *name = jstr(u, "Name");
+        if (!name) continue;
+        char up[64];
+        snprintf(up, sizeof up, "RLIMIT_%s", name);
+        for (char *p = up; *p; p++) *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        json_array_append_new(out, json_pack("{s:s,s:O,s:O}", "type", up, "soft",
+                                             json_object_get(u, "Soft"), "hard",
+                                             json_object_get(u, "Hard")));
+    }
+    if (json_array_size(out)) json_object_set(proc, "rlimits", out);
+    json_decref(out);
+    (void)e;
+    return 0;
+}
+
+/* ---- process ---- */
+
+static json_t *merge_env(const json_t *cfg, const char *hostname, bool tty)
+{
+    json_t *env = json_array();
+    bool has_path = false, has_host = false, has_term = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(cfg, "Env"), i, v)
+    {
+        const char *s = json_string_value(v);
+        if (!s) continue;
+        has_path |= str_starts(s, "PATH=");
+        has_host |= str_starts(s, "HOSTNAME=");
+        has_term |= str_starts(s, "TERM=");
+        json_array_append(env, v);
+    }
+    if (!has_path)
+        json_array_insert_new(env, 0, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+    if (!has_host) {
+        char *h = xasprintf("HOSTNAME=%s", hostname);
+        json_array_insert_new(env, 1, json_string(h));
+        free(h);
+    }
+    if (tty && !has_term) json_array_append_new(env, json_string("TERM=xterm"));
+    return env;
+}
+
+json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_dir,
+                      const char *cgroup_path, berr *e)
+{
+    const json_t *cfg = json_object_get(ctr, "Config"), *hc = json_object_get(ctr, "HostConfig");
+    bool privileged = json_is_true(json_object_get(hc, "Privileged"));
+    bool tty = json_is_true(json_object_get(cfg, "Tty"));
+    const char *hostname = jstr(cfg, "Hostname");
+    struct secopts so = {0};
+    if (security_opts(hc, &so, e) < 0) return NULL;
+
+    json_t *args = json_array();
+    json_array_append_new(args, json_string(jstr(ctr, "Path")));
+    json_array_extend(args, json_object_get(ctr, "Args"));
+    const char *wd = jstr(cfg, "WorkingDir");
+    json_t *proc = json_pack("{s:b,s:o,s:o,s:s,s:b}", "terminal", tty, "args", args, "env",
+                             merge_env(cfg, hostname ? hostname : "", tty), "cwd",
+                             wd && *wd ? wd : "/", "noNewPrivileges", so.no_new_privs);
+    json_t *spec = json_pack("{s:s,s:o,s:{s:s,s:b},s:s}", "ociVersion", "1.0.2", "process", proc,
+                             "root", "path", rootfs, "readonly",
+                             json_is_true(json_object_get(hc, "ReadonlyRootfs")), "hostname",
+                             hostname ? hostname : "");
+    uint64_t caps = 0;
+    berr ue;
+    json_t *user = ocispec_user(rootfs, jstr(cfg, "User"), json_object_get(hc, "GroupAdd"), &ue);
+    if (!user || capabilities(hc, proc, &caps, e) < 0 || rlimits(hc, proc, e) < 0) {
+        if (!user) *e = ue;
+        json_decref(user);
+        json_decref(spec);
+        return NULL;
+    }
+    json_object_set_new(proc, "user", user);
+    json_int_t oom = json_integer_value(json_object_get(hc, "OomScoreAdj"));
+    if (oom) json_object_set_new(proc, "oomScoreAdj", json_integer(oom));
+
+    json_t *mounts = std_mounts(hc, files_dir, privileged);
+    if (add_binds(hc, mounts, e) < 0) {
+        json_decref(mounts);
+        json_decref(spec);
+        return NULL;
+    }
+    json_object_set_new(spec, "mounts", mounts);
+
+    json_t *linux = json_object();
+    json_t *ns = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s}]", "type", "pid", "type", "ipc", "type",
+                           "uts", "type", "mount", "type", "cgroup");
+    const char *netmode = jstr(hc, "NetworkMode");
+    if (!netmode || strcmp(netmode, "host")) json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+    json_object_set_new(linux, "namespaces", ns);
+    json_object_set_new(linux, "cgroupsPath", json_string(cgroup_path));
+    json_object_set_new(linux, "resources", resources(hc, privileged));
+    if (json_object_size(json_object_get(hc, "Sysctls")))
+        json_object_set(linux, "sysctl", json_object_get(hc, "Sysctls"));
+    if (!privileged) {
+        json_object_set_new(linux, "maskedPaths", str_array(masked_paths));
+        json_object_set_new(linux, "readonlyPaths", str_array(readonly_paths));
+        if (so.seccomp_file) {
+            json_t *sc = profile_to_spec(so.seccomp_file, e);
+            if (!sc) {
+                json_decref(linux);
+                json_decref(spec);
+                return NULL;
+            }
+            json_object_set_new(linux, "seccomp", sc);
+        } else if (!so.seccomp_unconfined) {
+            json_object_set_new(linux, "seccomp", ocispec_default_seccomp(caps));
+        }
+    }
+    json_object_set_new(spec, "linux", linux);
+    return spec;
+}
+
+/* The default profile depends only on the capability set: cache the last. */
+json_t *ocispec_default_seccomp(uint64_t caps)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static json_t *cached;
+    static uint64_t cached_caps;
+    pthread_mutex_lock(&mu);
+    if (!cached || cached_caps != caps) {
+        json_decref(cached);
+        cached = default_seccomp(caps);
+        cached_caps = caps;
+    }
+    json_t *r = json_deep_copy(cached);
+    pthread_mutex_unlock(&mu);
+    return r;
+}

@@ -1,0 +1,21 @@
+/* ocispec.h: Docker container config -> OCI runtime spec; see ocispec.c. */
+#ifndef BERTH_OCISPEC_H
+#define BERTH_OCISPEC_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/util.h"
+
+/* ctr: the container's inspect JSON (Path, Args, Config, HostConfig).
+ * rootfs: the mounted root; files_dir holds hostname, hosts, resolv.conf. */
+json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_dir,
+                      const char *cgroup_path, berr *e);
+/* Berth's default seccomp allow-list (spec form) for a capability set. */
+json_t *ocispec_default_seccomp(uint64_t caps);
+/* Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group
+ * (read inside the root, never following links out of it) into the spec's
+ * {"uid","gid","additionalGids"}; group_add: extra groups (names or ids). */
+json_t *ocispec_user(const char *rootfs, const char *user, const json_t *group_add, berr *e);
+
+#endif

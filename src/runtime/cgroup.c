@@ -1,0 +1,452 @@
+/* cgroup.c: a container's cgroup across every hierarchy of the host: host
+ * mode detection (v1, hybrid, v2), cgroupsPath resolution (absolute, relative
+ * to the runtime's own cgroup, or systemd's slice:prefix:name), creation,
+ * entering a pid, the cgroup mount inside the container, freeze/thaw,
+ * stats, OOM count, and removal. Limits per version are in cgroup_v1.c and
+ * cgroup_v2.c. On hybrid hosts (v1 controllers + an empty v2 mount at
+ * /sys/fs/cgroup/unified) the limits go to v1 and the process also joins the
+ * same path in the v2 tree, as runc's cgroupfs driver does. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+rt_cgroup *rt_child_cgroup;
+
+/* ---- host hierarchies, discovered once per process ---- */
+typedef struct hier {
+    char *name;  /* controllers as in /proc/self/cgroup; "" for v2 */
+    char *mnt;   /* mount point */
+    char *root;  /* mountinfo root of that mount */
+    char *own;   /* this process's cgroup in it */
+} hier;
+static hier hiers[RT_CG_MAX];
+static int nhiers = -1;
+static rt_cgroup_mode host_mode;
+
+static char *mountinfo_field(char *line, int n)
+{
+    char *save = NULL, *tok = strtok_r(line, " ", &save);
+    for (int i = 0; tok && i < n; i++) tok = strtok_r(NULL, " ", &save);
+    return tok;
+}
+
+/* Finds the mount of a hierarchy: for v1 the superblock options hold its controllers. */
+static bool find_mount(const char *name, char **mnt, char **root)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) {
+        char *dash = strstr(line, " - ");
+        if (!dash) continue;
+        char fstype[32], super[1024];
+        if (sscanf(dash + 3, "%31s %*s %1023s", fstype, super) != 2) continue;
+        bool v2 = !strcmp(fstype, "cgroup2");
+        if (!v2 && strcmp(fstype, "cgroup")) continue;
+        if (v2 != !*name) continue;
+        if (!v2) { /* every controller of name must be an option */
+            char opts[1100], want[256];
+            snprintf(opts, sizeof opts, ",%s,", super);
+            snprintf(want, sizeof want, "%s", name);
+            bool all = true;
+            for (char *s = NULL, *c = strtok_r(want, ",", &s); c; c = strtok_r(NULL, ",", &s)) {
+                char needle[300];
+                snprintf(needle, sizeof needle, ",%s,", c);
+                if (!strstr(opts, needle)) all = false;
+            }
+            if (!all) continue;
+        }
+        *dash = 0;
+        char copy[4096];
+        snprintf(copy, sizeof copy, "%s", line);
+        char *r = mountinfo_field(copy, 3);
+        snprintf(copy, sizeof copy, "%s", line);
+        *root = xstrdup(r ? r : "/");
+        snprintf(copy, sizeof copy, "%s", line);
+        char *m = mountinfo_field(copy, 4);
+        *mnt = xstrdup(m ? m : "");
+        return true;
+    }
+    return false;
+}
+
+static void discover(void)
+{
+    if (nhiers >= 0) return;
+    nhiers = 0;
+    struct statfs sf;
+    if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) host_mode = RT_CG_V2;
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[4096];
+    bool v1 = false, v2 = false;
+    while (f && fgets(line, sizeof line, f) && nhiers < RT_CG_MAX) {
+        line[strcspn(line, "\n")] = 0;
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c2 = 0;
+        hier *h = &hiers[nhiers];
+        if (!find_mount(c1 + 1, &h->mnt, &h->root)) continue;
+        h->name = xstrdup(c1 + 1);
+        h->own = xstrdup(c2 + 1);
+        if (*h->name) v1 = true;
+        else v2 = true;
+        nhiers++;
+    }
+    if (host_mode != RT_CG_V2) host_mode = v1 && v2 ? RT_CG_HYBRID : RT_CG_V1;
+}
+
+rt_cgroup_mode rt_cgroup_host_mode(void)
+{
+    discover();
+    return host_mode;
+}
+
+/* The cgroup (path within the hierarchy) for cgroupsPath. */
+static char *resolve_path(const hier *h, const char *cgpath, const char *id)
+{
+    if (!cgpath || !*cgpath) cgpath = id;
+    if (cgpath[0] == '/') return xstrdup(cgpath);
+    const char *c1 = strchr(cgpath, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c2) /* systemd form slice:prefix:name */
+        return xasprintf("/%.*s/%.*s-%s.scope", (int)(c1 - cgpath), cgpath, (int)(c2 - c1 - 1), c1 + 1, c2 + 1);
+    return xasprintf("%s/%s", strcmp(h->own, "/") ? h->own : "", cgpath);
+}
+
+/* Directory of cgroup `cg` (path within the hierarchy) under the mount. */
+static char *fs_path(const hier *h, const char *cg)
+{
+    size_t rl = strlen(h->root);
+    if (strcmp(h->root, "/") && !strncmp(cg, h->root, rl)) cg += rl;
+    return xasprintf("%s%s", h->mnt, cg);
+}
+
+static bool want_hier(const hier *h)
+{
+    if (host_mode == RT_CG_V2) return !*h->name;
+    return true; /* v1 and hybrid: every hierarchy, the v2 one included */
+}
+
+/* As runc does, the device rules get the standard nodes (and mknod of
+ * anything, and every linux.devices entry) allowed after the spec's own. */
+static int apply_initial(rt_cgroup *cg, const rt_spec *s, berr *e)
+{
+    static const rt_devrule std[] = {
+        {true, 'c', -1, -1, "m"}, {true, 'b', -1, -1, "m"},  {true, 'c', 1, 3, "rwm"}, {true, 'c', 1, 5, "rwm"},
+        {true, 'c', 1, 7, "rwm"}, {true, 'c', 1, 8, "rwm"},  {true, 'c', 1, 9, "rwm"}, {true, 'c', 5, 0, "rwm"},
+        {true, 'c', 5, 1, "rwm"}, {true, 'c', 5, 2, "rwm"},  {true, 'c', 136, -1, "rwm"},
+    };
+    rt_resources r = *s->res;
+    if (!r.ndevrules) return rt_cgroup_update(cg, &r, e);
+    size_t nstd = sizeof std / sizeof *std;
+    r.devrules = xcalloc(s->res->ndevrules + nstd + s->ndevices, sizeof *r.devrules);
+    memcpy(r.devrules, s->res->devrules, s->res->ndevrules * sizeof *r.devrules);
+    memcpy(r.devrules + r.ndevrules, std, sizeof std);
+    r.ndevrules += nstd;
+    for (size_t i = 0; i < s->ndevices; i++) {
+        const rt_device *d = &s->devices[i];
+        if (d->type != 'p') r.devrules[r.ndevrules++] = (rt_devrule){true, d->type, d->major, d->minor, "rwm"};
+    }
+    int rc = rt_cgroup_update(cg, &r, e);
+    free(r.devrules);
+    return rc;
+}
+
+int rt_cgroup_create(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
+{
+    discover();
+    if (!nhiers) return berr_set(e, 500, "no cgroup hierarchy is mounted");
+    rt_cgroup *cg = xcalloc(1, sizeof *cg);
+    cg->mode = host_mode;
+    for (int i = 0; i < nhiers; i++) {
+        if (!want_hier(&hiers[i])) continue;
+        _cleanup_free_ char *rel = resolve_path(&hiers[i], s->cgroups_path, id);
+        rt_cgdir *d = &cg->dirs[cg->n++];
+        d->name = xstrdup(hiers[i].name);
+        d->path = fs_path(&hiers[i], rel);
+        if (mkdir_p(d->path, 0755) < 0) {
+            berr_errno(e, 500, "create cgroup %s", d->path);
+            goto fail;
+        }
+        if (host_mode == RT_CG_V2) rt_cgv2_enable(hiers[i].mnt, d->path);
+        else if (strstr(d->name, "cpuset") && rt_cgv1_cpuset_init(hiers[i].mnt, d->path) < 0) {
+            berr_errno(e, 500, "initialise cpuset of %s", d->path);
+            goto fail;
+        }
+    }
+    if (apply_initial(cg, s, e) < 0) goto fail;
+    *out = cg;
+    return 0;
+fail:
+    rt_cgroup_destroy(cg, NULL);
+    rt_cgroup_free(cg);
+    return -1;
+}
+
+int rt_cgroup_enter(rt_cgroup *cg, pid_t pid, berr *e)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%d", (int)pid);
+    for (int i = 0; i < cg->n; i++)
+        if (rt_cg_write(cg->dirs[i].path, "cgroup.procs", buf) < 0)
+            return berr_errno(e, 500, "add %d to cgroup %s", (int)pid, cg->dirs[i].path);
+    return 0;
+}
+
+int rt_cgroup_update(rt_cgroup *cg, const rt_resources *r, berr *e)
+{
+    if (!r) return 0;
+    return cg->mode == RT_CG_V2 ? rt_cgv2_apply(cg, r, e) : rt_cgv1_apply(cg, r, e);
+}
+
+/* ---- files ---- */
+const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl)
+{
+    for (int i = 0; i < cg->n; i++) {
+        const char *n = cg->dirs[i].name;
+        if (cg->mode == RT_CG_V2 || !*ctrl) {
+            if (!*n) return cg->dirs[i].path;
+            continue;
+        }
+        size_t l = strlen(ctrl);
+        for (const char *p = n; (p = strstr(p, ctrl)); p += l)
+            if ((p == n || p[-1] == ',') && (p[l] == 0 || p[l] == ',')) return cg->dirs[i].path;
+    }
+    return NULL;
+}
+
+int rt_cg_write(const char *dir, const char *file, const char *val)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t w = write(fd, val, strlen(val));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return w < 0 ? -1 : 0;
+}
+
+int rt_cg_writef(const char *dir, const char *file, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return rt_cg_write(dir, file, buf);
+}
+
+int rt_cg_read(const char *dir, const char *file, char *buf, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t r = read_all(fd, buf, n - 1);
+    close(fd);
+    if (r < 0) return -1;
+    buf[r] = 0;
+    return (int)r;
+}
+
+bool rt_cg_exists(const char *dir, const char *file)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return access(path, F_OK) == 0;
+}
+
+int64_t rt_cg_read_int(const char *dir, const char *file)
+{
+    char buf[64];
+    if (!dir || rt_cg_read(dir, file, buf, sizeof buf) < 0) return -1;
+    if (!strncmp(buf, "max", 3)) return INT64_MAX;
+    return strtoll(buf, NULL, 10);
+}
+
+int64_t rt_cg_read_key(const char *dir, const char *file, const char *key)
+{
+    char buf[8192];
+    if (!dir || rt_cg_read(dir, file, buf, sizeof buf) < 0) return -1;
+    size_t kl = strlen(key);
+    for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, key, kl) && l[kl] == ' ') return strtoll(l + kl + 1, NULL, 10);
+    return -1;
+}
+
+json_t *rt_cg_read_map(const char *dir, const char *file)
+{
+    char buf[16384];
+    json_t *m = json_object();
+    if (!dir || rt_cg_read(dir, file, buf, sizeof buf) < 0) return m;
+    char *save = NULL;
+    for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *sp = strchr(l, ' ');
+        if (!sp) continue;
+        *sp = 0;
+        json_object_set_new(m, l, json_integer(strtoll(sp + 1, NULL, 10)));
+    }
+    return m;
+}
+
+/* ---- processes, freezing, removal ---- */
+int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max)
+{
+    const char *dir = rt_cg_dir(cg, cg->mode == RT_CG_V2 ? "" : "pids");
+    if (!dir) dir = cg->n ? cg->dirs[0].path : NULL;
+    char buf[65536];
+    if (!dir || rt_cg_read(dir, "cgroup.procs", buf, sizeof buf) < 0) return -1;
+    int n = 0;
+    for (char *p = buf; *p && n < max;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) break;
+        pids[n++] = (pid_t)v;
+        p = end + (*end == '\n');
+    }
+    return n;
+}
+
+int rt_cgroup_freeze(rt_cgroup *cg, bool frozen, berr *e)
+{
+    return cg->mode == RT_CG_V2 ? rt_cgv2_freeze(cg, frozen, e) : rt_cgv1_freeze(cg, frozen, e);
+}
+
+int rt_cgroup_stats(rt_cgroup *cg, rt_stats *st, berr *e)
+{
+    memset(st, 0, sizeof *st);
+    int r = cg->mode == RT_CG_V2 ? rt_cgv2_stats(cg, st) : rt_cgv1_stats(cg, st);
+    if (r < 0) return berr_errno(e, 500, "read cgroup stats");
+    return 0;
+}
+
+int64_t rt_cgroup_oom_kills(rt_cgroup *cg)
+{
+    if (cg->mode == RT_CG_V2) return rt_cg_read_key(rt_cg_dir(cg, ""), "memory.events", "oom_kill");
+    return rt_cg_read_key(rt_cg_dir(cg, "memory"), "memory.oom_control", "oom_kill");
+}
+
+static void kill_all(rt_cgroup *cg)
+{
+    pid_t pids[4096];
+    for (int round = 0; round < 200; round++) {
+        int n = rt_cgroup_pids(cg, pids, 4096);
+        if (n <= 0) return;
+        for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
+        if (round == 0) rt_cgroup_freeze(cg, false, NULL); /* frozen tasks die only when thawed */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+}
+
+int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
+{
+    kill_all(cg);
+    int rc = 0;
+    for (int i = 0; i < cg->n; i++) {
+        const char *p = cg->dirs[i].path;
+        int tries = 0;
+        while (rmdir(p) < 0 && errno == EBUSY && tries++ < 200) nanosleep(&(struct timespec){0, 1000000}, NULL);
+        if (access(p, F_OK) == 0 && rc == 0) rc = berr_errno(e, 500, "remove cgroup %s", p);
+    }
+    return rc;
+}
+
+void rt_cgroup_free(rt_cgroup *cg)
+{
+    if (!cg) return;
+    for (int i = 0; i < cg->n; i++) free(cg->dirs[i].name), free(cg->dirs[i].path);
+    free(cg);
+}
+
+json_t *rt_cgroup_to_json(const rt_cgroup *cg)
+{
+    json_t *d = json_object();
+    for (int i = 0; i < cg->n; i++) json_object_set_new(d, cg->dirs[i].name, json_string(cg->dirs[i].path));
+    return json_pack("{s:i,s:o}", "mode", (int)cg->mode, "dirs", d);
+}
+
+int rt_cgroup_from_json(const json_t *j, rt_cgroup **out)
+{
+    *out = NULL;
+    if (!json_is_object(j)) return -1;
+    rt_cgroup *cg = xcalloc(1, sizeof *cg);
+    cg->mode = (rt_cgroup_mode)json_integer_value(json_object_get(j, "mode"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(j, "dirs"), k, v)
+    {
+        if (cg->n >= RT_CG_MAX || !json_is_string(v)) continue;
+        cg->dirs[cg->n].name = xstrdup(k);
+        cg->dirs[cg->n++].path = xstrdup(json_string_value(v));
+    }
+    *out = cg;
+    return 0;
+}
+
+/* ---- the cgroup filesystem inside the container (mounts[] type "cgroup") ---- */
+static int mount_hier(const rt_cgdir *d, int dfd, bool cgns, unsigned long flags, berr *e)
+{
+    const char *n = d->name;
+    char sub[256], opts[300], p[32];
+    snprintf(sub, sizeof sub, "%s", !*n ? "unified" : str_starts(n, "name=") ? n + 5 : n);
+    if (mkdirat(dfd, sub, 0755) < 0 && errno != EEXIST) return berr_errno(e, 500, "mkdir cgroup %s", sub);
+    _cleanup_close_ int t = openat(dfd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (t < 0) return berr_errno(e, 500, "open cgroup dir %s", sub);
+    snprintf(p, sizeof p, "/proc/self/fd/%d", t);
+    snprintf(opts, sizeof opts, "%s%s", str_starts(n, "name=") ? "none," : "", n);
+    int r = !cgns ? mount(d->path, p, NULL, MS_BIND, NULL)
+            : !*n ? mount("cgroup2", p, "cgroup2", flags, NULL)
+                  : mount("cgroup", p, "cgroup", flags, opts);
+    if (r == 0 && !cgns && (flags & MS_RDONLY)) { /* remount the new mount, not the dir under it */
+        _cleanup_close_ int top = openat(dfd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        snprintf(p, sizeof p, "/proc/self/fd/%d", top);
+        r = top < 0 ? -1 : mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL);
+    }
+    if (r < 0) return berr_errno(e, 500, "mount cgroup %s", sub);
+    if (strchr(sub, ',')) /* cpu,cpuacct: a symlink per controller */
+        for (char *s = NULL, *c = strtok_r(sub, ",", &s); c; c = strtok_r(NULL, ",", &s))
+            if (symlinkat(d->name, dfd, c) < 0 && errno != EEXIST) return berr_errno(e, 500, "symlink cgroup %s", c);
+    return 0;
+}
+
+int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
+{
+    rt_cgroup *cg = rt_child_cgroup;
+    if (rt_mkdir_in_root(rootfd, m->dest, 0755, e) < 0) return -1;
+    _cleanup_close_ int fd = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);
+    if (fd < 0) return -1;
+    char p[32];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    unsigned long flags = (m->flags & ~MS_REMOUNT) | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    bool cgns = rt_spec_has_ns(s, CLONE_NEWCGROUP);
+    if (!cg) return 0;
+    if (cg->mode == RT_CG_V2) {
+        rt_cgdir d = {"", cg->dirs[0].path};
+        int r = cgns ? mount("cgroup2", p, "cgroup2", flags, NULL) : mount(d.path, p, NULL, MS_BIND, NULL);
+        return r < 0 ? berr_errno(e, 500, "mount cgroup2 on %s", m->dest) : 0;
+    }
+    if (mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
+        return berr_errno(e, 500, "mount tmpfs on %s", m->dest);
+    _cleanup_close_ int dfd = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);
+    if (dfd < 0) return -1;
+    for (int i = 0; i < cg->n; i++)
+        if (mount_hier(&cg->dirs[i], dfd, cgns, flags, e) < 0) return -1;
+    snprintf(p, sizeof p, "/proc/self/fd/%d", dfd);
+    if ((flags & MS_RDONLY) && mount(NULL, p, NULL, MS_REMOUNT | flags, "mode=755") < 0)
+        return berr_errno(e, 500, "remount %s read-only", m->dest);
+    return 0;
+}

@@ -1,0 +1,506 @@
+/* process.c: the container's processes. One clone() creates the init
+ * process in its new namespaces (an intermediate process is used only when
+ * a pid namespace must be joined by path, as for exec); a SEQPACKET socket
+ * pair carries the handshake: the parent puts the child in its cgroup (and
+ * writes user-namespace maps), says GO, the child sets everything up and
+ * answers READY (with the pty master on a terminal) or ERROR (a berr and an
+ * errno). The init then blocks opening <state>/exec.fifo until
+ * rt_container_start opens the other end; an execve failure is written back
+ * through that fifo, success closes it (O_CLOEXEC). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* ---- the sync socket ---- */
+int rt_sync_send(int sock, const rt_sync_msg *m, int fd)
+{
+    struct iovec iov = {(void *)m, sizeof *m};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        mh.msg_control = u.buf;
+        mh.msg_controllen = sizeof u.buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    ssize_t r;
+    while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
+    return r == (ssize_t)sizeof *m ? 0 : -1;
+}
+
+/* 1: a message; 0: the peer closed; -1: error. */
+int rt_sync_recv(int sock, rt_sync_msg *m, int *fd, berr *e)
+{
+    struct iovec iov = {m, sizeof *m};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    if (fd) *fd = -1;
+    ssize_t r;
+    while ((r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+    if (r < 0) return berr_errno(e, 500, "read from the container process");
+    if (r == 0) return 0;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c && c->cmsg_type == SCM_RIGHTS) {
+        int got;
+        memcpy(&got, CMSG_DATA(c), sizeof got);
+        if (fd) *fd = got;
+        else close(got);
+    }
+    if (r != (ssize_t)sizeof *m) return berr_set(e, 500, "short message from the container process");
+    return 1;
+}
+
+void rt_child_fail(int sock, const berr *e, int err)
+{
+    rt_sync_msg m = {.type = RT_MSG_ERROR, .err = err, .status = e->status ? e->status : 500};
+    snprintf(m.msg, sizeof m.msg, "%.899s", e->msg);
+    rt_sync_send(sock, &m, -1);
+    _exit(1);
+}
+
+/* ---- finding the command ---- */
+static const char *env_path(char **env)
+{
+    for (char **p = env; p && *p; p++)
+        if (!strncmp(*p, "PATH=", 5)) return *p + 5;
+    return "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+static int check_exec(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) return errno;
+    if (S_ISDIR(st.st_mode)) return EACCES;
+    if (access(path, X_OK) < 0) return errno;
+    return 0;
+}
+
+char *rt_find_exec(const rt_process *p, int *err)
+{
+    const char *a = p->args[0];
+    if (strchr(a, '/')) {
+        *err = check_exec(a);
+        return *err ? NULL : xstrdup(a);
+    }
+    const char *path = env_path(p->env);
+    *err = ENOENT;
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        char cand[4096];
+        snprintf(cand, sizeof cand, "%.*s%s%s", (int)n, path, n ? "/" : "", a);
+        int r = check_exec(cand);
+        if (!r) return xstrdup(cand);
+        if (r == EACCES) *err = EACCES;
+        path += n + (path[n] == ':');
+    }
+    return NULL;
+}
+
+int rt_exec_errno_berr(berr *e, const char *arg0, int err)
+{
+    if (err == ENOENT && !strchr(arg0, '/'))
+        berr_set(e, 404, "exec: \"%s\": executable file not found in $PATH", arg0);
+    else if (err == ENOENT)
+        berr_set(e, 404, "exec: \"%s\": stat %s: no such file or directory", arg0, arg0);
+    else
+        berr_set(e, 403, "exec: \"%s\": %s", arg0, strerror(err));
+    errno = err;
+    return -1;
+}
+
+/* ---- shared child steps ---- */
+static void reset_signals(void)
+{
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &sa, NULL);
+}
+
+/* stdio: moved high first so that fd[] values within 0..2 cannot clobber each other */
+static int setup_stdio(const rt_io *io, berr *e)
+{
+    int tmp[3] = {-1, -1, -1};
+    for (int i = 0; i < 3; i++)
+        if (io->fd[i] >= 0 && (tmp[i] = fcntl(io->fd[i], F_DUPFD_CLOEXEC, 10)) < 0)
+            return berr_errno(e, 500, "dup stdio");
+    for (int i = 0; i < 3; i++)
+        if (tmp[i] >= 0 && (dup2(tmp[i], i) < 0 || close(tmp[i]) < 0)) return berr_errno(e, 500, "dup2 stdio");
+    return 0;
+}
+
+static int use_tty(int slave, berr *e)
+{
+    setsid();
+    if (ioctl(slave, TIOCSCTTY, 0) < 0) return berr_errno(e, 500, "set the controlling terminal");
+    for (int i = 0; i < 3; i++)
+        if (dup2(slave, i) < 0) return berr_errno(e, 500, "dup2 pty");
+    return 0;
+}
+
+/* The last steps of both init and exec: identity, capabilities, seccomp. */
+static int secure(const rt_process *p, const rt_bpf *bpf, bool userns, berr *e)
+{
+    if (rt_oom_score_apply(p, e) < 0 || rt_rlimits_apply(p, e) < 0) return -1;
+    if (rt_caps_apply_bounding(&p->caps, e) < 0) return -1;
+    if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return berr_errno(e, 500, "no_new_privs");
+    if (bpf && !p->nnp && rt_seccomp_load(bpf, e) < 0) return -1; /* still has CAP_SYS_ADMIN */
+    if (rt_user_apply(p, userns, e) < 0 || rt_caps_apply(&p->caps, e) < 0) return -1;
+    if (bpf && p->nnp && rt_seccomp_load(bpf, e) < 0) return -1;
+    return 0;
+}
+
+static int find_and_chdir(const rt_process *p, char **path, berr *e)
+{
+    if (chdir(p->cwd) < 0) return berr_errno(e, 400, "chdir to cwd (\"%s\") set in config.json failed", p->cwd);
+    int err;
+    if (!(*path = rt_find_exec(p, &err))) return rt_exec_errno_berr(e, p->args[0], err);
+    return 0;
+}
+
+/* ---- the init process ---- */
+typedef struct init_args {
+    const rt_spec *s;
+    const rt_create_opts *o;
+    const rt_bpf *bpf;
+    int sock, statefd;
+    int nsfd[RT_MAX_NS];
+} init_args;
+
+static int join_namespaces(const rt_spec *s, const int *nsfd, berr *e)
+{
+    for (int pass = 0; pass < 2; pass++) /* the user namespace first */
+        for (size_t i = 0; i < s->nns; i++) {
+            if (nsfd[i] < 0 || (pass == 0) != (s->ns[i].type == CLONE_NEWUSER)) continue;
+            if (s->ns[i].type == CLONE_NEWPID) continue; /* done by the intermediate */
+            if (setns(nsfd[i], s->ns[i].type) < 0) return berr_errno(e, 500, "join namespace %s", s->ns[i].path);
+        }
+    return 0;
+}
+
+static int init_setup(init_args *a, int *master, char **path, berr *e)
+{
+    const rt_spec *s = a->s;
+    const rt_process *p = s->proc;
+    int slave = -1;
+    if (join_namespaces(s, a->nsfd, e) < 0) return -1;
+    if (rt_spec_has_ns(s, CLONE_NEWCGROUP) && !rt_spec_ns_path(s, CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+        return berr_errno(e, 500, "unshare the cgroup namespace");
+    setsid();
+    if (rt_spec_has_ns(s, CLONE_NEWUSER) && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+        return berr_errno(e, 500, "become root in the user namespace");
+    if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) return berr_errno(e, 500, "sethostname");
+    if (s->domainname && setdomainname(s->domainname, strlen(s->domainname)) < 0)
+        return berr_errno(e, 500, "setdomainname");
+    if (setup_stdio(&a->o->io, e) < 0) return -1;
+    if (rt_rootfs_prepare(s, p, master, &slave, e) < 0) return -1;
+    if (slave >= 0 && (use_tty(slave, e) < 0 || close(slave) < 0)) return -1;
+    if (rt_rootfs_pivot(s, a->o->no_pivot, e) < 0 || rt_sysctl_apply(s, e) < 0 || rt_rootfs_finish(s, e) < 0)
+        return -1;
+    return find_and_chdir(p, path, e);
+}
+
+static void preserve_fds(int n)
+{
+    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (int fd = 3; fd < 3 + n; fd++) fcntl(fd, F_SETFD, 0);
+}
+
+static void init_main(void *arg)
+{
+    init_args *a = arg;
+    berr e = {0};
+    rt_sync_msg m;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    reset_signals();
+    if (rt_sync_recv(a->sock, &m, NULL, &e) != 1 || m.type != RT_MSG_GO) _exit(1);
+    int master = -1, err;
+    char *path = NULL;
+    if (init_setup(a, &master, &path, &e) < 0) rt_child_fail(a->sock, &e, errno);
+    const rt_process *p = a->s->proc;
+    if (secure(p, a->bpf, rt_spec_has_ns(a->s, CLONE_NEWUSER), &e) < 0) rt_child_fail(a->sock, &e, errno);
+    preserve_fds(a->o->preserve_fds);
+    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    m = (rt_sync_msg){.type = RT_MSG_READY};
+    if (rt_sync_send(a->sock, &m, master) < 0) _exit(1);
+    if (master >= 0) close(master);
+    close(a->sock);
+    /* paused until `start` opens the other end */
+    int fifo = openat(a->statefd, "exec.fifo", O_WRONLY | O_CLOEXEC);
+    if (fifo < 0) _exit(1);
+    close(a->statefd);
+    execve(path, p->args, p->env);
+    err = errno;
+    if (write(fifo, &err, sizeof err) < 0) _exit(127);
+    _exit(127);
+}
+
+/* ---- spawning ---- */
+static pid_t raw_clone(unsigned long flags)
+{
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+}
+
+/* Clones `fn` with flags; when pidfd >= 0 (a pid namespace to join), via an
+ * intermediate that joins it and clones with CLONE_PARENT, so the new process
+ * is still our child. */
+static pid_t spawn(unsigned long flags, int pidns, int sock, void (*fn)(void *), void *arg, berr *e)
+{
+    if (pidns < 0) {
+        pid_t pid = raw_clone(flags);
+        if (pid == 0) fn(arg), _exit(1);
+        if (pid < 0) berr_errno(e, 500, "clone");
+        return pid;
+    }
+    pid_t mid = raw_clone(0);
+    if (mid < 0) return berr_errno(e, 500, "fork");
+    if (mid == 0) {
+        if (setns(pidns, CLONE_NEWPID) < 0) _exit(2);
+        pid_t pid = raw_clone(flags | CLONE_PARENT);
+        if (pid == 0) fn(arg), _exit(1);
+        rt_sync_msg m = {.type = RT_MSG_PID, .pid = pid, .err = errno};
+        rt_sync_send(sock, &m, -1);
+        _exit(pid < 0);
+    }
+    rt_sync_msg m;
+    int st, r = rt_sync_recv(sock, &m, NULL, e);
+    waitpid(mid, &st, 0);
+    if (r != 1 || m.type != RT_MSG_PID || m.pid <= 0) {
+        if (r >= 0) berr_set(e, 500, "could not create a process in the pid namespace: %s", strerror(m.err));
+        return -1;
+    }
+    return m.pid;
+}
+
+static int write_idmap(pid_t pid, const char *file, const rt_idmap *m, size_t n, berr *e)
+{
+    sbuf b = {0};
+    for (size_t i = 0; i < n; i++) sbuf_printf(&b, "%u %u %u\n", m[i].inner, m[i].outer, m[i].size);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+    int fd = open(path, O_WRONLY | O_CLOEXEC), r = -1;
+    if (fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len) r = 0;
+    if (r < 0) berr_errno(e, 500, "write %s", path);
+    if (fd >= 0) close(fd);
+    sbuf_free(&b);
+    return r;
+}
+
+static unsigned long clone_flags(const rt_spec *s)
+{
+    unsigned long f = 0;
+    for (size_t i = 0; i < s->nns; i++)
+        if (!s->ns[i].path && s->ns[i].type != CLONE_NEWCGROUP) f |= (unsigned long)s->ns[i].type;
+    return f;
+}
+
+/* Parent side of create: clone, cgroup, GO, wait for READY. */
+int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg, int statefd,
+                  pid_t *pid_out, int *master, berr *e)
+{
+    int sv[2], pidns = -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return berr_errno(e, 500, "socketpair");
+    init_args arg = {s, o, bpf, sv[1], statefd, {0}};
+    int r = -1;
+    pid_t pid = -1;
+    for (size_t i = 0; i < RT_MAX_NS; i++) arg.nsfd[i] = -1;
+    for (size_t i = 0; i < s->nns; i++)
+        if (s->ns[i].path && (arg.nsfd[i] = open(s->ns[i].path, O_RDONLY | O_CLOEXEC)) < 0) {
+            berr_errno(e, 400, "open namespace %s", s->ns[i].path);
+            goto out;
+        } else if (s->ns[i].path && s->ns[i].type == CLONE_NEWPID)
+            pidns = arg.nsfd[i];
+    rt_child_cgroup = cg;
+    pid = spawn(clone_flags(s), pidns, sv[0], init_main, &arg, e);
+    if (pid < 0) goto out;
+    close(sv[1]), sv[1] = -1;
+    if (rt_spec_has_ns(s, CLONE_NEWUSER) && !rt_spec_ns_path(s, CLONE_NEWUSER) &&
+        (write_idmap(pid, "uid_map", s->uidmap, s->nuidmap, e) < 0 ||
+         write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
+        goto out;
+    if (cg && rt_cgroup_enter(cg, pid, e) < 0) goto out;
+    rt_sync_msg m = {.type = RT_MSG_GO};
+    if (rt_sync_send(sv[0], &m, -1) < 0) {
+        berr_errno(e, 500, "signal the container process");
+        goto out;
+    }
+    int got = rt_sync_recv(sv[0], &m, master, e);
+    if (got == 0) berr_set(e, 500, "the container process exited during setup");
+    if (got == 1 && m.type == RT_MSG_ERROR) {
+        e->status = m.status;
+        if (m.status == 404 || (m.status == 403 && m.err)) rt_exec_errno_berr(e, s->proc->args[0], m.err);
+        else snprintf(e->msg, sizeof e->msg, "%s", m.msg);
+    }
+    if (got == 1 && m.type == RT_MSG_READY) r = 0;
+out:
+    rt_child_cgroup = NULL;
+    for (size_t i = 0; i < RT_MAX_NS; i++)
+        if (arg.nsfd[i] >= 0) close(arg.nsfd[i]);
+    close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    if (r < 0 && pid > 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+    *pid_out = pid;
+    return r;
+}
+
+/* ---- exec ---- */
+typedef struct exec_args {
+    const rt_process *p;
+    const rt_io *io;
+    const rt_bpf *bpf;
+    int sock;
+    bool userns;
+} exec_args;
+
+static int exec_setup(exec_args *a, int *master, berr *e)
+{
+    const rt_process *p = a->p;
+    if (setup_stdio(a->io, e) < 0) return -1;
+    if (p->terminal) {
+        int slave;
+        if (rt_pty_open(AT_FDCWD, master, &slave, e) < 0 || use_tty(slave, e) < 0) return -1;
+        if (p->rows || p->cols) ioctl(*master, TIOCSWINSZ, &(struct winsize){.ws_row = p->rows, .ws_col = p->cols});
+        close(slave);
+    }
+    return 0;
+}
+
+static void exec_main(void *arg)
+{
+    exec_args *a = arg;
+    berr e = {0};
+    rt_sync_msg m;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    reset_signals();
+    if (rt_sync_recv(a->sock, &m, NULL, &e) != 1 || m.type != RT_MSG_GO) _exit(1);
+    int master = -1;
+    _cleanup_free_ char *path = NULL;
+    if (exec_setup(a, &master, &e) < 0 || find_and_chdir(a->p, &path, &e) < 0 ||
+        secure(a->p, a->bpf, a->userns, &e) < 0)
+        rt_child_fail(a->sock, &e, errno);
+    m = (rt_sync_msg){.type = RT_MSG_READY};
+    if (rt_sync_send(a->sock, &m, master) < 0) _exit(1);
+    if (master >= 0) close(master);
+    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    execve(path, a->p->args, a->p->env);
+    int err = errno;
+    berr x = {403, ""};
+    rt_child_fail(a->sock, &x, err);
+}
+
+static void exec_trampoline(void *arg) { exec_main(arg); }
+
+/* Opens the namespaces of pid that differ from ours, user first, mount last. */
+static int open_target_ns(pid_t pid, int fds[7], int types[7], int *n, int *pidns)
+{
+    static const struct {
+        const char *name;
+        int type;
+    } order[] = {{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},   {"net", CLONE_NEWNET},
+                 {"pid", CLONE_NEWPID},   {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS}};
+    *n = 0;
+    *pidns = -1;
+    for (size_t i = 0; i < 7; i++) {
+        char path[64], self[64];
+        struct stat a, b;
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, order[i].name);
+        snprintf(self, sizeof self, "/proc/self/ns/%s", order[i].name);
+        if (stat(path, &a) < 0) return -1;
+        if (stat(self, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return -1;
+        if (order[i].type == CLONE_NEWPID) *pidns = fd;
+        fds[*n] = fd;
+        types[(*n)++] = order[i].type;
+    }
+    return 0;
+}
+
+typedef struct exec_join {
+    exec_args a;
+    int fds[7], types[7], n;
+} exec_join;
+
+/* Joins every namespace but pid (the intermediate did that) then runs exec_main. */
+static void exec_join_main(void *arg)
+{
+    exec_join *j = arg;
+    for (int i = 0; i < j->n; i++)
+        if (j->types[i] != CLONE_NEWPID && setns(j->fds[i], j->types[i]) < 0) {
+            berr e;
+            berr_errno(&e, 500, "join the container's namespaces");
+            rt_child_fail(j->a.sock, &e, errno);
+        }
+    exec_trampoline(&j->a);
+}
+
+int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *bpf, const rt_io *io, pid_t *out,
+                  int *master, berr *e)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return berr_errno(e, 500, "socketpair");
+    exec_join j = {{p, io, bpf, sv[1], false}, {0}, {0}, 0};
+    int pidns = -1, r = -1;
+    pid_t pid = -1;
+    if (open_target_ns(init, j.fds, j.types, &j.n, &pidns) < 0) {
+        berr_errno(e, 409, "open the namespaces of the container (pid %d)", (int)init);
+        goto out;
+    }
+    for (int i = 0; i < j.n; i++) j.a.userns |= j.types[i] == CLONE_NEWUSER;
+    /* the pid namespace needs the intermediate; without one, join in the child */
+    pid = spawn(0, pidns, sv[0], exec_join_main, &j, e);
+    if (pid < 0) goto out;
+    close(sv[1]), sv[1] = -1;
+    if (cg && rt_cgroup_enter(cg, pid, e) < 0) goto out;
+    rt_sync_msg m = {.type = RT_MSG_GO};
+    if (rt_sync_send(sv[0], &m, -1) < 0) {
+        berr_errno(e, 500, "signal the exec process");
+        goto out;
+    }
+    int got = rt_sync_recv(sv[0], &m, master, e);
+    if (got == 1 && m.type == RT_MSG_READY) got = rt_sync_recv(sv[0], &m, NULL, e); /* EOF: execve done */
+    if (got == 0) r = 0;
+    else if (got == 1 && m.type == RT_MSG_ERROR) {
+        if (m.status == 404 || m.status == 403) rt_exec_errno_berr(e, p->args[0], m.err);
+        else berr_set(e, m.status, "%s", m.msg);
+    }
+out:
+    for (int i = 0; i < j.n; i++) close(j.fds[i]);
+    close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    if (r < 0 && pid > 0) {
+        kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+        if (master && *master >= 0) close(*master), *master = -1;
+    }
+    *out = r < 0 ? -1 : pid;
+    return r;
+}

@@ -1,0 +1,96 @@
+/* shim.h: berth-shim, one small process per running container, and the
+ * client side the daemon uses to talk to it.
+ *
+ * The shim is started by berthd (shim_launch) and detaches from it (new
+ * session, reparented to init), so it outlives a daemon restart or a
+ * `kill -9` of berthd. It creates and starts the container in-process with
+ * the runtime library (src/runtime/runtime.h), holds the container's stdio
+ * (pipes, or a pty master when Tty), writes the json-file log (Docker's
+ * format, one JSON object per line: {"log":"...","stream":"stdout",
+ * "time":"RFC3339Nano"}, rotated by max-size/max-file), reaps the container,
+ * and records its exit in <state_dir>/exit.json atomically:
+ *   {"ExitCode": n, "OOMKilled": bool, "FinishedAt": "RFC3339Nano",
+ *    "Error": "" }
+ * then removes the container's cgroups (rt_delete) and exits. Exit codes
+ * follow Docker: the command's own, 128+signal when killed by a signal.
+ *
+ * It serves a UNIX socket <state_dir>/shim.sock, one request per connection,
+ * so the daemon (the same one, or a new one after a restart) can:
+ * attach to stdio, exec processes, signal, resize the tty and wait.
+ *
+ * Files in state_dir (the daemon creates the directory):
+ *   shim.sock   the control socket
+ *   shim.pid    the shim's pid (atomically written before it reports ready)
+ *   exit.json   written once the container has exited
+ *   init.pid    the container's init pid on the host
+ */
+#ifndef BERTH_SHIM_H
+#define BERTH_SHIM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/util.h"
+
+typedef struct shim_launch_opts {
+    const char *shim_path;    /* the berth-shim binary */
+    const char *id;           /* container id (64 hex) */
+    const char *bundle;       /* directory holding config.json (OCI spec; root.path merged) */
+    const char *state_dir;    /* per-container runtime state dir (exec root) */
+    const char *runtime_root; /* the runtime library's state root */
+    const char *log_path;     /* json-file log path; NULL: no log */
+    int64_t log_max_size;     /* bytes; 0: unlimited */
+    int log_max_file;         /* >=1 */
+    bool open_stdin;          /* keep a stdin pipe (or the pty) open for attach */
+    bool stdin_once;          /* close the container's stdin when the first attach ends */
+} shim_launch_opts;
+
+/* Starts a shim, which creates and starts the container. Returns once the
+ * container's command is running (its pid in *pid) or failed to start: then
+ * -1 with e->status 404 (command not found: Docker's exit 127), 403 (not
+ * executable: 126), or 500 with the runtime's message. */
+int shim_launch(const shim_launch_opts *o, pid_t *pid, berr *e);
+
+/* Is a shim serving state_dir? (connects to shim.sock) */
+bool shim_alive(const char *state_dir);
+
+/* Reads <state_dir>/exit.json; 0 and fills the fields when present. */
+int shim_read_exit(const char *state_dir, int *exit_code, bool *oom_killed, int64_t *finished_ns,
+                   char *err, size_t errlen);
+
+/* Signals the container's init process (all: every process in it). */
+int shim_kill(const char *state_dir, int sig, bool all, berr *e);
+/* Resizes the container's tty (no-op error 409 if it has none). */
+int shim_resize(const char *state_dir, int height, int width, berr *e);
+
+/* Blocks until the container has exited (or timeout_ms passes: -1 forever)
+ * and returns its exit code; 1 in *timed_out on timeout. Works whether the
+ * shim is still there or already gone (reads exit.json). */
+int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed_out, berr *e);
+
+/* Attach: returns a connected socket fd on which the shim then sends the
+ * container's live output and reads input. Output framing: with tty=false,
+ * Docker's multiplexed frames (8-byte header: stream 1/2, 3 zero bytes,
+ * big-endian uint32 length, then payload); with a tty, raw bytes. Input
+ * written to the fd goes to the container's stdin (if want_stdin and it
+ * has one); shutdown(SHUT_WR) on the fd closes the container's stdin when
+ * stdin_once. The shim closes the fd after the container exits and all
+ * output is sent. */
+int shim_attach(const char *state_dir, bool want_stdin, bool want_stdout, bool want_stderr,
+                bool tty, berr *e);
+
+/* Exec: runs `process` (an OCI "process" JSON object: args, env, cwd, user,
+ * terminal, capabilities...) in the container. Returns a connected fd framed
+ * as for attach (per the process's own terminal flag) once the process is
+ * running, its pid in *pid; the exec's exit code is then read with
+ * shim_exec_wait(state_dir, exec_id). exec_id names it (64 hex). Errors as
+ * for shim_launch. */
+int shim_exec(const char *state_dir, const char *exec_id, const json_t *process, bool want_stdin,
+              pid_t *pid, int *fd, berr *e);
+int shim_exec_wait(const char *state_dir, const char *exec_id, int timeout_ms, int *exit_code,
+                   bool *running, berr *e);
+int shim_exec_resize(const char *state_dir, const char *exec_id, int height, int width, berr *e);
+
+#endif
