@@ -159,7 +159,8 @@ size_t json_stream_feed(const char *data, size_t len, json_value_fn fn, void *ct
 typedef struct jsonmsg {
     sbuf pending;
     bool tty;
-    char *error; /* first error message seen */
+    bool on_progress_line; /* the cursor is after a progress line */
+    char *error;           /* first error message seen */
     FILE *out;
     void (*on_msg)(struct jsonmsg *m, json_t *msg); /* optional hook */
     void *user;

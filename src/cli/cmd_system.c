@@ -9,12 +9,26 @@
 
 /* ---- version ---- */
 
+/* The build time in Go's time.ANSIC layout, as docker prints it. */
+static void build_time(char *out, size_t n)
+{
+    struct tm tm = {0};
+    snprintf(out, n, "%s %s", __DATE__, __TIME__);
+    if (strptime(out, "%b %d %Y %H:%M:%S", &tm)) {
+        tm.tm_isdst = -1;
+        mktime(&tm);
+        strftime(out, n, "%a %b %e %H:%M:%S %Y", &tm);
+    }
+}
+
 static json_t *client_version(const client *c)
 {
+    char built[64];
+    build_time(built, sizeof built);
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "Version", BERTH_VERSION,
                      "ApiVersion", c->api, "DefaultAPIVersion", BERTH_API_VERSION, "GitCommit",
-                     "dev", "Os", "linux", "Arch", "amd64", "BuildTime", __DATE__ " " __TIME__,
-                     "Context", "default");
+                     "dev", "Os", "linux", "Arch", "amd64", "BuildTime", built, "Context",
+                     "default");
 }
 
 /* RFC3339 build time -> Go's time.ANSIC form, as docker shows it. */

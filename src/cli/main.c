@@ -153,7 +153,7 @@ static int set_log_level(const char *lvl)
 
 static const char *pick_host(const globals *g)
 {
-    if (g->hosts.n) return g->hosts.v[g->hosts.n - 1];
+    if (g->hosts.n) return g->hosts.v[0];
     const char *h = getenv("DOCKER_HOST");
     if (h && *h) return h;
     h = getenv("BERTH_HOST");
@@ -196,6 +196,21 @@ static const cmd_def *resolve(int argc, char **argv, int *used, int *rc)
     return NULL;
 }
 
+/* Finds and runs the command named by argv[0] (and argv[1]). */
+static int run_command(const char *host, int argc, char **argv)
+{
+    int used = 0, rc = 0;
+    const cmd_def *d = resolve(argc, argv, &used, &rc);
+    if (!d) return rc;
+    client c;
+    if (client_init(&c, host) < 0)
+        rc = 1;
+    else
+        rc = d->run(&c, d, argc - used, argv + used);
+    client_free(&c);
+    return rc;
+}
+
 static void globals_free(globals *g)
 {
     strv_free(&g->hosts);
@@ -233,22 +248,15 @@ int main(int argc, char **argv)
     free(pos);
     if (set_log_level(g.debug ? "debug" : g.log_level) < 0)
         rc = 1;
-    else if (g.version)
+    else if (g.hosts.n > 1) {
+        errorf("Please specify only one -H");
+        rc = 1;
+    } else if (g.version)
         printf("Berth version %s, build %s\n", BERTH_VERSION, "dev");
-    else if (g.help || end >= argc)
+    else if (end >= argc)
         main_usage(stdout);
-    else {
-        int used = 0;
-        const cmd_def *d = resolve(argc - end, argv + end, &used, &rc);
-        if (d) {
-            client c;
-            if (client_init(&c, pick_host(&g)) < 0)
-                rc = 1;
-            else
-                rc = d->run(&c, d, argc - end - used, argv + end + used);
-            client_free(&c);
-        }
-    }
+    else
+        rc = run_command(pick_host(&g), argc - end, argv + end);
     globals_free(&g);
     fflush(stdout);
     return rc;

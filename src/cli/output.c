@@ -409,7 +409,11 @@ void jsonmsg_print(jsonmsg *m, json_t *msg)
     bool prog = has_progress(msg);
     if (prog && !m->tty) return;
     const char *id = jstr(msg, "id"), *status = jstr(msg, "status"), *stream = jstr(msg, "stream");
-    if (prog) fputs("\r\033[2K", out);
+    if (prog)
+        fputs("\r\033[2K", out);
+    else if (m->on_progress_line)
+        fputs("\n", out);
+    m->on_progress_line = prog;
     if (id && *id) fprintf(out, "%s: ", id);
     if (prog) {
         fprintf(out, "%s %s\r", status ? status : "",

@@ -49,6 +49,13 @@ const route api_routes[] = {
     {"POST", "/containers/{id}/attach", h_container_attach, BODY_NONE},
     {"POST", "/containers/{id}/resize", h_container_resize, BODY_NONE},
     {"DELETE", "/containers/{id}", h_container_delete, BODY_NONE},
+    {"GET", "/containers/{id}/stats", h_container_stats, BODY_NONE},
+    {"GET", "/containers/{id}/top", h_container_top, BODY_NONE},
+    {"POST", "/containers/{id}/update", h_container_update, BODY_MEM},
+    {"POST", "/containers/{id}/exec", h_exec_create, BODY_MEM},
+    {"POST", "/exec/{id}/start", h_exec_start, BODY_MEM},
+    {"GET", "/exec/{id}/json", h_exec_inspect, BODY_NONE},
+    {"POST", "/exec/{id}/resize", h_exec_resize, BODY_NONE},
     /* known Engine API areas that berthd does not serve yet: a clear 501 */
     {"*", "/containers/{rest*}", h_unsupported, BODY_NONE},
     {"*", "/exec/{rest*}", h_unsupported, BODY_NONE},

@@ -58,6 +58,13 @@ void h_container_logs(req *r);
 void h_container_attach(req *r);
 void h_container_resize(req *r);
 void h_containers_prune(req *r);
+void h_container_stats(req *r);
+void h_container_top(req *r);
+void h_container_update(req *r);
+void h_exec_create(req *r);
+void h_exec_start(req *r);
+void h_exec_inspect(req *r);
+void h_exec_resize(req *r);
 /* copies between a hijacked client socket and a container stream */
 void api_splice(int client, int ctr_fd);
 

@@ -83,6 +83,39 @@ static int mount_rootfs(container *c, const char *image_id, berr *e)
     return rc;
 }
 
+int lc_rootfs_acquire(container *c, char **path, berr *e)
+{
+    pthread_mutex_lock(&c->op);
+    ctr_lock();
+    bool running = ctr_running(c);
+    char *img = xstrdup(jstr(c->j, "Image"));
+    ctr_unlock();
+    *path = rootfs_path(c->id);
+    int rc = 0;
+    if (!running) {
+        char *edir = ctr_exec_dir(c->id);
+        mkdir_p(edir, 0700);
+        free(edir);
+        rc = mount_rootfs(c, img, e);
+    }
+    free(img);
+    if (rc < 0) {
+        free(*path);
+        *path = NULL;
+        pthread_mutex_unlock(&c->op);
+    }
+    return rc;
+}
+
+void lc_rootfs_release(container *c)
+{
+    ctr_lock();
+    bool running = ctr_running(c);
+    ctr_unlock();
+    if (!running) lc_unmount(c->id);
+    pthread_mutex_unlock(&c->op);
+}
+
 void lc_unmount(const char *id)
 {
     char *target = rootfs_path(id);

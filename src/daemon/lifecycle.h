@@ -14,6 +14,11 @@ int lc_remove(container *c, bool force, bool volumes, berr *e);
 int lc_pause(container *c, bool pause, berr *e);
 bool lc_wait_stopped(container *c, int timeout_ms);
 void lc_unmount(const char *id);
+/* The container's merged root, mounted for the caller's use even when the
+ * container is not running (export, cp, changes); lifecycle operations on
+ * it wait until lc_rootfs_release. */
+int lc_rootfs_acquire(container *c, char **path, berr *e);
+void lc_rootfs_release(container *c);
 void lc_restore(void);
 /* "SIGTERM", "TERM", "15" -> 15; -1 if unknown */
 int lc_parse_signal(const char *s);

@@ -372,7 +372,7 @@ static void set_if(json_t *o, const char *k, const json_t *hc, const char *hk)
     if (v) json_object_set_new(o, k, json_integer(v));
 }
 
-static json_t *resources(const json_t *hc, bool privileged)
+json_t *ocispec_resources(const json_t *hc, bool privileged)
 {
     json_t *r = json_object();
     json_t *mem = json_object();
@@ -519,7 +519,7 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     if (!netmode || strcmp(netmode, "host")) json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
     json_object_set_new(linux, "namespaces", ns);
     json_object_set_new(linux, "cgroupsPath", json_string(cgroup_path));
-    json_object_set_new(linux, "resources", resources(hc, privileged));
+    json_object_set_new(linux, "resources", ocispec_resources(hc, privileged));
     if (json_object_size(json_object_get(hc, "Sysctls")))
         json_object_set(linux, "sysctl", json_object_get(hc, "Sysctls"));
     if (!privileged) {

@@ -1,34 +1,358 @@
-/* client.c: TEMPORARY placeholder so berthd links while berth-shim is being
- * written; every call fails. Replaced by the real client. */
-#include "shim/shim.h"
+/* client.c: the daemon's side of berth-shim (shim.h): launching a shim and
+ * waiting for its readiness report, and one short connection to shim.sock
+ * per request (wire protocol in internal.h). Every call is bounded in time
+ * except the waits whose caller asks for forever. When the shim is gone,
+ * the answers come from the files it left in state_dir (exit.json,
+ * exec-<id>.exit). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/jsonutil.h"
+#include "internal.h"
+#include "shim.h"
+
+#define REPLY_TIMEOUT_MS 10000
+#define START_TIMEOUT_MS 60000
+
+extern char **environ;
+
+/* ---- launch ---- */
+typedef struct argv_buf {
+    const char *v[40];
+    int n;
+    char num[3][32];
+} argv_buf;
+
+static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attach)
+{
+    a->n = 0;
+#define ARG(x) (a->v[a->n++] = (x))
+    ARG("berth-shim"), ARG("--id"), ARG(o->id), ARG("--bundle"), ARG(o->bundle);
+    ARG("--state-dir"), ARG(o->state_dir), ARG("--runtime-root"), ARG(o->runtime_root);
+    if (o->log_path) {
+        snprintf(a->num[0], sizeof a->num[0], "%lld", (long long)o->log_max_size);
+        snprintf(a->num[1], sizeof a->num[1], "%d", o->log_max_file);
+        ARG("--log"), ARG(o->log_path), ARG("--log-max-size"), ARG(a->num[0]),
+            ARG("--log-max-file"), ARG(a->num[1]);
+    }
+    if (o->open_stdin) ARG("--open-stdin");
+    if (o->stdin_once) ARG("--stdin-once");
+    ARG("--ready-fd"), ARG("3");
+    if (attach) ARG("--attach-fd"), ARG("4"), ARG("--attach"), ARG(attach);
+    if (log_level >= LOG_DEBUG_) ARG("--debug");
+    a->v[a->n] = NULL;
+#undef ARG
+}
+
+/* The shim's stdio: /dev/null, but stderr stays berthd's when that is a
+ * file (its log): a pipe would be held open by every shim. */
+static void spawn_files(posix_spawn_file_actions_t *fa, int ready, int attach)
+{
+    struct stat st;
+    posix_spawn_file_actions_init(fa);
+    posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(fa, 1, "/dev/null", O_WRONLY, 0);
+    if (fstat(2, &st) < 0 || !S_ISREG(st.st_mode))
+        posix_spawn_file_actions_addopen(fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(fa, ready, 3);
+    if (attach >= 0) posix_spawn_file_actions_adddup2(fa, attach, 4);
+}
+
+static int spawn_shim(const shim_launch_opts *o, const char *attach, int ready, int attach_fd,
+                      berr *e)
+{
+    argv_buf a;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    build_argv(&a, o, attach);
+    spawn_files(&fa, ready, attach_fd);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int r = posix_spawn(&pid, o->shim_path, &fa, &at, (char *const *)a.v, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (r != 0) {
+        errno = r;
+        return berr_errno(e, 500, "start %s", o->shim_path);
+    }
+    /* the shim forks at once and this process exits: reap it here */
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    return 0;
+}
+
+/* fds moved above 2..4 so the dup2s in the child cannot clobber each other */
+static int high_fd(int fd)
+{
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return h;
+}
+
+int shim_launch_attached(const shim_launch_opts *o, bool want_stdin, bool want_stdout,
+                         bool want_stderr, pid_t *pid, int *attach_fd, berr *e)
+{
+    int rp[2], sv[2] = {-1, -1};
+    char attach[4] = "";
+    *pid = -1;
+    if (attach_fd) *attach_fd = -1;
+    if (!o->shim_path || !o->id || !o->bundle || !o->state_dir || !o->runtime_root)
+        return berr_set(e, 400, "shim_launch: missing option");
+    if (pipe2(rp, O_CLOEXEC) < 0) return berr_errno(e, 500, "pipe");
+    if (attach_fd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        close(rp[0]), close(rp[1]);
+        return berr_errno(e, 500, "socketpair");
+    }
+    if (attach_fd)
+        snprintf(attach, sizeof attach, "%s%s%s", want_stdin ? "i" : "", want_stdout ? "o" : "",
+                 want_stderr ? "e" : "");
+    rp[1] = high_fd(rp[1]);
+    if (sv[1] >= 0) sv[1] = high_fd(sv[1]);
+    int r = spawn_shim(o, attach_fd ? (attach[0] ? attach : "-") : NULL, rp[1], sv[1], e);
+    close(rp[1]);
+    if (sv[1] >= 0) close(sv[1]);
+    if (r == 0) r = proto_ready_read(rp[0], START_TIMEOUT_MS, pid, e);
+    close(rp[0]);
+    if (r < 0 && sv[0] >= 0) close(sv[0]);
+    if (r == 0 && attach_fd) *attach_fd = sv[0];
+    return r;
+}
 
 int shim_launch(const shim_launch_opts *o, pid_t *pid, berr *e)
 {
-    return berr_set(e, 501, "berth-shim is not built yet");
+    return shim_launch_attached(o, false, false, false, pid, NULL, e);
 }
+
+/* ---- requests ---- */
+/* Connects, sends req (stolen), reads the reply; the connection stays open
+ * in *fd when fd is non-NULL (attach, exec), else it is closed. */
+static json_t *request(const char *state_dir, json_t *req, int timeout_ms, int *fd, berr *e)
+{
+    if (fd) *fd = -1;
+    int s = proto_connect(state_dir, e);
+    json_t *reply = NULL;
+    if (s >= 0 && proto_send(s, req, e) == 0) reply = proto_recv(s, timeout_ms, NULL, e);
+    json_decref(req);
+    if (reply && proto_check(reply, e) < 0) json_decref(reply), reply = NULL;
+    if (reply && fd)
+        *fd = s;
+    else if (s >= 0)
+        close(s);
+    return reply;
+}
+
+static int simple(const char *state_dir, json_t *req, berr *e)
+{
+    json_t *r = request(state_dir, req, REPLY_TIMEOUT_MS, NULL, e);
+    json_decref(r);
+    return r ? 0 : -1;
+}
+
 bool shim_alive(const char *state_dir)
 {
-    return false;
+    int fd = proto_connect(state_dir, NULL);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
 }
-int shim_read_exit(const char *state_dir, int *exit_code, bool *oom_killed, int64_t *finished_ns,
-                   char *err, size_t errlen)
-{
-    return -1;
-}
+
 int shim_kill(const char *state_dir, int sig, bool all, berr *e)
 {
-    return berr_set(e, 501, "berth-shim is not built yet");
+    return simple(state_dir, json_pack("{s:s,s:i,s:b}", "op", "kill", "signal", sig, "all", all),
+                  e);
 }
+
 int shim_resize(const char *state_dir, int height, int width, berr *e)
 {
-    return berr_set(e, 501, "berth-shim is not built yet");
+    return simple(state_dir,
+                  json_pack("{s:s,s:i,s:i}", "op", "resize", "height", height, "width", width), e);
 }
-int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed_out, berr *e)
+
+int shim_exec_resize(const char *state_dir, const char *exec_id, int height, int width, berr *e)
 {
-    return berr_set(e, 501, "berth-shim is not built yet");
+    if (!proto_exec_id_valid(exec_id)) return berr_set(e, 400, "invalid exec id");
+    return simple(state_dir,
+                  json_pack("{s:s,s:s,s:i,s:i}", "op", "resize", "exec_id", exec_id, "height",
+                            height, "width", width),
+                  e);
 }
+
+int shim_state(const char *state_dir, pid_t *pid, bool *running, berr *e)
+{
+    json_t *r = request(state_dir, json_pack("{s:s}", "op", "state"), REPLY_TIMEOUT_MS, NULL, e);
+    if (!r) return -1;
+    if (pid) *pid = (pid_t)json_integer_value(json_object_get(r, "pid"));
+    if (running) *running = json_is_true(json_object_get(r, "running"));
+    json_decref(r);
+    return 0;
+}
+
 int shim_attach(const char *state_dir, bool want_stdin, bool want_stdout, bool want_stderr,
                 bool tty, berr *e)
 {
-    return berr_set(e, 501, "berth-shim is not built yet");
+    int fd;
+    json_t *req = json_pack("{s:s,s:b,s:b,s:b,s:b}", "op", "attach", "stdin", want_stdin, "stdout",
+                            want_stdout, "stderr", want_stderr, "tty", tty);
+    json_t *r = request(state_dir, req, REPLY_TIMEOUT_MS, &fd, e);
+    json_decref(r);
+    return r ? fd : -1;
+}
+
+int shim_exec(const char *state_dir, const char *exec_id, const json_t *process, bool want_stdin,
+              pid_t *pid, int *fd, berr *e)
+{
+    *fd = -1;
+    if (!proto_exec_id_valid(exec_id)) return berr_set(e, 400, "invalid exec id");
+    json_t *req = json_pack("{s:s,s:s,s:O,s:b}", "op", "exec", "exec_id", exec_id, "process",
+                            process, "stdin", want_stdin);
+    json_t *r = request(state_dir, req, START_TIMEOUT_MS, fd, e);
+    if (!r) return -1;
+    *pid = (pid_t)json_integer_value(json_object_get(r, "pid"));
+    json_decref(r);
+    return 0;
+}
+
+/* ---- exits ---- */
+static json_t *load_json(const char *path)
+{
+    char *data = NULL;
+    if (read_file(path, &data, NULL) < 0) return NULL;
+    json_t *j = json_loads(data, 0, NULL);
+    free(data);
+    return j;
+}
+
+int shim_read_exit(const char *state_dir, int *exit_code, bool *oom_killed, int64_t *finished_ns,
+                   char *err, size_t errlen)
+{
+    char *path = proto_path(state_dir, SHIM_EXIT);
+    json_t *j = load_json(path);
+    free(path);
+    if (!j) return -1;
+    const char *at = jstr(j, "FinishedAt"), *msg = jstr(j, "Error");
+    if (exit_code) *exit_code = (int)json_integer_value(json_object_get(j, "ExitCode"));
+    if (oom_killed) *oom_killed = json_is_true(json_object_get(j, "OOMKilled"));
+    if (finished_ns) *finished_ns = at ? parse_rfc3339(at) : 0;
+    if (err && errlen) snprintf(err, errlen, "%s", msg ? msg : "");
+    json_decref(j);
+    return 0;
+}
+
+/* A request answered only when something has exited: *timed_out on timeout;
+ * NULL (and no timeout) when the shim went away without answering. */
+static json_t *await(const char *state_dir, json_t *req, int timeout_ms, bool *timed_out, berr *e)
+{
+    *timed_out = false;
+    int s = proto_connect(state_dir, e);
+    json_t *reply = NULL;
+    if (s >= 0 && proto_send(s, req, e) == 0) reply = proto_recv(s, timeout_ms, timed_out, e);
+    json_decref(req);
+    if (s >= 0) close(s);
+    return reply;
+}
+
+int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed_out, berr *e)
+{
+    bool to = false;
+    if (timed_out) *timed_out = false;
+    if (shim_read_exit(state_dir, exit_code, NULL, NULL, NULL, 0) == 0) return 0;
+    json_t *r = await(state_dir, json_pack("{s:s}", "op", "wait"), timeout_ms, &to, e);
+    if (to) {
+        if (timed_out) *timed_out = true;
+        return 0;
+    }
+    if (r && proto_check(r, e) == 0) {
+        *exit_code = (int)json_integer_value(json_object_get(r, "exit_code"));
+        json_decref(r);
+        return 0;
+    }
+    json_decref(r);
+    /* the shim exited meanwhile: it wrote exit.json first */
+    if (shim_read_exit(state_dir, exit_code, NULL, NULL, NULL, 0) == 0) return 0;
+    return berr_set(e, 500, "the container's shim is gone and recorded no exit (%s)",
+                    e && e->msg[0] ? e->msg : "");
+}
+
+static int read_exec_exit(const char *state_dir, const char *exec_id, int *exit_code)
+{
+    char *path = proto_exec_exit_path(state_dir, exec_id);
+    json_t *j = load_json(path);
+    free(path);
+    if (!j) return -1;
+    *exit_code = (int)json_integer_value(json_object_get(j, "ExitCode"));
+    json_decref(j);
+    return 0;
+}
+
+int shim_exec_wait(const char *state_dir, const char *exec_id, int timeout_ms, int *exit_code,
+                   bool *running, berr *e)
+{
+    bool to = false;
+    *running = false;
+    if (!proto_exec_id_valid(exec_id)) return berr_set(e, 400, "invalid exec id");
+    if (read_exec_exit(state_dir, exec_id, exit_code) == 0) return 0;
+    json_t *req = json_pack("{s:s,s:s}", "op", "exec-wait", "exec_id", exec_id);
+    json_t *r = await(state_dir, req, timeout_ms, &to, e);
+    if (to) {
+        *running = true;
+        return 0;
+    }
+    int rc = r ? proto_check(r, e) : -1;
+    if (rc == 0) *exit_code = (int)json_integer_value(json_object_get(r, "exit_code"));
+    json_decref(r);
+    if (rc == 0 || read_exec_exit(state_dir, exec_id, exit_code) == 0) return 0;
+    return -1;
+}
+
+/* ---- the shim process itself ---- */
+static bool is_our_shim(pid_t pid, const char *state_dir)
+{
+    char path[64], *data = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    if (read_file(path, &data, &len) < 0) return false;
+    bool ours = false;
+    for (size_t i = 0; i < len; i += strlen(data + i) + 1)
+        if (!strcmp(data + i, "--state-dir") && i + 12 < len)
+            ours = !strcmp(data + i + 12, state_dir);
+    free(data);
+    return ours;
+}
+
+int shim_wait_gone(const char *state_dir, int timeout_ms, berr *e)
+{
+    char *path = proto_path(state_dir, SHIM_PID), *data = NULL;
+    int r = read_file(path, &data, NULL);
+    free(path);
+    if (r < 0) return 0;
+    pid_t pid = (pid_t)atoi(data);
+    free(data);
+    int pfd = pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+    if (pfd < 0) return 0; /* already gone */
+    if (!is_our_shim(pid, state_dir)) {
+        close(pfd);
+        return 0;
+    }
+    struct pollfd p = {pfd, POLLIN, 0};
+    while ((r = poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    close(pfd);
+    return r > 0 ? 0 : berr_set(e, 504, "the shim for %s is still running", state_dir);
 }

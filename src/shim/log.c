@@ -55,10 +55,14 @@ static size_t utf8_valid(const unsigned char *s, size_t n, unsigned *cp)
     size_t len;
     unsigned lo = 0x80, hi = 0xBF;
     if (c < 0xC2) return 0;
-    if (c < 0xE0) len = 2, *cp = c & 0x1F;
-    else if (c < 0xF0) len = 3, *cp = c & 0x0F, lo = c == 0xE0 ? 0xA0 : lo, hi = c == 0xED ? 0x9F : hi;
-    else if (c < 0xF5) len = 4, *cp = c & 0x07, lo = c == 0xF0 ? 0x90 : lo, hi = c == 0xF4 ? 0x8F : hi;
-    else return 0;
+    if (c < 0xE0)
+        len = 2, *cp = c & 0x1F;
+    else if (c < 0xF0)
+        len = 3, *cp = c & 0x0F, lo = c == 0xE0 ? 0xA0 : lo, hi = c == 0xED ? 0x9F : hi;
+    else if (c < 0xF5)
+        len = 4, *cp = c & 0x07, lo = c == 0xF0 ? 0x90 : lo, hi = c == 0xF4 ? 0x8F : hi;
+    else
+        return 0;
     if (n < len || s[1] < lo || s[1] > hi) return 0;
     for (size_t i = 1; i < len; i++) {
         if (i > 1 && (s[i] < 0x80 || s[i] > 0xBF)) return 0;
@@ -82,10 +86,14 @@ static void encode_string(sbuf *out, const unsigned char *s, size_t n)
                 i++;
                 continue;
             }
-            if (b == '\\' || b == '"') esc[0] = '\\', esc[1] = (char)b, esclen = 2;
-            else if (b == '\n') memcpy(esc, "\\n", 2), esclen = 2;
-            else if (b == '\r') memcpy(esc, "\\r", 2), esclen = 2;
-            else memcpy(esc, "\\u00", 4), esc[4] = hex[b >> 4], esc[5] = hex[b & 15], esclen = 6;
+            if (b == '\\' || b == '"')
+                esc[0] = '\\', esc[1] = (char)b, esclen = 2;
+            else if (b == '\n')
+                memcpy(esc, "\\n", 2), esclen = 2;
+            else if (b == '\r')
+                memcpy(esc, "\\r", 2), esclen = 2;
+            else
+                memcpy(esc, "\\u00", 4), esc[4] = hex[b >> 4], esc[5] = hex[b & 15], esclen = 6;
         } else if (!(adv = utf8_valid(s + i, n - i, &cp))) {
             memcpy(esc, "\\ufffd", 6), esclen = 6, adv = 1;
         } else if (cp == 0x2028 || cp == 0x2029) {
@@ -116,8 +124,10 @@ void slog_encode(sbuf *out, const char *line, size_t n, const char *stream, int6
 static void write_pending(shim_log *l)
 {
     if (!l->enc.len) return;
-    if (write_all(l->fd, l->enc.data, l->enc.len) == (ssize_t)l->enc.len) l->size += (int64_t)l->enc.len;
-    else log_warn("shim: write log %s: %s", l->path, strerror(errno));
+    if (write_all(l->fd, l->enc.data, l->enc.len) == (ssize_t)l->enc.len)
+        l->size += (int64_t)l->enc.len;
+    else
+        log_warn("shim: write log %s: %s", l->path, strerror(errno));
     l->enc.len = 0;
 }
 
@@ -128,7 +138,8 @@ static void rotate(shim_log *l)
         unlink(to);
         for (int i = l->max_file - 1; i >= 1; i--) {
             from = i > 1 ? xasprintf("%s.%d", l->path, i - 1) : xstrdup(l->path);
-            if (rename(from, to) < 0 && errno != ENOENT) log_warn("shim: rotate %s: %s", from, strerror(errno));
+            if (rename(from, to) < 0 && errno != ENOENT)
+                log_warn("shim: rotate %s: %s", from, strerror(errno));
             free(to);
             to = from;
         }

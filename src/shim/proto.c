@@ -38,7 +38,8 @@ int proto_connect(const char *state_dir, berr *e)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int dfd = -1;
-    if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", state_dir, SHIM_SOCK) >= sizeof sa.sun_path) {
+    if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", state_dir, SHIM_SOCK) >=
+        sizeof sa.sun_path) {
         dfd = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) return berr_errno(e, 503, "no shim at %s", state_dir);
         snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dfd, SHIM_SOCK);
@@ -178,7 +179,8 @@ int proto_ready_read(int fd, int timeout_ms, pid_t *pid, berr *e)
     size_t len = 0;
     while (len < sizeof buf - 1) {
         int r = wait_in(fd, deadline);
-        if (r == 0) return berr_set(e, 500, "timed out waiting for the shim to start the container");
+        if (r == 0)
+            return berr_set(e, 500, "timed out waiting for the shim to start the container");
         if (r < 0) return berr_errno(e, 500, "wait for the shim");
         ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
         if (n < 0 && errno == EINTR) continue;

@@ -16,7 +16,7 @@
 #include "internal.h"
 #include "runtime/runtime.h"
 
-#define SHIM_READ_CHUNK 16384             /* one read from a process's stdout/stderr */
+#define SHIM_READ_CHUNK 16384              /* one read from a process's stdout/stderr */
 #define SHIM_CLIENT_MAX_QUEUE (256 * 1024) /* a client further behind than this is dropped */
 #define SHIM_STDIN_MAX_QUEUE (64 * 1024)   /* stdin not yet taken by the process */
 #define SHIM_REQUEST_TIMEOUT_MS 30000      /* to send a complete request line */
@@ -97,6 +97,7 @@ void shim_loop(shim *sh);
 client *client_new(shim *sh, int fd, enum client_state st);
 void client_reply(client *cl, json_t *reply); /* steals reply; then closes */
 void client_reply_err(client *cl, const berr *e);
+void client_finish(client *cl); /* close once the queued output is written */
 void client_attach(shim *sh, client *cl, target *t, bool in, bool out, bool err);
 target *target_new(shim *sh, const char *exec_id, pid_t pid, bool tty);
 target *target_find_exec(shim *sh, const char *exec_id);

@@ -17,13 +17,16 @@
  * It serves a UNIX socket <state_dir>/shim.sock, one request per connection,
  * so the daemon (the same one, or a new one after a restart) can:
  * attach to stdio, exec processes, signal, resize the tty and wait.
+ * Errors: statuses as the API's; 503 when no shim serves state_dir.
+ * The wire protocol is in src/shim/internal.h and docs/shim.md.
  *
  * Files in state_dir (the daemon creates the directory):
  *   shim.sock   the control socket
  *   shim.pid    the shim's pid (atomically written before it reports ready)
  *   exit.json   written once the container has exited
  *   init.pid    the container's init pid on the host
- */
+ *   exec-<id>.exit  {"ExitCode": n} of each exec'd process that exited
+ * shim.sock and shim.pid are removed when the shim exits. */
 #ifndef BERTH_SHIM_H
 #define BERTH_SHIM_H
 
@@ -52,6 +55,11 @@ typedef struct shim_launch_opts {
  * -1 with e->status 404 (command not found: Docker's exit 127), 403 (not
  * executable: 126), or 500 with the runtime's message. */
 int shim_launch(const shim_launch_opts *o, pid_t *pid, berr *e);
+/* As shim_launch, and attached from before the container starts, so that no
+ * output is missed (docker run without -d, docker start -a): *attach_fd
+ * gets a socket as shim_attach returns one (same framing, stdin, close). */
+int shim_launch_attached(const shim_launch_opts *o, bool want_stdin, bool want_stdout,
+                         bool want_stderr, pid_t *pid, int *attach_fd, berr *e);
 
 /* Is a shim serving state_dir? (connects to shim.sock) */
 bool shim_alive(const char *state_dir);
@@ -60,14 +68,21 @@ bool shim_alive(const char *state_dir);
 int shim_read_exit(const char *state_dir, int *exit_code, bool *oom_killed, int64_t *finished_ns,
                    char *err, size_t errlen);
 
+/* The shim's view: the init pid and whether it still runs. 503 when no shim. */
+int shim_state(const char *state_dir, pid_t *pid, bool *running, berr *e);
+/* Waits until the shim process itself has exited (after the exit it still
+ * deletes the container's cgroups): 0 when gone, -1 (504) on timeout. */
+int shim_wait_gone(const char *state_dir, int timeout_ms, berr *e);
+
 /* Signals the container's init process (all: every process in it). */
 int shim_kill(const char *state_dir, int sig, bool all, berr *e);
 /* Resizes the container's tty (no-op error 409 if it has none). */
 int shim_resize(const char *state_dir, int height, int width, berr *e);
 
-/* Blocks until the container has exited (or timeout_ms passes: -1 forever)
- * and returns its exit code; 1 in *timed_out on timeout. Works whether the
- * shim is still there or already gone (reads exit.json). */
+/* Blocks until the container has exited (or timeout_ms passes: -1 forever):
+ * 0 with its exit code in *exit_code, or 0 with *timed_out true on timeout.
+ * Works whether the shim is still there or already gone (reads exit.json);
+ * -1 when there is neither a shim nor an exit.json. */
 int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed_out, berr *e);
 
 /* Attach: returns a connected socket fd on which the shim then sends the
@@ -89,6 +104,9 @@ int shim_attach(const char *state_dir, bool want_stdin, bool want_stdout, bool w
  * for shim_launch. */
 int shim_exec(const char *state_dir, const char *exec_id, const json_t *process, bool want_stdin,
               pid_t *pid, int *fd, berr *e);
+/* 0 with the exit code, or 0 with *running true when timeout_ms passed
+ * first (0: do not wait). Works after the shim is gone (exec-<id>.exit in
+ * state_dir); 404 for an exec the shim never ran. */
 int shim_exec_wait(const char *state_dir, const char *exec_id, int timeout_ms, int *exit_code,
                    bool *running, berr *e);
 int shim_exec_resize(const char *state_dir, const char *exec_id, int height, int width, berr *e);

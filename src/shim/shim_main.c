@@ -1,7 +1,352 @@
-/* shim_main.c: TEMPORARY placeholder until the shim lands. */
+/* shim_main.c: the berth-shim binary. Started by shim_launch (client.c) with
+ * its options as argv, it forks once so that the process berthd spawned
+ * exits at once (berthd reaps that one; the shim itself is reparented to
+ * init and survives any kill of berthd), starts a new session, becomes a
+ * child subreaper, creates and starts the container with the runtime
+ * library, reports "ok <pid>" or "err <status> <message>" on the ready pipe,
+ * then runs the event loop (server.c) until the container has exited:
+ * exit.json is written, waiters answered, attached clients flushed, the
+ * container deleted (cgroups), and the shim exits.
+ *
+ *   berth-shim --id ID --bundle DIR --state-dir DIR --runtime-root DIR
+ *              [--log PATH [--log-max-size N] [--log-max-file N]]
+ *              [--open-stdin] [--stdin-once] [--ready-fd FD]
+ *              [--attach-fd FD --attach [i][o][e]] [--debug] */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "server.h"
+
+static int usage(const char *msg)
 {
-    fputs("berth-shim: not built yet\n", stderr);
-    return 1;
+    fprintf(stderr, "berth-shim: %s\n(berth-shim is started by berthd; see docs/shim.md)\n", msg);
+    return 2;
+}
+
+static int parse_args(shim *sh, int argc, char **argv)
+{
+    enum {
+        O_ID = 256,
+        O_BUNDLE,
+        O_STATE,
+        O_ROOT,
+        O_LOG,
+        O_MAXSIZE,
+        O_MAXFILE,
+        O_STDIN,
+        O_ONCE,
+        O_READY,
+        O_ATTACHFD,
+        O_ATTACH,
+        O_DEBUG
+    };
+    static const struct option opts[] = {{"id", 1, 0, O_ID},
+                                         {"bundle", 1, 0, O_BUNDLE},
+                                         {"state-dir", 1, 0, O_STATE},
+                                         {"runtime-root", 1, 0, O_ROOT},
+                                         {"log", 1, 0, O_LOG},
+                                         {"log-max-size", 1, 0, O_MAXSIZE},
+                                         {"log-max-file", 1, 0, O_MAXFILE},
+                                         {"open-stdin", 0, 0, O_STDIN},
+                                         {"stdin-once", 0, 0, O_ONCE},
+                                         {"ready-fd", 1, 0, O_READY},
+                                         {"attach-fd", 1, 0, O_ATTACHFD},
+                                         {"attach", 1, 0, O_ATTACH},
+                                         {"debug", 0, 0, O_DEBUG},
+                                         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_ID:
+            sh->id = optarg;
+            break;
+        case O_BUNDLE:
+            sh->bundle = optarg;
+            break;
+        case O_STATE:
+            sh->state_dir = optarg;
+            break;
+        case O_ROOT:
+            sh->runtime_root = optarg;
+            break;
+        case O_LOG:
+            sh->log_path = optarg;
+            break;
+        case O_MAXSIZE:
+            sh->log_max_size = strtoll(optarg, NULL, 10);
+            break;
+        case O_MAXFILE:
+            sh->log_max_file = atoi(optarg);
+            break;
+        case O_STDIN:
+            sh->open_stdin = true;
+            break;
+        case O_ONCE:
+            sh->stdin_once = true;
+            break;
+        case O_READY:
+            sh->ready_fd = atoi(optarg);
+            break;
+        case O_ATTACHFD:
+            sh->attach_fd = atoi(optarg);
+            break;
+        case O_ATTACH:
+            sh->attach_in = strchr(optarg, 'i'), sh->attach_out = strchr(optarg, 'o');
+            sh->attach_err = strchr(optarg, 'e');
+            break;
+        case O_DEBUG:
+            log_level = LOG_DEBUG_;
+            break;
+        default:
+            return usage("unknown option");
+        }
+    }
+    if (!sh->id || !sh->bundle || !sh->state_dir || !sh->runtime_root)
+        return usage("--id, --bundle, --state-dir and --runtime-root are required");
+    return 0;
+}
+
+/* The process berthd spawned exits now; the shim goes on in a new session,
+ * an orphan adopted by init, and reaps everything below it. */
+static int detach(berr *e)
+{
+    pid_t pid = fork();
+    if (pid < 0) return berr_errno(e, 500, "shim: fork");
+    if (pid > 0) _exit(0);
+    setsid();
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        return berr_errno(e, 500, "shim: set child subreaper");
+    return 0;
+}
+
+/* SIGCHLD through a signalfd; the rest that could stop the shim ignored.
+ * (The runtime resets the mask and dispositions in the container.) */
+static int setup_signals(shim *sh, berr *e)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    sh->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sh->sig_fd < 0) return berr_errno(e, 500, "shim: signalfd");
+    int ignored[] = {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGTTIN, SIGTTOU};
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) signal(ignored[i], SIG_IGN);
+    return 0;
+}
+
+/* <state_dir>/shim.sock; through /proc/self/fd when the path is too long. */
+static int listen_sock(shim *sh, berr *e)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int dfd = -1;
+    if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", sh->state_dir, SHIM_SOCK) >=
+        sizeof sa.sun_path) {
+        if ((dfd = open(sh->state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+            return berr_errno(e, 500, "shim: open %s", sh->state_dir);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dfd, SHIM_SOCK);
+    }
+    unlink(sa.sun_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0077);
+    int r = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (r == 0) r = listen(fd, 128);
+    if (r < 0) berr_errno(e, 500, "shim: listen on %s/%s", sh->state_dir, SHIM_SOCK);
+    if (dfd >= 0) close(dfd);
+    if (r < 0 && fd >= 0) close(fd);
+    sh->listen_fd = r < 0 ? -1 : fd;
+    return r;
+}
+
+static int write_pid(shim *sh, const char *name, pid_t pid, berr *e)
+{
+    char buf[32], *path = proto_path(sh->state_dir, name);
+    int n = snprintf(buf, sizeof buf, "%d", (int)pid);
+    int r = write_file_atomic(path, buf, (size_t)n, 0644);
+    if (r < 0) berr_errno(e, 500, "shim: write %s", path);
+    free(path);
+    return r;
+}
+
+static int load_spec(shim *sh, rt_spec **spec, bool *tty, berr *e)
+{
+    char *path = xasprintf("%s/config.json", sh->bundle);
+    json_error_t je;
+    json_t *cfg = json_load_file(path, 0, &je);
+    free(path);
+    if (!cfg) return berr_set(e, 400, "shim: %s/config.json: %s", sh->bundle, je.text);
+    *tty = json_is_true(json_object_get(json_object_get(cfg, "process"), "terminal"));
+    int r = rt_spec_load(cfg, sh->bundle, spec, e);
+    json_decref(cfg);
+    return r;
+}
+
+/* Without a tty: pipes (stdin only with open_stdin, else /dev/null). */
+static int make_stdio(shim *sh, bool tty, int fds[3], int mine[3], berr *e)
+{
+    for (int i = 0; i < 3; i++) fds[i] = mine[i] = -1;
+    if (tty) return 0; /* the runtime puts the pty on 0, 1, 2 */
+    for (int i = 0; i < 3; i++) {
+        int p[2];
+        if (i == 0 && !sh->open_stdin) {
+            if ((fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+                return berr_errno(e, 500, "open /dev/null");
+            continue;
+        }
+        if (pipe2(p, O_CLOEXEC) < 0) return berr_errno(e, 500, "shim: pipe");
+        fds[i] = i == 0 ? p[0] : p[1];
+        mine[i] = i == 0 ? p[1] : p[0];
+        set_nonblock(mine[i]);
+    }
+    return 0;
+}
+
+static void close_fds(int fds[3])
+{
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0) close(fds[i]), fds[i] = -1;
+}
+
+static int create_start(shim *sh, rt_spec *spec, bool tty, int fds[3], int *console, berr *e)
+{
+    rt_create_opts o = {
+        .root = sh->runtime_root, .id = sh->id, .io = {{fds[0], fds[1], fds[2]}, -1}};
+    if (rt_container_create(spec, &o, &sh->c, console, e) < 0) return -1;
+    close_fds(fds);
+    return rt_container_start(sh->c, e);
+}
+
+/* Creates and starts the container; on success sh->ctr holds its stdio. */
+static int start_container(shim *sh, berr *e)
+{
+    rt_spec *spec = NULL;
+    bool tty = false;
+    int fds[3] = {-1, -1, -1}, mine[3] = {-1, -1, -1}, console = -1;
+    int r = load_spec(sh, &spec, &tty, e);
+    if (r == 0) r = make_stdio(sh, tty, fds, mine, e);
+    if (r == 0) r = create_start(sh, spec, tty, fds, &console, e);
+    rt_spec_free(spec);
+    close_fds(fds);
+    if (r < 0) {
+        close_fds(mine);
+        if (console >= 0) close(console);
+        return -1;
+    }
+    target *t = sh->ctr = target_new(sh, NULL, rt_container_pid(sh->c), tty);
+    if (tty) {
+        set_nonblock(console);
+        t->out_fd[0] = console;
+        t->in_fd = sh->open_stdin ? console : -1;
+    } else {
+        t->in_fd = mine[0], t->out_fd[0] = mine[1], t->out_fd[1] = mine[2];
+    }
+    return 0;
+}
+
+/* Everything up to the ready report. */
+static int startup(shim *sh, berr *e)
+{
+    if (detach(e) < 0 || setup_signals(sh, e) < 0) return -1;
+    if (write_pid(sh, SHIM_PID, getpid(), e) < 0 || listen_sock(sh, e) < 0) return -1;
+    if (slog_open(&sh->log, sh->log_path, sh->log_max_size, sh->log_max_file, e) < 0) return -1;
+    if (start_container(sh, e) < 0) return -1;
+    if (write_pid(sh, SHIM_INIT_PID, sh->ctr->pid, e) < 0) return -1;
+    if (sh->attach_fd >= 0) {
+        set_nonblock(sh->attach_fd);
+        fcntl(sh->attach_fd, F_SETFD, FD_CLOEXEC);
+        client *cl = client_new(sh, sh->attach_fd, CL_STREAM);
+        client_attach(sh, cl, sh->ctr, sh->attach_in, sh->attach_out, sh->attach_err);
+    }
+    return 0;
+}
+
+/* Called from the loop once the init is reaped and its output drained. */
+void shim_container_finished(shim *sh)
+{
+    rt_cgroup *cg = rt_container_cgroup(sh->c);
+    sh->exit_code = shim_exit_code(sh->ctr->status);
+    sh->oom_killed = cg && rt_cgroup_oom_kills(cg) > 0;
+    char ts[64];
+    fmt_rfc3339nano(now_ns(), ts, sizeof ts);
+    json_t *j = json_pack("{s:i,s:b,s:s,s:s}", "ExitCode", sh->exit_code, "OOMKilled",
+                          sh->oom_killed, "FinishedAt", ts, "Error", "");
+    char *s = json_dumps(j, JSON_COMPACT), *path = proto_path(sh->state_dir, SHIM_EXIT);
+    if (write_file_atomic(path, s, strlen(s), 0644) < 0)
+        log_error("shim: write %s: %s", path, strerror(errno));
+    free(s), free(path), json_decref(j);
+    sh->finished = true;
+    sh->close_deadline = shim_now_ms() + SHIM_CLOSE_TIMEOUT_MS;
+    for (client *cl = sh->clients; cl; cl = cl->next) {
+        if (cl->dead) continue;
+        if (cl->state == CL_WAIT)
+            client_reply(cl, json_pack("{s:b,s:i,s:b}", "ok", 1, "exit_code", sh->exit_code,
+                                       "oom_killed", sh->oom_killed));
+        else if (cl->state == CL_STREAM && cl->t == sh->ctr)
+            client_finish(cl);
+    }
+    for (target *t = sh->targets; t; t = t->next) /* execs outside a private pid namespace */
+        if (t != sh->ctr && !t->reaped) kill(t->pid, SIGKILL);
+    log_debug("shim: container %s exited with %d", sh->id, sh->exit_code);
+}
+
+static void cleanup(shim *sh)
+{
+    berr e = {0};
+    if (sh->listen_fd >= 0) {
+        char *path = proto_path(sh->state_dir, SHIM_SOCK);
+        unlink(path);
+        free(path);
+        close(sh->listen_fd);
+    }
+    if (sh->c && rt_delete(sh->c, true, &e) < 0)
+        log_warn("shim: delete container %s: %s", sh->id, e.msg);
+    rt_container_free(sh->c);
+    slog_close(&sh->log);
+    char *path = proto_path(sh->state_dir, SHIM_PID);
+    unlink(path);
+    free(path);
+    if (sh->sig_fd >= 0) close(sh->sig_fd);
+}
+
+int main(int argc, char **argv)
+{
+    shim sh = {.ready_fd = -1, .attach_fd = -1, .sig_fd = -1, .listen_fd = -1};
+    berr e = {0};
+    if (getenv("BERTH_SHIM_DEBUG")) log_level = LOG_DEBUG_;
+    if (parse_args(&sh, argc, argv)) return 2;
+    int keep = sh.ready_fd > sh.attach_fd ? sh.ready_fd : sh.attach_fd;
+    syscall(SYS_close_range, (unsigned)(keep < 3 ? 3 : keep + 1), ~0U, 0); /* nothing of berthd's */
+    if (startup(&sh, &e) < 0) {
+        if (sh.ready_fd >= 0) proto_ready_err(sh.ready_fd, &e);
+        log_debug("shim: %s", e.msg);
+        if (sh.attach_fd >= 0) close(sh.attach_fd);
+        while (sh.targets) {
+            target *t = sh.targets;
+            sh.targets = t->next;
+            free(t->exec_id), free(t);
+        }
+        cleanup(&sh);
+        return 1;
+    }
+    if (sh.ready_fd >= 0) {
+        proto_ready_ok(sh.ready_fd, sh.ctr->pid);
+        close(sh.ready_fd);
+    }
+    malloc_trim(0); /* give back what parsing the spec used */
+    shim_loop(&sh);
+    cleanup(&sh);
+    return 0;
 }

@@ -93,9 +93,19 @@ def test_socket_mode_and_group(own_daemons):
 
 
 def test_pidfile_holds_pid(own_daemons):
-    d = own_daemons().start()
-    assert open(d.pidfile).read().strip() == str(d.proc.pid)
-    assert d.stop() == 0
+    """As with dockerd, the pidfile exists by the time the API answers (dockerd
+    writes it before it starts serving). Several starts, to catch a race."""
+    d = own_daemons()
+    extra = []
+    for i in range(3):                 # more listeners widen any start-up window
+        extra += ["-H", "unix://" + os.path.join(os.path.dirname(d.sock), f"extra{i}.sock")]
+    for _ in range(5):
+        d.start(*extra)                # returns at the first /_ping that answers 200
+        present = os.path.exists(d.pidfile)
+        assert present, "the API answered before the pidfile was written"
+        assert open(d.pidfile).read().strip() == str(d.proc.pid)
+        assert d.stop() == 0
+        assert not os.path.exists(d.pidfile)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -248,6 +258,7 @@ def test_daemon_json_honoured(workdir):
         i = d.api_json("GET", "/info")
         assert i["DockerRootDir"] == cfg["data-root"]
         assert i["Debug"] is True
+        wait_for(lambda: os.path.exists(cfg["pidfile"]), 5)    # (the race: test_pidfile_holds_pid)
         assert open(cfg["pidfile"]).read().strip() == str(d.proc.pid)
         assert os.path.isdir(cfg["exec-root"])
         import_image(d, small_tar(), repo="cfg")

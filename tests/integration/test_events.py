@@ -121,8 +121,10 @@ def test_live_stream_until_future(daemon, cleanup):
     assert 2.5 <= box["end"] - start < 10
 
 
-def test_filters(daemon, cleanup):
-    n, iid, t0, t1 = make_history(daemon)
+@pytest.fixture
+def history(daemon, cleanup):
+    """One image's full event history plus another image's import, and the window."""
+    n, iid, t0, _ = make_history(daemon)
     cleanup.append(iid)
     other = import_image(daemon, small_tar(), repo=uniq("oth"))
     cleanup.append(other)
@@ -132,23 +134,42 @@ def test_filters(daemon, cleanup):
     def acts(f):
         return [(e["Action"], e["Actor"]["ID"]) for e in api_events(daemon, s, u, f)]
 
-    tags = acts({"type": ["image"], "event": ["tag"], "image": [iid]})
-    assert tags and all(a == "tag" for a, _ in tags)
-    assert {i for _, i in acts({"event": ["tag"]})} >= {iid, other}
-    # image=<repo> matches the tag events of that repository (dockerd strips the tag)
-    by_name = acts({"image": [n]})
-    assert by_name and all(i == iid for _, i in by_name)
-    assert ("tag", iid) in by_name
-    # image=<id>: every event of that image, none of the other
+    return n, iid, other, acts
+
+
+def test_filter_event(history):
+    n, iid, other, acts = history
+    tags = acts({"event": ["tag"]})
+    assert tags and all(a == "tag" for a, _ in tags), tags
+    assert {i for _, i in tags} >= {iid, other}
+    both = acts({"event": ["save", "load"], "image": [iid]})      # two values of a key: OR
+    assert sorted(a for a, _ in both) == ["load", "save"], both
+    anded = acts({"type": ["image"], "event": ["tag"], "image": [iid]})   # keys: AND
+    assert anded and all(x == ("tag", iid) for x in anded), anded
+
+
+def test_filter_image_by_id(history):
+    n, iid, other, acts = history
     by_id = acts({"image": [iid]})
     assert {a for a, _ in by_id} >= {"import", "tag", "untag", "delete", "save", "load"}
     assert all(i == iid for _, i in by_id)
-    # two values of one key: OR
-    both = acts({"event": ["save", "load"], "image": [iid]})
-    assert sorted(a for a, _ in both) == ["load", "save"]
-    # another type: nothing
+
+
+def test_filter_image_by_repository(history):
+    """image=<repo> matches the tag events of repo:<any tag> (dockerd strips the
+    tag of the name attribute before comparing)."""
+    n, iid, other, acts = history
+    by_name = acts({"image": [n]})
+    assert ("tag", iid) in by_name, by_name
+    assert all(i == iid for _, i in by_name)
+    assert ("tag", iid) in acts({"image": [f"{n}:2"]})
+
+
+def test_filter_type(history):
+    n, iid, other, acts = history
     assert acts({"type": ["container"]}) == []
     assert acts({"type": ["network"], "image": [iid]}) == []
+    assert {i for _, i in acts({"type": ["image"]})} >= {iid, other}
 
 
 def test_bad_parameters(daemon):

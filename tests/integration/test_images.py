@@ -828,3 +828,30 @@ def test_cli_tables_match_docker_cli(daemon, cleanup):
         want = daemon.docker(*args, cli=docker).out
         got = daemon.berth(*args).out
         assert got == want, f"berth {' '.join(args)}:\n{got}\ndocker:\n{want}"
+
+
+def test_prune_until_filter(daemon, cleanup):
+    """until: only dangling images created before the time are pruned."""
+    n = uniq("unt")
+    old = import_image(daemon, small_tar(), repo=n)
+    new = import_image(daemon, small_tar(), repo=n)
+    cleanup.extend([old, new])
+    for until in ("1h", str(int(time.time()) - 3600)):
+        r = daemon.api_json("POST", "/images/prune?" + qs([("filters", {"until": [until]})]))
+        assert old not in {x.get("Deleted") for x in r["ImagesDeleted"] or []}, until
+        assert image_exists(daemon, old)
+    r = daemon.api_json("POST", "/images/prune?" + qs([("filters", {"until": [
+        str(int(time.time()) + 5)]})]))
+    assert {"Deleted": old} in (r["ImagesDeleted"] or [])
+    assert not image_exists(daemon, old) and image_exists(daemon, new)
+
+
+def test_rmi_noprune_param(daemon, cleanup):
+    n = uniq("npr")
+    iid = import_image(daemon, small_tar(), repo=n)
+    cleanup.append(iid)
+    st, _, body = daemon.api("DELETE", f"/images/{n}?noprune=1")
+    assert st == 200, body
+    r = json.loads(body)
+    assert r[0] == {"Untagged": f"{n}:latest"} and {"Deleted": iid} in r
+    assert not image_exists(daemon, iid)
