@@ -58,6 +58,10 @@ void client_free(client *c);
  * -1 on a connection failure (message already printed). */
 int client_do(client *c, const req *rq, resp *r);
 void resp_free(resp *r);
+/* Negotiates the API version once per process (GET /_ping). */
+int client_negotiate(client *c);
+/* Prints docker's "Cannot connect ..." (or "error during connect: detail"). */
+void client_conn_error(client *c, const char *detail);
 /* Convenience: request + status check. On HTTP >= 400 prints
  * "Error response from daemon: ..." and returns -1. *out gets parsed JSON
  * when out is non-NULL and the body is JSON. */
@@ -81,6 +85,10 @@ typedef struct strv {
 void strv_add(strv *s, const char *v);
 void strv_free(strv *s);
 
+/* Checks (and may rewrite) a flag value as pflag's Value.Set does: returns
+ * the value to store (malloc'd) or NULL with *why (malloc'd) set. */
+typedef char *(*flag_conv)(const char *v, char **why);
+
 typedef struct flag {
     const char *name; /* long name */
     char shorthand;   /* 0 when none */
@@ -89,6 +97,9 @@ typedef struct flag {
     const char *usage;
     const char *defval;   /* shown as (default ...) in help, or NULL */
     const char *typename; /* help label for the value ("string", "filter" ...) */
+    flag_conv conv;       /* optional, for FLAG_STRING and FLAG_LIST */
+    bool *changed;        /* optional: set when the flag was given */
+    bool hidden;          /* not listed in help */
 } flag;
 
 typedef struct cmd_def cmd_def;
@@ -101,6 +112,7 @@ struct cmd_def {
     const char *aliases; /* "docker image ls, ..." form, or NULL */
     cmd_fn run;
     int min_args, max_args; /* max -1: unlimited */
+    bool stop_at_arg;       /* flags end at the first positional (run, exec) */
 };
 
 /* Parses argv (after the command name) against flags. Returns the number
@@ -188,6 +200,63 @@ const char *ref_check(const char *ref, char **name, char **tag);
 json_t *image_row(const json_t *im, const char *repo, const char *tag, const char *digest,
                   bool trunc);
 
+/* ---- raw connections, hijacked streams, terminals (stream.c) ---- */
+typedef struct hconn {
+    int fd;
+    sbuf in;    /* bytes received */
+    size_t off; /* consumed up to here */
+    long status;
+    long long clen; /* Content-Length, -1 when absent */
+    bool chunked;
+    char *content_type;
+} hconn;
+/* Connects and writes one request (versioned path); -1 after an error message. */
+int hconn_request(client *c, hconn *h, const char *method, const char *path, const char *ctype,
+                  const char *body, bool upgrade);
+int hconn_open(client *c, hconn *h);
+/* Reads the status line and headers (timeout_ms -1: no limit). */
+int hconn_head(hconn *h, int timeout_ms);
+/* Reads the whole body (Content-Length, chunked or up to EOF). */
+int hconn_body(hconn *h, sbuf *out);
+/* The daemon's message of an error response whose head was read. */
+char *hconn_error(hconn *h);
+void hconn_close(hconn *h);
+/* POSTs path with "Upgrade: tcp"; 0 when the stream is ours (101/200).
+ * On an HTTP error returns -1 with *status and *err (malloc'd message). */
+int hijack(client *c, hconn *h, const char *path, const char *json_body, long *status, char **err);
+
+/* Docker's stdcopy: frames to fds 1 and 2; -1 on a write or stream error. */
+typedef struct demux {
+    unsigned char hdr[8];
+    size_t hlen, left;
+    int stream;
+    sbuf syserr;
+} demux;
+int demux_feed(demux *d, const char *p, size_t n);
+void demux_free(demux *d);
+
+/* term.ToBytes: "ctrl-p,ctrl-q" -> bytes. */
+int detach_keys_parse(const char *spec, unsigned char *out, size_t max, size_t *n, char **err);
+int tty_raw(int fd);
+void tty_restore(void);
+/* POST base/resize with the size of our stdout terminal. */
+void tty_resize(client *c, const char *base);
+
+typedef struct pump_opts {
+    bool tty;                /* raw stream (else 8-byte frames) */
+    int in_fd;               /* stdin to send, -1 for none */
+    bool output;             /* stdout or stderr attached */
+    const char *detach_keys; /* tty input only; NULL: ctrl-p,ctrl-q */
+    client *c;
+    const char *resize_base; /* "/containers/ID" or "/exec/ID": follow SIGWINCH */
+    const char *proxy_id;    /* forward signals to this container */
+} pump_opts;
+enum { PUMP_ERROR = -1, PUMP_EOF = 0, PUMP_DETACHED = 1 };
+/* Copies stdin to the stream and the stream to stdout/stderr until the
+ * stream ends or the detach keys are typed; the terminal is put in raw
+ * mode meanwhile when tty and stdin is one. */
+int stream_pump(hconn *h, const pump_opts *o);
+
 /* ---- commands ---- */
 extern const cmd_def cmd_defs[]; /* NULL-path terminated, in main.c */
 int run_version(client *c, const cmd_def *def, int argc, char **argv);
@@ -204,5 +273,35 @@ int run_image_inspect(client *c, const cmd_def *def, int argc, char **argv);
 int run_import(client *c, const cmd_def *def, int argc, char **argv);
 int run_save(client *c, const cmd_def *def, int argc, char **argv);
 int run_load(client *c, const cmd_def *def, int argc, char **argv);
+/* containers: cmd_run.c, cmd_container.c, cmd_ps.c, cmd_logs.c, cmd_exec.c,
+ * cmd_stats.c, cmd_cp.c, cmd_inspect.c */
+int run_run(client *c, const cmd_def *def, int argc, char **argv);
+int run_create(client *c, const cmd_def *def, int argc, char **argv);
+int run_start(client *c, const cmd_def *def, int argc, char **argv);
+int run_attach(client *c, const cmd_def *def, int argc, char **argv);
+int run_stop(client *c, const cmd_def *def, int argc, char **argv);
+int run_kill(client *c, const cmd_def *def, int argc, char **argv);
+int run_restart(client *c, const cmd_def *def, int argc, char **argv);
+int run_pause(client *c, const cmd_def *def, int argc, char **argv);
+int run_unpause(client *c, const cmd_def *def, int argc, char **argv);
+int run_wait(client *c, const cmd_def *def, int argc, char **argv);
+int run_rm(client *c, const cmd_def *def, int argc, char **argv);
+int run_ps(client *c, const cmd_def *def, int argc, char **argv);
+int run_logs(client *c, const cmd_def *def, int argc, char **argv);
+int run_exec(client *c, const cmd_def *def, int argc, char **argv);
+int run_top(client *c, const cmd_def *def, int argc, char **argv);
+int run_stats(client *c, const cmd_def *def, int argc, char **argv);
+int run_container_inspect(client *c, const cmd_def *def, int argc, char **argv);
+int run_rename(client *c, const cmd_def *def, int argc, char **argv);
+int run_update(client *c, const cmd_def *def, int argc, char **argv);
+int run_cp(client *c, const cmd_def *def, int argc, char **argv);
+int run_diff(client *c, const cmd_def *def, int argc, char **argv);
+int run_export(client *c, const cmd_def *def, int argc, char **argv);
+int run_commit(client *c, const cmd_def *def, int argc, char **argv);
+int run_port(client *c, const cmd_def *def, int argc, char **argv);
+int run_container_prune(client *c, const cmd_def *def, int argc, char **argv);
+/* GET /containers/{name}/json; NULL after printing "Error: No such
+ * container: name" or the daemon's error. (cmd_run.c) */
+json_t *inspect_container(client *c, const char *name);
 
 #endif

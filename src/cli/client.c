@@ -164,6 +164,14 @@ static bool conn_error(CURLcode rc)
            rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_UNSUPPORTED_PROTOCOL;
 }
 
+void client_conn_error(client *c, const char *detail)
+{
+    if (!c->daemon_seen || !detail)
+        errorf("Cannot connect to the Berth daemon at %s. Is the daemon running?", c->host);
+    else
+        errorf("error during connect: %s", detail);
+}
+
 static void print_conn_error(client *c, CURLcode rc, const char *curl_msg)
 {
     if (conn_error(rc) || !c->daemon_seen)
@@ -261,7 +269,7 @@ static int version_cmp(const char *a, const char *b)
     return 0;
 }
 
-static int negotiate(client *c)
+int client_negotiate(client *c)
 {
     if (c->negotiated) return 0;
     c->negotiated = true;
@@ -283,7 +291,7 @@ static int negotiate(client *c)
 int client_do(client *c, const req *rq, resp *r)
 {
     memset(r, 0, sizeof *r);
-    if (!rq->unversioned && negotiate(c) < 0) return -1;
+    if (!rq->unversioned && client_negotiate(c) < 0) return -1;
     return perform(c, rq, r, NULL);
 }
 

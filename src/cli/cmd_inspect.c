@@ -5,7 +5,8 @@
  * and escaping kept), with --format runs the template on each object with
  * missing keys as errors (docker's raw-map fallback) and Go type hints so
  * that null slices print [] and null maps map[]. Unknown names print
- * "Error: No such image: x" / "Error: No such object: x"; exit 1. */
+ * "Error: No such image: x" / "Error: No such object: x"; exit 1.
+ * `container inspect` (-f, -s) looks up containers only. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +23,27 @@ static const char image_hints_src[] =
     "\"RootFS\":{\"Type\":\"str\",\"Layers\":\"slice\",\"BaseLayer\":\"str\"},"
     "\"Metadata\":{\"LastTagTime\":\"str\"}}";
 
+/* Go types of types.ContainerJSON fields that matter when printed. */
+static const char container_hints_src[] =
+    "{\"Args\":\"slice\",\"Config\":" CONFIG_HINTS ",\"HostConfig\":{\"Binds\":\"slice\","
+    "\"CapAdd\":\"slice\",\"CapDrop\":\"slice\",\"Dns\":\"slice\",\"DnsOptions\":\"slice\","
+    "\"DnsSearch\":\"slice\",\"ExtraHosts\":\"slice\",\"GroupAdd\":\"slice\",\"Links\":"
+    "\"slice\",\"SecurityOpt\":\"slice\",\"VolumesFrom\":\"slice\",\"Tmpfs\":\"map\","
+    "\"Sysctls\":\"map\",\"PortBindings\":\"map\",\"Ulimits\":\"slice\",\"Devices\":"
+    "\"slice\",\"DeviceCgroupRules\":\"slice\",\"Mounts\":\"slice\",\"Init\":\"ptr\"},"
+    "\"Mounts\":\"slice\",\"NetworkSettings\":{\"Ports\":\"map\",\"Networks\":\"map\"},"
+    "\"State\":{\"Health\":\"ptr\"}}";
+
 static json_t *image_hints(void)
 {
     json_error_t je;
     return json_loads(image_hints_src, 0, &je);
+}
+
+static json_t *container_hints(void)
+{
+    json_error_t je;
+    return json_loads(container_hints_src, 0, &je);
 }
 
 typedef struct inspect_opts {
@@ -90,7 +108,9 @@ static int render(tmpl *t, const sbuf *raw, const char *kind, sbuf *out, sbuf *e
 {
     json_error_t je;
     json_t *j = json_loadb(raw->data ? raw->data : "", raw->len, JSON_DECODE_ANY, &je);
-    json_t *hints = !strcmp(kind, "image") ? image_hints() : NULL;
+    json_t *hints = !strcmp(kind, "image")       ? image_hints()
+                    : !strcmp(kind, "container") ? container_hints()
+                                                 : NULL;
     tmpl_opts o = {.missingkey_error = true, .hints = hints};
     char *err = NULL;
     sbuf one = {0};
@@ -169,9 +189,11 @@ static int inspect_run(client *c, const inspect_opts *o, int n, char **names)
     return rc;
 }
 
-static int inspect_main(client *c, const cmd_def *def, int argc, char **argv, bool image_only)
+static int inspect_main(client *c, const cmd_def *def, int argc, char **argv, bool image_only,
+                        bool container_only)
 {
     inspect_opts o = {.image_only = image_only};
+    if (container_only) o.type = xstrdup("container");
     flag all[] = {
         {"format", 'f', FLAG_STRING, &o.format, "Format the output using the given Go template",
          NULL, NULL},
@@ -181,8 +203,13 @@ static int inspect_main(client *c, const cmd_def *def, int argc, char **argv, bo
         {NULL, 0, 0, NULL, NULL, NULL, NULL},
     };
     flag img[] = {all[0], {NULL, 0, 0, NULL, NULL, NULL, NULL}};
+    flag ctr[] = {all[0], all[1], {NULL, 0, 0, NULL, NULL, NULL, NULL}};
     char **pos = NULL;
-    int rc, n = parse_cmd(def, image_only ? img : all, argc, argv, &pos, &rc);
+    int rc, n = parse_cmd(def,
+                          image_only       ? img
+                          : container_only ? ctr
+                                           : all,
+                          argc, argv, &pos, &rc);
     if (n >= 0 && o.type && *o.type) {
         bool ok = false;
         for (const char *const *k = kinds; *k; k++) ok |= !strcmp(*k, o.type);
@@ -201,10 +228,15 @@ static int inspect_main(client *c, const cmd_def *def, int argc, char **argv, bo
 
 int run_inspect(client *c, const cmd_def *def, int argc, char **argv)
 {
-    return inspect_main(c, def, argc, argv, false);
+    return inspect_main(c, def, argc, argv, false, false);
 }
 
 int run_image_inspect(client *c, const cmd_def *def, int argc, char **argv)
 {
-    return inspect_main(c, def, argc, argv, true);
+    return inspect_main(c, def, argc, argv, true, false);
+}
+
+int run_container_inspect(client *c, const cmd_def *def, int argc, char **argv)
+{
+    return inspect_main(c, def, argc, argv, false, true);
 }

@@ -74,8 +74,30 @@ static int parse_bool(const char *v, bool *out)
     return -1;
 }
 
+static int set_converted(const cmd_def *def, const flag *f, const char *v)
+{
+    char *why = NULL;
+    char *nv = f->conv(v, &why);
+    if (!nv) {
+        int rc = bad_value(def, f, v, why ? why : "invalid value");
+        free(why);
+        return rc;
+    }
+    if (f->type == FLAG_LIST) {
+        strv_add(f->ptr, nv);
+        free(nv);
+    } else {
+        free(*(char **)f->ptr);
+        *(char **)f->ptr = nv;
+    }
+    return 0;
+}
+
 static int set_value(const cmd_def *def, const flag *f, const char *v)
 {
+    if (f->changed) *f->changed = true;
+    if (f->conv && (f->type == FLAG_STRING || f->type == FLAG_LIST))
+        return set_converted(def, f, v);
     switch (f->type) {
     case FLAG_BOOL: {
         bool b;
@@ -187,7 +209,10 @@ int flags_parse(const cmd_def *def, flag *flags, int argc, char **argv, char ***
             rc = parse_long(def, flags, argc, argv, &i);
         else if (a[0] == '-' && a[1])
             rc = parse_shorts(def, flags, argc, argv, &i);
-        else
+        else if (def && def->stop_at_arg) {
+            while (i < argc) out[n++] = argv[i++];
+            break;
+        } else
             out[n++] = argv[i];
         if (rc < 0) {
             free(out);
@@ -257,7 +282,10 @@ static void print_flags(FILE *o, const flag *flags)
     size_t n = 0, maxlen = 0;
     for (const flag *f = flags; f && f->name; f++) n++;
     const flag **sorted = xcalloc(n + 1, sizeof *sorted);
-    for (size_t i = 0; i < n; i++) sorted[i] = &flags[i];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!flags[i].hidden) sorted[k++] = &flags[i];
+    n = k;
     qsort(sorted, n, sizeof *sorted, cmp_flag);
     for (size_t i = 0; i < n; i++) {
         char *p = flag_prefix(sorted[i]);

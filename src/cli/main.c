@@ -48,12 +48,82 @@ const cmd_def cmd_defs[] = {
      -1},
     {"load", "[OPTIONS]", "Load an image from a tar archive or STDIN", NULL, run_load, 0, 0},
     {"image load", "[OPTIONS]", "Load an image from a tar archive or STDIN", NULL, run_load, 0, 0},
-    {NULL, NULL, NULL, NULL, NULL, 0, 0},
+#define CTR(name, args, desc, aliases, fn, min, max, stop)                                         \
+    {name, args, desc, NULL, fn, min, max, stop},                                                  \
+    {                                                                                              \
+        "container " name, args, desc, aliases, fn, min, max, stop                                 \
+    }
+    CTR("run", "[OPTIONS] IMAGE [COMMAND] [ARG...]", "Run a command in a new container", NULL,
+        run_run, 1, -1, true),
+    CTR("create", "[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container", NULL, run_create,
+        1, -1, true),
+    CTR("start", "[OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers", NULL,
+        run_start, 1, -1, false),
+    CTR("attach", "[OPTIONS] CONTAINER",
+        "Attach local standard input, output, and error streams to a running container", NULL,
+        run_attach, 1, 1, false),
+    CTR("stop", "[OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers", NULL,
+        run_stop, 1, -1, false),
+    CTR("kill", "[OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers", NULL,
+        run_kill, 1, -1, false),
+    CTR("restart", "[OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers", NULL,
+        run_restart, 1, -1, false),
+    CTR("pause", "CONTAINER [CONTAINER...]", "Pause all processes within one or more containers",
+        NULL, run_pause, 1, -1, false),
+    CTR("unpause", "CONTAINER [CONTAINER...]",
+        "Unpause all processes within one or more containers", NULL, run_unpause, 1, -1, false),
+    CTR("wait", "CONTAINER [CONTAINER...]",
+        "Block until one or more containers stop, then print their exit codes", NULL, run_wait, 1,
+        -1, false),
+    CTR("rm", "[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers", "rm, remove",
+        run_rm, 1, -1, false),
+    {"container remove", "[OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
+     "rm, remove", run_rm, 1, -1, false},
+    {"ps", "[OPTIONS]", "List containers", NULL, run_ps, 0, 0, false},
+    {"container ls", "[OPTIONS]", "List containers", "ls, ps, list", run_ps, 0, 0, false},
+    {"container list", "[OPTIONS]", "List containers", "ls, ps, list", run_ps, 0, 0, false},
+    {"container ps", "[OPTIONS]", "List containers", "ls, ps, list", run_ps, 0, 0, false},
+    CTR("logs", "[OPTIONS] CONTAINER", "Fetch the logs of a container", NULL, run_logs, 1, 1,
+        false),
+    CTR("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]", "Run a command in a running container",
+        NULL, run_exec, 2, -1, true),
+    CTR("top", "CONTAINER [ps OPTIONS]", "Display the running processes of a container", NULL,
+        run_top, 1, -1, true),
+    CTR("stats", "[OPTIONS] [CONTAINER...]",
+        "Display a live stream of container(s) resource "
+        "usage statistics",
+        NULL, run_stats, 0, -1, false),
+    {"container inspect", "[OPTIONS] CONTAINER [CONTAINER...]",
+     "Display detailed information on one or more containers", NULL, run_container_inspect, 1, -1,
+     false},
+    CTR("rename", "CONTAINER NEW_NAME", "Rename a container", NULL, run_rename, 2, 2, false),
+    CTR("update", "[OPTIONS] CONTAINER [CONTAINER...]",
+        "Update configuration of one or more containers", NULL, run_update, 1, -1, false),
+    CTR("cp",
+        "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- "
+        "CONTAINER:DEST_PATH",
+        "Copy files/folders between a container and the local filesystem", NULL, run_cp, 2, 2,
+        false),
+    CTR("diff", "CONTAINER", "Inspect changes to files or directories on a container's filesystem",
+        NULL, run_diff, 1, 1, false),
+    CTR("export", "[OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive", NULL,
+        run_export, 1, 1, false),
+    CTR("commit", "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+        "Create a new image from a container's changes", NULL, run_commit, 1, 2, false),
+    CTR("port", "CONTAINER [PRIVATE_PORT[/PROTO]]",
+        "List port mappings or a specific mapping for the container", NULL, run_port, 1, 2, false),
+    {"container prune", "[OPTIONS]", "Remove all stopped containers", NULL, run_container_prune, 0,
+     0, false},
+#undef CTR
+    {NULL, NULL, NULL, NULL, NULL, 0, 0, false},
 };
 
 static const struct group {
     const char *name, *desc;
-} groups[] = {{"image", "Manage images"}, {"system", "Manage Berth"}, {NULL, NULL}};
+} groups[] = {{"container", "Manage containers"},
+              {"image", "Manage images"},
+              {"system", "Manage Berth"},
+              {NULL, NULL}};
 
 static const cmd_def *find_cmd(const char *path)
 {

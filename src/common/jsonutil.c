@@ -46,10 +46,10 @@ json_t *filters_parse(const char *query, const char *const *allowed, berr *e)
         bool ok = allowed == NULL;
         for (const char *const *a = allowed; a && *a; a++)
             if (!strcmp(*a, key)) ok = true;
-        if (!ok) {
+        if (!ok || (!json_is_array(val) && !json_is_object(val) && !json_is_string(val))) {
+            berr_set(e, 400, ok ? "Invalid filter value for '%s'" : "Invalid filter '%s'", key);
             json_decref(in);
             json_decref(out);
-            berr_set(e, 400, "invalid filter '%s'", key);
             return NULL;
         }
         json_t *arr = json_array();

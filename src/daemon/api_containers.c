@@ -559,6 +559,7 @@ struct wait_arg {
     int mode; /* 0 not-running, 1 next-exit, 2 removed */
     bool was_running;
     char *started;
+    int start_errors;
 };
 
 static void wait_free(void *p)
@@ -578,7 +579,8 @@ static bool wait_done(struct wait_arg *a)
     if (a->mode == 0) return !running;
     const char *st = jstr(ctr_state(c), "StartedAt");
     bool restarted = st && a->started && strcmp(st, a->started);
-    return !running && (a->was_running || restarted || strcmp(ctr_status(c), "created"));
+    return !running && (a->was_running || restarted || strcmp(ctr_status(c), "created") ||
+                        c->start_errors != a->start_errors);
 }
 
 static void wait_run(stream *st, void *p)
@@ -596,12 +598,9 @@ static void wait_run(stream *st, void *p)
         }
     }
     json_int_t code = json_integer_value(json_object_get(ctr_state(a->c), "ExitCode"));
-    const char *err = jstr(ctr_state(a->c), "Error");
     ctr_unlock();
-    json_t *out = json_pack("{s:I}", "StatusCode", code);
-    if (err && *err) json_object_set_new(out, "Error", json_pack("{s:s}", "Message", err));
-    else json_object_set_new(out, "Error", json_null());
-    stream_json(st, out);
+    /* a start error was already reported by the start request itself */
+    stream_json(st, json_pack("{s:I,s:n}", "StatusCode", code, "Error"));
 }
 
 void h_container_wait(req *r)
@@ -620,6 +619,7 @@ void h_container_wait(req *r)
     }
     ctr_lock();
     a->was_running = ctr_running(c);
+    a->start_errors = c->start_errors;
     const char *s = jstr(ctr_state(c), "StartedAt");
     a->started = xstrdup(s ? s : "");
     ctr_unlock();
@@ -734,6 +734,7 @@ void api_splice(int client, int ctr_fd)
             if (errno == EINTR) continue;
             return;
         }
+        if (pf[1].revents & (POLLHUP | POLLERR)) return; /* client gone, or daemon shutdown */
         if (pf[0].revents) {
             ssize_t n = read(ctr_fd, buf, sizeof buf);
             if (n <= 0 || write_all(client, buf, (size_t)n) < 0) return;
@@ -750,6 +751,41 @@ void api_splice(int client, int ctr_fd)
     }
 }
 
+static bool sock_gone(int sock)
+{
+    struct pollfd pf = {.fd = sock, .events = POLLRDHUP};
+    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLERR));
+}
+
+/* An attach before start (docker run, start -a): register, and take over
+ * the stream the next start opens for us. Returns the fd or -1. */
+static int wait_for_start(struct attach_arg *a, int sock)
+{
+    container *c = a->c;
+    int fd = -1;
+    ctr_lock();
+    if (strcmp(ctr_status(c), "created") || c->pa_waiting) {
+        ctr_unlock();
+        return -1;
+    }
+    c->pa_waiting = true;
+    c->pa_in = a->in, c->pa_out = a->out, c->pa_err = a->err;
+    int errs = c->start_errors;
+    while (c->pa_fd < 0 && !c->removed && !strcmp(ctr_status(c), "created") &&
+           c->start_errors == errs) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 1;
+        pthread_cond_timedwait(&c->changed, &ctr_mutex, &dl);
+        if (sock_gone(sock)) break;
+    }
+    fd = c->pa_fd;
+    c->pa_fd = -1;
+    c->pa_waiting = false;
+    ctr_unlock();
+    return fd;
+}
+
 static void attach_run(int sock, void *p)
 {
     struct attach_arg *a = p;
@@ -762,9 +798,10 @@ static void attach_run(int sock, void *p)
         free(path);
     }
     if (!a->stream) return;
+    int fd = wait_for_start(a, sock);
     char *edir = ctr_exec_dir(a->c->id);
-    berr e;
-    int fd = shim_attach(edir, a->in, a->out, a->err, a->tty, &e);
+    berr e = {0};
+    if (fd < 0) fd = shim_attach(edir, a->in, a->out, a->err, a->tty, &e);
     free(edir);
     if (fd < 0) {
         log_debug("attach %.12s: %s", a->c->id, e.msg);

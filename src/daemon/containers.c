@@ -38,6 +38,7 @@ static container *ctr_new(const char *id, json_t *j)
     container *c = xcalloc(1, sizeof *c);
     snprintf(c->id, sizeof c->id, "%s", id);
     c->j = j;
+    c->pa_fd = -1;
     pthread_mutex_init(&c->op, NULL);
     pthread_cond_init(&c->changed, NULL);
     return c;

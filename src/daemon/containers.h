@@ -27,6 +27,11 @@ typedef struct container {
     bool waiter;            /* a thread waits for its exit */
     bool stopping;          /* stop/kill requested by the user (no restart) */
     pthread_cond_t changed; /* broadcast on state changes (with ctr_lock) */
+    /* an attach that arrived before start (docker run): the next start
+     * launches the shim attached and hands the stream over in pa_fd */
+    bool pa_waiting, pa_in, pa_out, pa_err;
+    int pa_fd;
+    int start_errors; /* bumped on each failed start (wakes pending attaches) */
 } container;
 
 extern pthread_mutex_t ctr_mutex;

@@ -50,8 +50,13 @@ static bool actor_is(const json_t *ev, const char *v)
     for (int i = 0; i < 2; i++) {
         if (!cands[i]) continue;
         if (!strcmp(cands[i], v)) return true;
+        /* "repo" matches "repo:anytag", as dockerd strips the tag */
         size_t lv = strlen(v);
-        if (!strncmp(cands[i], v, lv) && !strcmp(cands[i] + lv, ":latest")) return true;
+        const char *slash = strrchr(cands[i], '/');
+        const char *colon = strrchr(slash ? slash : cands[i], ':');
+        if (!strchr(v + (strrchr(v, '/') ? strrchr(v, '/') - v : 0), ':') && colon &&
+            (size_t)(colon - cands[i]) == lv && !strncmp(cands[i], v, lv))
+            return true;
     }
     return false;
 }
@@ -70,7 +75,9 @@ static bool ev_match(const json_t *ev, const json_t *f)
 {
     const char *type = jstr(ev, "Type");
     if (!filters_match(f, "type", type)) return false;
-    if (!filters_match(f, "event", jstr(ev, "Action")) && !filters_match(f, "action", jstr(ev, "Action")))
+    json_t *evf = filters_get(f, "event"), *acf = filters_get(f, "action");
+    const char *act = jstr(ev, "Action");
+    if ((evf || acf) && !(evf && filters_match(f, "event", act)) && !(acf && filters_match(f, "action", act)))
         return false;
     if (!filters_match(f, "scope", "local")) return false;
     const json_t *attrs = json_object_get(json_object_get(ev, "Actor"), "Attributes");

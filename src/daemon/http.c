@@ -21,6 +21,22 @@
 
 #define MAX_MEM_BODY (32u << 20)
 
+/* Shutdown: streams see their client as gone, hijacked sockets are shut
+ * down, so every connection thread ends and MHD_stop_daemon returns. */
+static volatile int shutting_down;
+static pthread_mutex_t hj_mu = PTHREAD_MUTEX_INITIALIZER;
+static int hj_socks[1024];
+static int n_hj;
+
+static void hj_track(int fd, bool add)
+{
+    pthread_mutex_lock(&hj_mu);
+    if (add && n_hj < 1024) hj_socks[n_hj++] = fd;
+    for (int i = 0; !add && i < n_hj; i++)
+        if (hj_socks[i] == fd) hj_socks[i] = hj_socks[--n_hj];
+    pthread_mutex_unlock(&hj_mu);
+}
+
 struct http_server {
     struct MHD_Daemon *mhd;
     const route *routes;
@@ -249,9 +265,18 @@ http_server *http_start(int listen_fd, const route *routes, const char *tmpdir, 
     return s;
 }
 
+void http_shutdown_begin(void)
+{
+    shutting_down = 1;
+    pthread_mutex_lock(&hj_mu);
+    for (int i = 0; i < n_hj; i++) shutdown(hj_socks[i], SHUT_RDWR);
+    pthread_mutex_unlock(&hj_mu);
+}
+
 void http_stop(http_server *s)
 {
     if (!s) return;
+    http_shutdown_begin();
     MHD_stop_daemon(s->mhd);
     free(s->tmpdir);
     free(s);
@@ -447,6 +472,7 @@ int stream_json(stream *st, json_t *j)
 
 bool stream_client_gone(stream *st)
 {
+    if (shutting_down) return true;
     struct pollfd pf[2] = {{.fd = st->fd, .events = 0}, {.fd = st->sock, .events = POLLRDHUP}};
     if (poll(pf, st->sock >= 0 ? 2 : 1, 0) <= 0) return false;
     if (pf[0].revents & (POLLERR | POLLHUP)) return true;
@@ -473,7 +499,10 @@ static void *hijack_main(void *p)
     struct hijack *h = p;
     int fl = fcntl(h->sock, F_GETFL);
     if (fl >= 0) fcntl(h->sock, F_SETFL, fl & ~O_NONBLOCK);
+    hj_track(h->sock, true);
+    if (shutting_down) shutdown(h->sock, SHUT_RDWR);
     h->fn(h->sock, h->arg);
+    hj_track(h->sock, false);
     if (h->free_arg) h->free_arg(h->arg);
     if (h->urh) MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
     else close(h->sock);

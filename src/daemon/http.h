@@ -52,6 +52,8 @@ struct req {
 typedef struct http_server http_server;
 http_server *http_start(int listen_fd, const route *routes, const char *tmpdir, berr *e);
 void http_stop(http_server *s);
+/* Makes every stream and hijacked connection end (called by http_stop). */
+void http_shutdown_begin(void);
 
 /* request accessors */
 const char *req_query(req *r, const char *key);

@@ -232,7 +232,19 @@ static int launch(container *c, berr *e)
         .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce"))};
     if (o.log_max_file < 1) o.log_max_file = 1;
     pid_t pid = 0;
-    if (shim_launch(&o, &pid, e) < 0) goto out_umount;
+    ctr_lock();
+    bool pa = c->pa_waiting && c->pa_fd < 0;
+    bool pin = c->pa_in, pout = c->pa_out, perr = c->pa_err;
+    ctr_unlock();
+    int afd = -1;
+    if (pa ? shim_launch_attached(&o, pin, pout, perr, &pid, &afd, e) < 0
+           : shim_launch(&o, &pid, e) < 0)
+        goto out_umount;
+    if (pa) {
+        ctr_lock();
+        c->pa_fd = afd;
+        ctr_unlock();
+    }
     char ts[64];
     fmt_rfc3339nano(now_ns(), ts, sizeof ts);
     ctr_lock();
@@ -270,6 +282,8 @@ static void record_start_error(container *c, const berr *e)
         ctr_set_status(c, "exited");
     json_object_set_new(st, "ExitCode", json_integer(code));
     json_object_set_new(st, "Error", json_string(e->msg));
+    c->start_errors++;
+    pthread_cond_broadcast(&c->changed);
     ctr_save(c);
     ctr_unlock();
 }
@@ -287,6 +301,13 @@ int lc_start(container *c, berr *e)
     else record_start_error(c, e);
     pthread_mutex_unlock(&c->op);
     if (rc == 0) lc_event(c, "start", NULL);
+    if (rc < 0 && !removed) {
+        ctr_lock();
+        bool autorm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
+        ctr_unlock();
+        berr re;
+        if (autorm) lc_remove(c, true, false, &re); /* as dockerd: --rm also on a failed start */
+    }
     return rc;
 }
 

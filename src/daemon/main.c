@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <grp.h>
 #include <netdb.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include "daemon/api.h"
 #include "daemon/containers.h"
 #include "daemon/lifecycle.h"
+#include "daemon/ocispec.h"
 #include "daemon/events.h"
 
 daemon_ctx D;
@@ -79,6 +81,31 @@ static int load_config(struct opts *o, json_t **keep)
         return -1;
     }
     *keep = j;
+    static const struct {
+        const char *key;
+        int off;
+    } flagged[] = {{"data-root", offsetof(struct opts, data_root)},
+                   {"exec-root", offsetof(struct opts, exec_root)},
+                   {"pidfile", offsetof(struct opts, pidfile)},
+                   {"log-level", offsetof(struct opts, log_level)},
+                   {"storage-driver", offsetof(struct opts, storage_driver)},
+                   {"group", offsetof(struct opts, group)}};
+    sbuf conflicts = {0};
+    for (size_t i = 0; i < sizeof flagged / sizeof *flagged; i++) {
+        const char *flag = *(const char **)((char *)o + flagged[i].off);
+        if (flag && jstr(j, flagged[i].key))
+            sbuf_printf(&conflicts, "%s%s: (from flag: %s, from file: %s)", conflicts.len ? ", " : "",
+                        flagged[i].key, flag, jstr(j, flagged[i].key));
+    }
+    if (o->nhosts && json_object_get(j, "hosts"))
+        sbuf_printf(&conflicts, "%shosts: (from flag and from file)", conflicts.len ? ", " : "");
+    if (conflicts.len) {
+        fprintf(stderr, "berthd: unable to configure the daemon with file %s: the following "
+                        "directives are specified both as a flag and in the configuration file: %s\n",
+                path, conflicts.data);
+        sbuf_free(&conflicts);
+        return -1;
+    }
     const char *v;
     if (!o->data_root && (v = jstr(j, "data-root"))) o->data_root = v;
     if (!o->exec_root && (v = jstr(j, "exec-root"))) o->exec_root = v;
@@ -242,21 +269,21 @@ static void load_engine_id(void)
     free(p);
 }
 
-/* berth-shim: $BERTH_SHIM, beside this binary, or PREFIX/libexec/berth. */
-static char *find_shim(void)
+/* A helper binary: $ENV, beside this binary, or PREFIX/libexec/berth. */
+static char *find_helper(const char *envname, const char *name)
 {
-    const char *env = getenv("BERTH_SHIM");
+    const char *env = getenv(envname);
     if (env && *env) return xstrdup(env);
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return xstrdup("/usr/local/libexec/berth/berth-shim");
+    if (n <= 0) return xasprintf("/usr/local/libexec/berth/%s", name);
     self[n] = 0;
     char *slash = strrchr(self, '/');
     *slash = 0;
-    char *p = xasprintf("%s/berth-shim", self);
+    char *p = xasprintf("%s/%s", self, name);
     if (access(p, X_OK) == 0) return p;
     free(p);
-    return xasprintf("%s/../libexec/berth/berth-shim", self);
+    return xasprintf("%s/../libexec/berth/%s", self, name);
 }
 
 static int image_usage(const char *id, bool running, char cid[65])
@@ -294,9 +321,12 @@ static int run(struct opts *o)
         return 1;
     }
     store_set_usage_hook(D.images, image_usage);
-    char *shim = find_shim();
+    char *shim = find_helper("BERTH_SHIM", "berth-shim");
     lc_init(shim);
     free(shim);
+    char *init = find_helper("BERTH_INIT", "berth-init");
+    ocispec_set_init(init);
+    free(init);
 
     sigset_t set;
     sigemptyset(&set);
@@ -309,9 +339,15 @@ static int run(struct opts *o)
     char *tmpdir = xasprintf("%s/tmp", D.data_root);
     mkdir_p(tmpdir, 0700);
     http_server *srv[MAX_HOSTS] = {0};
+    bool listened[MAX_HOSTS] = {0};
     int rc = 0;
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (write_file_atomic(o->pidfile, pid, strlen(pid), 0644) < 0)
+        log_warn("pidfile %s: %s", o->pidfile, strerror(errno));
     for (int i = 0; i < o->nhosts && rc == 0; i++) {
         int fd = open_listener(o->hosts[i], o->group);
+        listened[i] = fd >= 0;
         if (fd < 0) {
             fprintf(stderr, "berthd: cannot listen on %s: %s\n", o->hosts[i],
                     errno == EADDRINUSE ? "another daemon is serving it" : strerror(errno));
@@ -322,21 +358,19 @@ static int run(struct opts *o)
         }
     }
     if (rc == 0) {
-        char pid[32];
-        snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-        if (write_file_atomic(o->pidfile, pid, strlen(pid), 0644) < 0)
-            log_warn("pidfile %s: %s", o->pidfile, strerror(errno));
         lc_restore();
         log_info("berthd %s serving the Engine API %s on %s (data root %s)", BERTH_VERSION,
                  BERTH_API_VERSION, D.hosts, D.data_root);
         int sig = 0;
         while (sigwait(&set, &sig) == 0 && sig == SIGHUP) log_info("SIGHUP: nothing to reload");
         log_info("signal %d: shutting down", sig);
-        unlink(o->pidfile);
     }
+    unlink(o->pidfile);
+    http_shutdown_begin();
     for (int i = 0; i < o->nhosts; i++) http_stop(srv[i]);
     for (int i = 0; i < o->nhosts; i++) {
         const char *h = o->hosts[i];
+        if (!listened[i]) continue;
         if (str_starts(h, "unix://")) unlink(h + 7);
         else if (h[0] == '/') unlink(h);
     }

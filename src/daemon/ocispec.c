@@ -13,6 +13,14 @@
 #include "common/jsonutil.h"
 #include "runtime/runtime.h"
 
+static char *init_path;
+
+void ocispec_set_init(const char *path)
+{
+    free(init_path);
+    init_path = xstrdup(path);
+}
+
 /* Docker's default capability set: CapEff 00000000a80425fb. */
 static const char *const default_caps[] = {
     "CAP_CHOWN",      "CAP_DAC_OVERRIDE",     "CAP_FSETID",     "CAP_FOWNER",
@@ -481,6 +489,11 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     if (security_opts(hc, &so, e) < 0) return NULL;
 
     json_t *args = json_array();
+    bool init = json_is_true(json_object_get(hc, "Init"));
+    if (init) {
+        json_array_append_new(args, json_string("/sbin/docker-init"));
+        json_array_append_new(args, json_string("--"));
+    }
     json_array_append_new(args, json_string(jstr(ctr, "Path")));
     json_array_extend(args, json_object_get(ctr, "Args"));
     const char *wd = jstr(cfg, "WorkingDir");
@@ -505,6 +518,7 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     if (oom) json_object_set_new(proc, "oomScoreAdj", json_integer(oom));
 
     json_t *mounts = std_mounts(hc, files_dir, privileged);
+    if (init) json_array_append_new(mounts, mnt("/sbin/docker-init", "bind", init_path ? init_path : "/usr/local/libexec/berth/berth-init", "bind,ro"));
     if (add_binds(hc, mounts, e) < 0) {
         json_decref(mounts);
         json_decref(spec);

@@ -11,6 +11,8 @@
  * rootfs: the mounted root; files_dir holds hostname, hosts, resolv.conf. */
 json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_dir,
                       const char *cgroup_path, berr *e);
+/* Where the host's berth-init is (bind-mounted for --init). */
+void ocispec_set_init(const char *path);
 /* linux.resources from a HostConfig (also used for docker update). */
 json_t *ocispec_resources(const json_t *hc, bool privileged);
 /* Berth's default seccomp allow-list (spec form) for a capability set. */

@@ -106,4 +106,24 @@ int image_save_check(store *s, const char *const *names, size_t n, berr *e);
  * container runtime: overlay lowerdirs). Returns count or -1. */
 int image_layer_dirs(store *s, const char *id, char ***dirs_out, berr *e);
 
+/* POST /commit (commit.c): a new image from a container. upper_dir (the
+ * container's overlay upper dir; whiteouts become OCI .wh. entries) is
+ * packed as one layer on top of parent_id (none when it has no changes);
+ * the image config is docker's child image config: `config` (or, when
+ * NULL, container_config) with the `changes` instructions applied, merged
+ * with container_config as dockerd does; "container", "container_config",
+ * the parent's rootfs and history plus an entry with created_by, author,
+ * comment. Tags repo:tag when repo is set ("tag" event). 400 on a bad
+ * repo/tag or change, 404 when the parent image is gone. */
+typedef struct commit_opts {
+    const char *parent_id;          /* the container's image ID */
+    const char *container_id;
+    const json_t *container_config; /* the container's Config */
+    const json_t *config;           /* the request's Config, or NULL */
+    const json_t *changes;          /* array of Dockerfile lines, or NULL */
+    const char *comment, *author, *repo, *tag; /* each may be NULL */
+} commit_opts;
+int image_commit_container(store *s, const char *upper_dir, const commit_opts *o,
+                           char id_out[DIGEST_LEN + 1], berr *e);
+
 #endif

@@ -129,8 +129,12 @@ int rt_exec_errno_berr(berr *e, const char *arg0, int err)
         berr_set(e, 404, "exec: \"%s\": executable file not found in $PATH", arg0);
     else if (err == ENOENT)
         berr_set(e, 404, "exec: \"%s\": stat %s: no such file or directory", arg0, arg0);
-    else
-        berr_set(e, 403, "exec: \"%s\": %s", arg0, strerror(err));
+    else {
+        char msg[128]; /* as Go spells errno texts: lower case */
+        snprintf(msg, sizeof msg, "%s", strerror(err));
+        msg[0] = (char)(msg[0] >= 'A' && msg[0] <= 'Z' ? msg[0] + 32 : msg[0]);
+        berr_set(e, 403, "exec: \"%s\": %s", arg0, msg);
+    }
     errno = err;
     return -1;
 }
@@ -270,15 +274,17 @@ static pid_t raw_clone(unsigned long flags)
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
-/* Clones `fn` with flags; when pidfd >= 0 (a pid namespace to join), via an
+/* Clones `fn` with flags; when pidns >= 0 (a pid namespace to join), via an
  * intermediate that joins it and clones with CLONE_PARENT, so the new process
- * is still our child. */
-static pid_t spawn(unsigned long flags, int pidns, int sock, void (*fn)(void *), void *arg, berr *e)
+ * is still our child. The intermediate reports the pid on the child's end
+ * of the socket pair (*csock), which the parent then closes. */
+static pid_t spawn(unsigned long flags, int pidns, int psock, int *csock, void (*fn)(void *), void *arg, berr *e)
 {
     if (pidns < 0) {
         pid_t pid = raw_clone(flags);
         if (pid == 0) fn(arg), _exit(1);
         if (pid < 0) berr_errno(e, 500, "clone");
+        close(*csock), *csock = -1;
         return pid;
     }
     pid_t mid = raw_clone(0);
@@ -288,11 +294,12 @@ static pid_t spawn(unsigned long flags, int pidns, int sock, void (*fn)(void *),
         pid_t pid = raw_clone(flags | CLONE_PARENT);
         if (pid == 0) fn(arg), _exit(1);
         rt_sync_msg m = {.type = RT_MSG_PID, .pid = pid, .err = errno};
-        rt_sync_send(sock, &m, -1);
+        rt_sync_send(*csock, &m, -1);
         _exit(pid < 0);
     }
-    rt_sync_msg m;
-    int st, r = rt_sync_recv(sock, &m, NULL, e);
+    close(*csock), *csock = -1;
+    rt_sync_msg m = {0};
+    int st, r = rt_sync_recv(psock, &m, NULL, e);
     waitpid(mid, &st, 0);
     if (r != 1 || m.type != RT_MSG_PID || m.pid <= 0) {
         if (r >= 0) berr_set(e, 500, "could not create a process in the pid namespace: %s", strerror(m.err));
@@ -340,9 +347,8 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
         } else if (s->ns[i].path && s->ns[i].type == CLONE_NEWPID)
             pidns = arg.nsfd[i];
     rt_child_cgroup = cg;
-    pid = spawn(clone_flags(s), pidns, sv[0], init_main, &arg, e);
+    pid = spawn(clone_flags(s), pidns, sv[0], &sv[1], init_main, &arg, e);
     if (pid < 0) goto out;
-    close(sv[1]), sv[1] = -1;
     if (rt_spec_has_ns(s, CLONE_NEWUSER) && !rt_spec_ns_path(s, CLONE_NEWUSER) &&
         (write_idmap(pid, "uid_map", s->uidmap, s->nuidmap, e) < 0 ||
          write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
@@ -477,9 +483,8 @@ int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *
     }
     for (int i = 0; i < j.n; i++) j.a.userns |= j.types[i] == CLONE_NEWUSER;
     /* the pid namespace needs the intermediate; without one, join in the child */
-    pid = spawn(0, pidns, sv[0], exec_join_main, &j, e);
+    pid = spawn(0, pidns, sv[0], &sv[1], exec_join_main, &j, e);
     if (pid < 0) goto out;
-    close(sv[1]), sv[1] = -1;
     if (cg && rt_cgroup_enter(cg, pid, e) < 0) goto out;
     rt_sync_msg m = {.type = RT_MSG_GO};
     if (rt_sync_send(sv[0], &m, -1) < 0) {

@@ -61,6 +61,7 @@ typedef struct shim_log {
     int64_t size;
     sbuf partial[2]; /* unterminated line per stream (stdout, stderr) */
     sbuf enc;        /* encoded entries waiting for the write */
+    char ts[40];     /* the time of the entries being encoded */
 } shim_log;
 
 int slog_open(shim_log *l, const char *path, int64_t max_size, int max_file, berr *e);

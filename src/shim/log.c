@@ -111,13 +111,22 @@ static void encode_string(sbuf *out, const unsigned char *s, size_t n)
     sbuf_add(out, "\"", 1);
 }
 
+static void encode_entry(sbuf *out, const char *line, size_t n, const char *stream, const char *ts)
+{
+    sbuf_add(out, "{\"log\":", 7);
+    encode_string(out, (const unsigned char *)line, n);
+    sbuf_add(out, ",\"stream\":\"", 11);
+    sbuf_adds(out, stream);
+    sbuf_add(out, "\",\"time\":\"", 10);
+    sbuf_adds(out, ts);
+    sbuf_add(out, "\"}\n", 3);
+}
+
 void slog_encode(sbuf *out, const char *line, size_t n, const char *stream, int64_t ns)
 {
     char ts[64];
     fmt_rfc3339nano(ns, ts, sizeof ts);
-    sbuf_adds(out, "{\"log\":");
-    encode_string(out, (const unsigned char *)line, n);
-    sbuf_printf(out, ",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, ts);
+    encode_entry(out, line, n, stream, ts);
 }
 
 /* ---- writing and rotation ---- */
@@ -157,10 +166,10 @@ static void rotate(shim_log *l)
 
 /* Adds one entry, rotating first when it would not fit (an entry alone in
  * an empty file is written whatever its size). */
-static void add_entry(shim_log *l, int stream, const char *p, size_t n, int64_t ns)
+static void add_entry(shim_log *l, int stream, const char *p, size_t n)
 {
     size_t before = l->enc.len;
-    slog_encode(&l->enc, p, n, stream == 2 ? "stderr" : "stdout", ns);
+    encode_entry(&l->enc, p, n, stream == 2 ? "stderr" : "stdout", l->ts);
     size_t entry = l->enc.len - before;
     if (!l->max_size || l->size + (int64_t)l->enc.len <= l->max_size) return;
     if (l->size + (int64_t)before == 0) return;
@@ -175,13 +184,13 @@ void slog_data(shim_log *l, int stream, const char *p, size_t n)
 {
     if (l->fd < 0 || n == 0) return;
     sbuf *part = &l->partial[stream == 2];
-    int64_t ns = now_ns();
+    fmt_rfc3339nano(now_ns(), l->ts, sizeof l->ts); /* one time for what one read brought */
     while (n) {
         const char *nl = memchr(p, '\n', n);
         if (!nl) {
             sbuf_add(part, p, n);
             while (part->len >= SLOG_PARTIAL_MAX) {
-                add_entry(l, stream, part->data, SLOG_PARTIAL_MAX, ns);
+                add_entry(l, stream, part->data, SLOG_PARTIAL_MAX);
                 memmove(part->data, part->data + SLOG_PARTIAL_MAX, part->len - SLOG_PARTIAL_MAX);
                 part->len -= SLOG_PARTIAL_MAX;
             }
@@ -190,10 +199,10 @@ void slog_data(shim_log *l, int stream, const char *p, size_t n)
         size_t len = (size_t)(nl - p) + 1;
         if (part->len) {
             sbuf_add(part, p, len);
-            add_entry(l, stream, part->data, part->len, ns);
+            add_entry(l, stream, part->data, part->len);
             part->len = 0;
         } else {
-            add_entry(l, stream, p, len, ns);
+            add_entry(l, stream, p, len);
         }
         p += len, n -= len;
     }
@@ -205,7 +214,8 @@ void slog_flush(shim_log *l, int stream)
 {
     sbuf *part = &l->partial[stream == 2];
     if (l->fd < 0 || !part->len) return;
-    add_entry(l, stream, part->data, part->len, now_ns());
+    fmt_rfc3339nano(now_ns(), l->ts, sizeof l->ts);
+    add_entry(l, stream, part->data, part->len);
     write_pending(l);
     sbuf_free(part);
 }

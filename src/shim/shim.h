@@ -92,7 +92,10 @@ int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed
  * written to the fd goes to the container's stdin (if want_stdin and it
  * has one); shutdown(SHUT_WR) on the fd closes the container's stdin when
  * stdin_once. The shim closes the fd after the container exits and all
- * output is sent. */
+ * output is sent. `tty` is what the caller expects: the framing always
+ * follows the container's own process.terminal. A client that falls more
+ * than 256 KiB behind the output is disconnected (the container and its log
+ * never wait for a client). 409 once the container has exited. */
 int shim_attach(const char *state_dir, bool want_stdin, bool want_stdout, bool want_stderr,
                 bool tty, berr *e);
 

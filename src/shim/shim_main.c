@@ -11,7 +11,8 @@
  *   berth-shim --id ID --bundle DIR --state-dir DIR --runtime-root DIR
  *              [--log PATH [--log-max-size N] [--log-max-file N]]
  *              [--open-stdin] [--stdin-once] [--ready-fd FD]
- *              [--attach-fd FD --attach [i][o][e]] [--debug] */
+ *              [--attach-fd FD --attach [i][o][e]] [--debug]
+ *   berth-shim --sha256 < DATA     (self-test of sha256_lite.c) */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -26,9 +27,22 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server.h"
+
+/* --debug: microseconds since main() per start phase */
+static int64_t t_start;
+static void phase(const char *what)
+{
+    if (log_level < LOG_DEBUG_) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    if (!t_start) t_start = us;
+    log_debug("shim: +%lldus %s", (long long)(us - t_start), what);
+}
 
 static int usage(const char *msg)
 {
@@ -38,81 +52,41 @@ static int usage(const char *msg)
 
 static int parse_args(shim *sh, int argc, char **argv)
 {
-    enum {
-        O_ID = 256,
-        O_BUNDLE,
-        O_STATE,
-        O_ROOT,
-        O_LOG,
-        O_MAXSIZE,
-        O_MAXFILE,
-        O_STDIN,
-        O_ONCE,
-        O_READY,
-        O_ATTACHFD,
-        O_ATTACH,
-        O_DEBUG
-    };
-    static const struct option opts[] = {{"id", 1, 0, O_ID},
-                                         {"bundle", 1, 0, O_BUNDLE},
-                                         {"state-dir", 1, 0, O_STATE},
-                                         {"runtime-root", 1, 0, O_ROOT},
-                                         {"log", 1, 0, O_LOG},
-                                         {"log-max-size", 1, 0, O_MAXSIZE},
-                                         {"log-max-file", 1, 0, O_MAXFILE},
-                                         {"open-stdin", 0, 0, O_STDIN},
-                                         {"stdin-once", 0, 0, O_ONCE},
-                                         {"ready-fd", 1, 0, O_READY},
-                                         {"attach-fd", 1, 0, O_ATTACHFD},
-                                         {"attach", 1, 0, O_ATTACH},
-                                         {"debug", 0, 0, O_DEBUG},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"id", 1, 0, 'i'},           {"bundle", 1, 0, 'b'},
+                                         {"state-dir", 1, 0, 's'},    {"runtime-root", 1, 0, 'r'},
+                                         {"log", 1, 0, 'l'},          {"log-max-size", 1, 0, 'S'},
+                                         {"log-max-file", 1, 0, 'F'}, {"open-stdin", 0, 0, 'O'},
+                                         {"stdin-once", 0, 0, '1'},   {"ready-fd", 1, 0, 'R'},
+                                         {"attach-fd", 1, 0, 'A'},    {"attach", 1, 0, 'a'},
+                                         {"debug", 0, 0, 'd'},        {0, 0, 0, 0}};
+    const char **str[128] = {['i'] = &sh->id,
+                             ['b'] = &sh->bundle,
+                             ['s'] = &sh->state_dir,
+                             ['r'] = &sh->runtime_root,
+                             ['l'] = &sh->log_path};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_ID:
-            sh->id = optarg;
-            break;
-        case O_BUNDLE:
-            sh->bundle = optarg;
-            break;
-        case O_STATE:
-            sh->state_dir = optarg;
-            break;
-        case O_ROOT:
-            sh->runtime_root = optarg;
-            break;
-        case O_LOG:
-            sh->log_path = optarg;
-            break;
-        case O_MAXSIZE:
+        if (c > 0 && c < 128 && str[c])
+            *str[c] = optarg;
+        else if (c == 'S')
             sh->log_max_size = strtoll(optarg, NULL, 10);
-            break;
-        case O_MAXFILE:
+        else if (c == 'F')
             sh->log_max_file = atoi(optarg);
-            break;
-        case O_STDIN:
+        else if (c == 'O')
             sh->open_stdin = true;
-            break;
-        case O_ONCE:
+        else if (c == '1')
             sh->stdin_once = true;
-            break;
-        case O_READY:
+        else if (c == 'R')
             sh->ready_fd = atoi(optarg);
-            break;
-        case O_ATTACHFD:
+        else if (c == 'A')
             sh->attach_fd = atoi(optarg);
-            break;
-        case O_ATTACH:
+        else if (c == 'd')
+            log_level = LOG_DEBUG_;
+        else if (c == 'a') {
             sh->attach_in = strchr(optarg, 'i'), sh->attach_out = strchr(optarg, 'o');
             sh->attach_err = strchr(optarg, 'e');
-            break;
-        case O_DEBUG:
-            log_level = LOG_DEBUG_;
-            break;
-        default:
+        } else
             return usage("unknown option");
-        }
     }
     if (!sh->id || !sh->bundle || !sh->state_dir || !sh->runtime_root)
         return usage("--id, --bundle, --state-dir and --runtime-root are required");
@@ -225,8 +199,11 @@ static int create_start(shim *sh, rt_spec *spec, bool tty, int fds[3], int *cons
     rt_create_opts o = {
         .root = sh->runtime_root, .id = sh->id, .io = {{fds[0], fds[1], fds[2]}, -1}};
     if (rt_container_create(spec, &o, &sh->c, console, e) < 0) return -1;
+    phase("created");
     close_fds(fds);
-    return rt_container_start(sh->c, e);
+    int r = rt_container_start(sh->c, e);
+    phase("started");
+    return r;
 }
 
 /* Creates and starts the container; on success sh->ctr holds its stdio. */
@@ -236,6 +213,7 @@ static int start_container(shim *sh, berr *e)
     bool tty = false;
     int fds[3] = {-1, -1, -1}, mine[3] = {-1, -1, -1}, console = -1;
     int r = load_spec(sh, &spec, &tty, e);
+    phase("spec loaded");
     if (r == 0) r = make_stdio(sh, tty, fds, mine, e);
     if (r == 0) r = create_start(sh, spec, tty, fds, &console, e);
     rt_spec_free(spec);
@@ -260,13 +238,24 @@ static int start_container(shim *sh, berr *e)
 static int startup(shim *sh, berr *e)
 {
     if (detach(e) < 0 || setup_signals(sh, e) < 0) return -1;
+    /* compiled seccomp programs: the same cache as berth-runtime's (and the
+     * daemon's, when it prepares them with this root) */
+    char *cache = xasprintf("%s/.cache", sh->runtime_root);
+    rt_set_cache_dir(cache);
+    free(cache);
+    phase("detached");
+    char *stale = proto_path(sh->state_dir, SHIM_EXIT); /* from an earlier run in this dir */
+    int r = unlink(stale) < 0 && errno != ENOENT ? berr_errno(e, 500, "shim: remove %s", stale) : 0;
+    free(stale);
+    if (r < 0) return -1;
     if (write_pid(sh, SHIM_PID, getpid(), e) < 0 || listen_sock(sh, e) < 0) return -1;
+    phase("listening");
     if (slog_open(&sh->log, sh->log_path, sh->log_max_size, sh->log_max_file, e) < 0) return -1;
     if (start_container(sh, e) < 0) return -1;
     if (write_pid(sh, SHIM_INIT_PID, sh->ctr->pid, e) < 0) return -1;
+    phase("init.pid written");
     if (sh->attach_fd >= 0) {
         set_nonblock(sh->attach_fd);
-        fcntl(sh->attach_fd, F_SETFD, FD_CLOEXEC);
         client *cl = client_new(sh, sh->attach_fd, CL_STREAM);
         client_attach(sh, cl, sh->ctr, sh->attach_in, sh->attach_out, sh->attach_err);
     }
@@ -321,12 +310,29 @@ static void cleanup(shim *sh)
     if (sh->sig_fd >= 0) close(sh->sig_fd);
 }
 
+/* berth-shim --sha256 < data: the digest util.c computes in this binary
+ * (sha256_lite.c), for the tests to compare with a reference. */
+static int sha256_stdin(void)
+{
+    sha256_ctx *c = sha256_new();
+    char buf[4096], out[DIGEST_LEN + 1];
+    ssize_t n;
+    while ((n = read(0, buf, sizeof buf)) > 0) sha256_update(c, buf, (size_t)n);
+    sha256_final(c, out);
+    printf("%s\n", out);
+    return n < 0;
+}
+
 int main(int argc, char **argv)
 {
     shim sh = {.ready_fd = -1, .attach_fd = -1, .sig_fd = -1, .listen_fd = -1};
     berr e = {0};
     if (getenv("BERTH_SHIM_DEBUG")) log_level = LOG_DEBUG_;
+    if (argc == 2 && !strcmp(argv[1], "--sha256")) return sha256_stdin();
     if (parse_args(&sh, argc, argv)) return 2;
+    phase("main");
+    if (sh.ready_fd >= 0) fcntl(sh.ready_fd, F_SETFD, FD_CLOEXEC);
+    if (sh.attach_fd >= 0) fcntl(sh.attach_fd, F_SETFD, FD_CLOEXEC);
     int keep = sh.ready_fd > sh.attach_fd ? sh.ready_fd : sh.attach_fd;
     syscall(SYS_close_range, (unsigned)(keep < 3 ? 3 : keep + 1), ~0U, 0); /* nothing of berthd's */
     if (startup(&sh, &e) < 0) {

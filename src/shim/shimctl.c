@@ -10,8 +10,10 @@
  *   shimctl exec-wait STATE EXEC_ID TIMEOUT_MS
  *   shimctl wait STATE TIMEOUT_MS       shimctl resize STATE H W [EXEC_ID]
  *   shimctl state STATE                 shimctl read-exit STATE
- *   shimctl alive STATE                 shimctl wait-gone STATE TIMEOUT_MS */
+ *   shimctl alive STATE                 shimctl wait-gone STATE TIMEOUT_MS
+ * Env SHIMCTL_SHIM_LOG=FILE: the shim's stderr (its log, sanitizer reports). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,11 @@
 
 static int fail(const berr *e)
 {
-    fprintf(stderr, "{\"error\":\"%s\",\"status\":%d}\n", e->msg, e->status);
+    json_t *j = json_pack("{s:s,s:i}", "error", e->msg, "status", e->status);
+    char *s = json_dumps(j, JSON_COMPACT);
+    fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(j);
     return 1;
 }
 
@@ -84,12 +90,18 @@ static int cmd_launch(int argc, char **argv)
     berr e = {0};
     pid_t pid;
     int fd = -1;
+    /* the shim keeps fd 2 when it is a file: SHIMCTL_SHIM_LOG collects its
+     * log and any sanitizer report apart from our own output */
+    const char *slog = getenv("SHIMCTL_SHIM_LOG");
+    int saved = -1, lfd = slog ? open(slog, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+    if (lfd >= 0) saved = dup(2), dup2(lfd, 2), close(lfd);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int r = attach ? shim_launch_attached(&o, strchr(attach, 'i'), strchr(attach, 'o'),
                                           strchr(attach, 'e'), &pid, &fd, &e)
                    : shim_launch(&o, &pid, &e);
     double ms = ms_since(&t0);
+    if (saved >= 0) dup2(saved, 2), close(saved);
     if (r < 0) return fail(&e);
     fprintf(stderr, "{\"pid\":%d,\"ms\":%.3f}\n", (int)pid, ms);
     if (fd >= 0) pump(fd), close(fd);

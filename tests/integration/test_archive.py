@@ -17,9 +17,9 @@ import time
 import pytest
 
 import imgbuild
-from conftest import (ALL_CLIS, DOCKER_CLIS, ID_RE, UnixHTTPConnection, cli, err_message,
-                      force_rmi, image_exists, import_image, inspect_image, json_lines, layer_size, qs,
-                      run, saved_archive, sha256_hex, small_tar, store_listing, uniq, wait_for)
+from conftest import (ALL_CLIS, DOCKER_CLIS, UnixHTTPConnection, cli, err_message, force_rmi,
+                      image_exists, import_image, inspect_image, json_lines, layer_size, qs, run,
+                      saved_archive, sha256_hex, small_tar, store_listing, uniq, wait_for)
 
 DOCKERD = "/usr/sbin/dockerd"
 

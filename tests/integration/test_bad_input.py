@@ -13,7 +13,6 @@ the 4xx.
 import gzip
 import json
 import os
-import re
 import uuid
 
 import pytest

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import (BERTHD, Daemon, api_import, image_exists, import_image, inspect_image,
-                      make_tar, small_tar, store_listing, uniq, wait_for)
+                      make_tar, small_tar, uniq, wait_for)
 
 
 class Finished:

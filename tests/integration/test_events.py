@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import (ALL_CLIS, api_events, cli, err_message, force_rmi, import_image, qs,
-                      small_tar, ts, uniq)
+from conftest import (ALL_CLIS, api_events, cli, err_message, import_image, qs, small_tar, ts,
+                      uniq)
 
 
 def make_history(daemon):

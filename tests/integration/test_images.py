@@ -16,13 +16,12 @@ import os
 import re
 import tarfile
 import time
-import urllib.parse
 
 import pytest
 
-from conftest import (ALL_CLIS, DOCKER_CLIS, ID_RE, api_import, cli, err_message, force_rmi,
-                      gz, image_exists, import_image, inspect_image, json_lines, make_tar, qs, sha256_hex,
-                      small_tar, store_listing, uniq, wait_for, zst)
+from conftest import (ALL_CLIS, ID_RE, api_import, cli, err_message, gz, image_exists,
+                      import_image, inspect_image, json_lines, qs, sha256_hex, small_tar,
+                      store_listing, uniq, wait_for, zst)
 
 FULL_CHANGES = [
     'CMD ["sh", "-c", "echo hi"]',

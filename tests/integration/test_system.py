@@ -14,8 +14,7 @@ import socket
 
 import pytest
 
-from conftest import (DOCKER_CLIS, ID_RE, err_message, force_rmi, import_image, small_tar,
-                      sha256_hex, uniq)
+from conftest import DOCKER_CLIS, err_message, import_image, small_tar, uniq
 
 
 def all_images(daemon):
@@ -218,7 +217,7 @@ def test_docker_py_info(daemon, busybox):
 
 def test_cli_host_from_environment(daemon):
     """DOCKER_HOST and BERTH_HOST select the daemon when -H is absent."""
-    from conftest import BERTH, run
+    from conftest import BERTH
     import subprocess
     for var in ("DOCKER_HOST", "BERTH_HOST"):
         env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "BERTH_HOST")}

@@ -1,0 +1,126 @@
+/* sha256_lite.c: a small SHA-256 behind the six OpenSSL EVP calls that
+ * src/common/util.c makes, linked into berth-shim ONLY, with
+ * -Wl,--wrap=EVP_... (see the shim block of meson.build): util.c's calls go
+ * to the __wrap_ functions here, nothing references libcrypto any more, and
+ * --as-needed leaves it out. Loading libcrypto would cost every shim about
+ * 400 kB of relocated pages for one hash of a seccomp profile (the runtime's
+ * cache key). The digest is the real SHA-256 (FIPS 180-4), so cache keys
+ * match the daemon's; `berth-shim --selftest` checks it against known
+ * vectors. Only SHA-256 is offered: EVP_sha256 is the one digest util.c
+ * asks for. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sha256_lite {
+    uint32_t h[8];
+    uint64_t bytes;
+    unsigned char block[64];
+    size_t fill;
+} sha256_lite;
+
+static const uint32_t K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void compress(uint32_t h[8], const unsigned char *p)
+{
+    uint32_t w[64], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 =
+            k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        k = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+}
+
+static void lite_init(sha256_lite *s)
+{
+    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, iv, sizeof iv);
+    s->bytes = 0;
+    s->fill = 0;
+}
+
+static void lite_update(sha256_lite *s, const unsigned char *p, size_t n)
+{
+    s->bytes += n;
+    while (n) {
+        size_t take = 64 - s->fill < n ? 64 - s->fill : n;
+        memcpy(s->block + s->fill, p, take);
+        s->fill += take, p += take, n -= take;
+        if (s->fill == 64) compress(s->h, s->block), s->fill = 0;
+    }
+}
+
+static void lite_final(sha256_lite *s, unsigned char out[32])
+{
+    uint64_t bits = s->bytes * 8;
+    unsigned char pad[72] = {0x80};
+    size_t padlen = (s->fill < 56 ? 56 : 120) - s->fill;
+    for (int i = 0; i < 8; i++) pad[padlen + i] = (unsigned char)(bits >> (56 - 8 * i));
+    lite_update(s, pad, padlen + 8);
+    for (int i = 0; i < 32; i++) out[i] = (unsigned char)(s->h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* ---- the EVP calls util.c makes (prototypes as OpenSSL's, types opaque) ---- */
+void *__wrap_EVP_MD_CTX_new(void);
+void __wrap_EVP_MD_CTX_free(void *ctx);
+const void *__wrap_EVP_sha256(void);
+int __wrap_EVP_DigestInit_ex(void *ctx, const void *type, void *engine);
+int __wrap_EVP_DigestUpdate(void *ctx, const void *d, size_t n);
+int __wrap_EVP_DigestFinal_ex(void *ctx, unsigned char *md, unsigned int *len);
+
+void *__wrap_EVP_MD_CTX_new(void)
+{
+    return calloc(1, sizeof(sha256_lite));
+}
+
+void __wrap_EVP_MD_CTX_free(void *ctx)
+{
+    free(ctx);
+}
+
+const void *__wrap_EVP_sha256(void)
+{
+    static const char sha256_md[] = "SHA256";
+    return sha256_md;
+}
+
+int __wrap_EVP_DigestInit_ex(void *ctx, const void *type, void *engine)
+{
+    if (!ctx || type != __wrap_EVP_sha256()) return 0;
+    lite_init(ctx);
+    return 1;
+}
+
+int __wrap_EVP_DigestUpdate(void *ctx, const void *d, size_t n)
+{
+    lite_update(ctx, d, n);
+    return 1;
+}
+
+int __wrap_EVP_DigestFinal_ex(void *ctx, unsigned char *md, unsigned int *len)
+{
+    lite_final(ctx, md);
+    if (len) *len = 32;
+    return 1;
+}
