@@ -12,7 +12,7 @@ PYTHON ?= /usr/bin/python3
 DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev libmicrohttpd-dev \
        libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev libcmocka-dev \
        busybox-static python3-pytest python3-docker docker.io clang-format curl \
-       iproute2 util-linux procps hyperfine
+       iproute2 util-linux procps hyperfine libseccomp-dev zstd xz-utils runc tmux
 
 .PHONY: all build asan deps install test unit integration demo format clean
 
@@ -38,8 +38,8 @@ deps:
 	fi
 
 install: build
-	meson install -C $(BUILD) --destdir / --no-rebuild --quiet 2>/dev/null || \
-	  (meson configure $(BUILD) --prefix=$(abspath $(PREFIX)) && meson install -C $(BUILD) --quiet)
+	meson configure $(BUILD) --prefix=$(abspath $(PREFIX)) >/dev/null
+	meson install -C $(BUILD) --quiet
 
 unit: asan
 	meson test -C $(ASAN_BUILD) --print-errorlogs

@@ -239,8 +239,9 @@ void demux_free(demux *d);
 int detach_keys_parse(const char *spec, unsigned char *out, size_t max, size_t *n, char **err);
 int tty_raw(int fd);
 void tty_restore(void);
-/* POST base/resize with the size of our stdout terminal. */
-void tty_resize(client *c, const char *base);
+/* POST base/resize with the size of our stdout terminal (+ extra rows
+ * and columns: attach first resizes one larger to force a redraw). */
+void tty_resize(client *c, const char *base, int extra);
 
 typedef struct pump_opts {
     bool tty;                /* raw stream (else 8-byte frames) */

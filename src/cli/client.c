@@ -191,7 +191,8 @@ static struct curl_slist *build_headers(const req *rq)
         char *ct = xasprintf("Content-Type: %s", rq->content_type);
         h = curl_slist_append(h, ct);
         free(ct);
-    }
+    } else if (!rq->body && !strcmp(rq->method, "POST"))
+        h = curl_slist_append(h, "Content-Type:"); /* no form type for empty POSTs */
     if (rq->body_fd >= 0) h = curl_slist_append(h, "Transfer-Encoding: chunked");
     return h;
 }

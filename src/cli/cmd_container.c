@@ -518,7 +518,7 @@ int run_commit(client *c, const cmd_def *def, int argc, char **argv)
         if (!path) {
             errorf("%s", err);
             rc = 1;
-        } else if (client_json(c, "POST", path, NULL, &res) < 0)
+        } else if (client_json(c, "POST", path, json_null(), &res) < 0)
             rc = 1;
         else
             printf("%s\n", jstr(res, "Id") ? jstr(res, "Id") : "");

@@ -65,7 +65,7 @@ static int exec_interactive(client *c, const exec_opts *o, const char *id)
         return 1;
     }
     char *base = xasprintf("/exec/%s", id);
-    if (o->tty && isatty(STDIN_FILENO)) tty_resize(c, base);
+    if (o->tty && isatty(STDIN_FILENO)) tty_resize(c, base, 0);
     pump_opts po = {.tty = o->tty,
                     .in_fd = o->interactive ? STDIN_FILENO : -1,
                     .output = true,

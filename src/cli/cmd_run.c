@@ -299,7 +299,7 @@ static int run_created(session *s, const copts *o)
     }
     if (attach && s->tty && isatty(STDOUT_FILENO)) {
         char *base = xasprintf("/containers/%s", s->id);
-        tty_resize(s->c, base);
+        tty_resize(s->c, base, 0);
         free(base);
     }
     if (attach) {
@@ -462,7 +462,7 @@ static int start_attached(client *c, const char *name, bool open_stdin, const ch
         } else {
             if (s.tty && isatty(STDOUT_FILENO)) {
                 char *base = xasprintf("/containers/%s", s.id);
-                tty_resize(c, base);
+                tty_resize(c, base, 0);
                 free(base);
             }
             int p = pump_session(&s);
@@ -571,7 +571,8 @@ static int attach_main(client *c, const char *name, bool no_stdin, bool proxy, c
     json_decref(again);
     if (s.tty && isatty(STDOUT_FILENO)) {
         char *base = xasprintf("/containers/%s", name);
-        tty_resize(c, base);
+        tty_resize(c, base, 1);
+        tty_resize(c, base, 0);
         free(base);
     }
     int p = pump_session(&s);

@@ -396,11 +396,11 @@ static void signals_stop(const pump_opts *o)
     catch_signal(SIGWINCH, false);
 }
 
-void tty_resize(client *c, const char *base)
+void tty_resize(client *c, const char *base, int extra)
 {
     struct winsize ws;
     if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_row == 0 || ws.ws_col == 0) return;
-    char *path = xasprintf("%s/resize?h=%u&w=%u", base, ws.ws_row, ws.ws_col);
+    char *path = xasprintf("%s/resize?h=%d&w=%d", base, ws.ws_row + extra, ws.ws_col + extra);
     req rq = {.method = "POST", .path = path, .body_fd = -1};
     resp r;
     if (client_do(c, &rq, &r) == 0 && r.status >= 400) log_debug("resize: %ld", r.status);
@@ -431,7 +431,7 @@ static void drain_signals(const pump_opts *o)
     unsigned char b;
     while (read(sig_fds[0], &b, 1) == 1) {
         if (b == SIGWINCH && o->resize_base)
-            tty_resize(o->c, o->resize_base);
+            tty_resize(o->c, o->resize_base, 0);
         else if (o->proxy_id)
             forward_signal(o->c, o->proxy_id, b);
         else if (b != SIGWINCH) {

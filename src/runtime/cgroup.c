@@ -205,6 +205,17 @@ int rt_cgroup_enter(rt_cgroup *cg, pid_t pid, berr *e)
     return 0;
 }
 
+/* The calling (single-threaded) process moves itself into the v1
+ * hierarchies: "0" written to `tasks` skips the global threadgroup lock
+ * that a write to cgroup.procs takes (an RCU grace period: 5-20 ms). */
+int rt_cgroup_enter_self(rt_cgroup *cg, berr *e)
+{
+    for (int i = 0; i < cg->n; i++)
+        if (cg->dirs[i].name[0] && rt_cg_write(cg->dirs[i].path, "tasks", "0") < 0)
+            return berr_errno(e, 500, "join cgroup %s", cg->dirs[i].path);
+    return 0;
+}
+
 int rt_cgroup_update(rt_cgroup *cg, const rt_resources *r, berr *e)
 {
     if (!r) return 0;

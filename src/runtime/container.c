@@ -54,6 +54,23 @@ bool rt_container_alive(const rt_container *c)
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 /* ---- state.json ---- */
+/* tmp + rename, no fsync: the state root is a runtime directory (/run), which
+ * does not survive a reboot anyway, and two fsyncs cost milliseconds. */
+static int write_state_file(const char *path, const char *data)
+{
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    size_t n = strlen(data);
+    if (write_all(fd, data, n) != (ssize_t)n) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    return rename(tmp, path);
+}
+
 int rt_state_save(rt_container *c, berr *e)
 {
     json_t *j = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "id", c->id, "pid", (int)c->pid, "starttime",
@@ -64,7 +81,7 @@ int rt_state_save(rt_container *c, berr *e)
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     _cleanup_free_ char *path = xasprintf("%s/state.json", c->dir);
-    int r = write_file_atomic(path, s, strlen(s), 0600);
+    int r = write_state_file(path, s);
     free(s);
     return r < 0 ? berr_errno(e, 500, "write %s", path) : 0;
 }
@@ -248,12 +265,14 @@ static int wait_exec(int fifo, int pidfd, berr *e)
 int rt_container_start(rt_container *c, berr *e)
 {
     _cleanup_free_ char *path = xasprintf("%s/exec.fifo", c->dir);
+    /* alive before the fifo is opened: opening it releases the process,
+     * which may then run and exit before any later check */
+    if (!rt_container_alive(c)) return berr_set(e, 409, "cannot start a container that has stopped");
     _cleanup_close_ int fifo = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fifo < 0) {
         if (errno == ENOENT) return berr_set(e, 409, "cannot start a container that has already been started or stopped");
         return berr_errno(e, 500, "open %s", path);
     }
-    if (!rt_container_alive(c)) return berr_set(e, 409, "cannot start a container that has stopped");
     int r = wait_exec(fifo, c->pidfd, e);
     unlink(path);
     if (r < -1) {

@@ -193,6 +193,7 @@ int rt_cgv2_freeze(rt_cgroup *cg, bool frozen, berr *e);
 int rt_cgv2_devices(const char *dir, const rt_devrule *rules, size_t n, berr *e);
 int rt_cgroup_create(const rt_spec *s, const char *id, rt_cgroup **out, berr *e);
 int rt_cgroup_enter(rt_cgroup *cg, pid_t pid, berr *e);
+int rt_cgroup_enter_self(rt_cgroup *cg, berr *e); /* v1 hierarchies only */
 int rt_cgroup_destroy(rt_cgroup *cg, berr *e); /* kills leftovers, rmdir */
 json_t *rt_cgroup_to_json(const rt_cgroup *cg);
 int rt_cgroup_from_json(const json_t *j, rt_cgroup **out);

@@ -174,9 +174,20 @@ class Bundle:
         with open(os.path.join(self.dir, "config.json"), "w") as f:
             json.dump(spec, f)
 
-    def rt(self, *args, timeout=60, check=False, **kw):
-        p = subprocess.run([RUNTIME, "--root", self.state, *args], capture_output=True,
-                           text=True, timeout=timeout, **kw)
+    def rt(self, *args, timeout=60, check=False, files=False, **kw):
+        """Runs berth-runtime. files=True for create/run -d: the container inherits
+        stdio, and a pipe would stay open as long as it runs."""
+        if files:
+            with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:
+                p = subprocess.run([RUNTIME, "--root", self.state, *args], stdout=o, stderr=e,
+                                   stdin=subprocess.DEVNULL, timeout=timeout, **kw)
+                o.seek(0), e.seek(0)
+                p.stdout, p.stderr = o.read(), e.read()
+        else:
+            p = subprocess.run([RUNTIME, "--root", self.state, *args], capture_output=True,
+                               text=True, timeout=timeout, **kw)
+        for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            assert mark not in p.stderr, p.stderr
         if check and p.returncode != 0:
             raise AssertionError("%s failed: %s %s" % (args, p.stdout, p.stderr))
         return p
@@ -374,7 +385,8 @@ def test_cpu_quota_in_cgroup(bundle):
 def test_create_start_state_kill_delete(bundle):
     bundle.write(args=["sleep", "30"])
     pidfile = os.path.join(bundle.dir, "pid")
-    bundle.rt("create", "--bundle", bundle.dir, "--pid-file", pidfile, bundle.id, check=True)
+    bundle.rt("create", "--bundle", bundle.dir, "--pid-file", pidfile, bundle.id, check=True,
+              files=True)
     st = json.loads(bundle.rt("state", bundle.id, check=True).stdout)
     assert st["status"] == "created" and st["id"] == bundle.id
     assert st["pid"] == int(open(pidfile).read())
