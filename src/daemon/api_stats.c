@@ -84,7 +84,10 @@ static json_t *sample(const char *id, const char *name, json_t *pre, json_t **cp
         json_object_set_new(mem, "max_usage", json_integer((json_int_t)s.mem_max_usage));
         json_object_set_new(mem, "stats", s.mem_stat ? s.mem_stat : json_object());
         json_object_set_new(mem, "failcnt", json_integer((json_int_t)s.mem_failcnt));
-        json_object_set_new(mem, "limit", json_integer((json_int_t)s.mem_limit));
+        /* "no limit" shows as the machine's memory, as dockerd reports it */
+        uint64_t total = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+        uint64_t lim = s.mem_limit && s.mem_limit < total ? s.mem_limit : total;
+        json_object_set_new(mem, "limit", json_integer((json_int_t)lim));
     } else if (s.mem_stat) {
         json_decref(s.mem_stat);
     }

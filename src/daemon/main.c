@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <grp.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "daemon/containers.h"
 #include "daemon/lifecycle.h"
 #include "daemon/ocispec.h"
+#include "runtime/runtime.h"
 #include "daemon/events.h"
 
 daemon_ctx D;
@@ -286,6 +288,17 @@ static char *find_helper(const char *envname, const char *name)
     return xasprintf("%s/../libexec/berth/%s", self, name);
 }
 
+/* Compiles the default seccomp program into the runtime's cache, so the
+ * first container does not pay for it. */
+static void *warm_seccomp(void *arg)
+{
+    json_t *prof = ocispec_default_seccomp(ocispec_default_caps());
+    berr e;
+    if (rt_seccomp_prepare(prof, &e) < 0) log_warn("seccomp: %s", e.msg);
+    json_decref(prof);
+    return arg;
+}
+
 static int image_usage(const char *id, bool running, char cid[65])
 {
     return ctr_image_usage(id, running, cid);
@@ -299,6 +312,15 @@ static void on_image_event(const char *action, const char *id, json_t *attrs)
 static int run(struct opts *o)
 {
     berr e;
+    /* before any thread starts: only sigwait below sees these */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     int lockfd = lock_data_root(D.data_root);
     if (lockfd < 0) {
         if (errno == EBUSY)
@@ -324,17 +346,16 @@ static int run(struct opts *o)
     char *shim = find_helper("BERTH_SHIM", "berth-shim");
     lc_init(shim);
     free(shim);
+    char *cache = xasprintf("%s/runtime/.cache", D.exec_root);
+    mkdir_p(cache, 0700);
+    rt_set_cache_dir(cache);
+    free(cache);
+    pthread_t warm;
+    if (pthread_create(&warm, NULL, warm_seccomp, NULL) == 0) pthread_detach(warm);
     char *init = find_helper("BERTH_INIT", "berth-init");
     ocispec_set_init(init);
     free(init);
 
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     char *tmpdir = xasprintf("%s/tmp", D.data_root);
     mkdir_p(tmpdir, 0700);

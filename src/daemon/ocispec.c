@@ -104,6 +104,13 @@ static int capabilities(const json_t *hc, json_t *proc, uint64_t *out, berr *e)
     return 0;
 }
 
+uint64_t ocispec_default_caps(void)
+{
+    uint64_t bits = 0;
+    for (const char *const *c = default_caps; *c; c++) bits |= 1ULL << rt_cap_from_name(*c);
+    return bits & rt_caps_held();
+}
+
 /* ---- seccomp: Berth's default allow-list ----
  * Every syscall the kernel knows is allowed except those that reach outside
  * the container (modules, clocks, reboot, keyrings, mounts, namespaces,

@@ -15,6 +15,8 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
 void ocispec_set_init(const char *path);
 /* linux.resources from a HostConfig (also used for docker update). */
 json_t *ocispec_resources(const json_t *hc, bool privileged);
+/* Docker's default capability set, as far as the daemon holds it. */
+uint64_t ocispec_default_caps(void);
 /* Berth's default seccomp allow-list (spec form) for a capability set. */
 json_t *ocispec_default_seccomp(uint64_t caps);
 /* Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group

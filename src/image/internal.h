@@ -1,6 +1,7 @@
 /* internal.h: private state of the image engine, shared by store.c (the
  * store, its index, blobs, layers, refs), image.c (queries, tag, remove,
- * prune), import.c (docker import) and archive.c (docker save/load).
+ * prune), import.c (docker import), commit.c (docker commit), changes.c
+ * (their --change instructions) and archive.c (docker save/load).
  * Nothing outside src/image includes this.
  *
  * Locking: one rwlock per store. Readers (list, inspect...) take it shared;
@@ -147,6 +148,17 @@ int image_commit(store *s, const char *config, size_t len, layer **layers, size_
                  const char *parent, image **out, berr *e);
 /* Writes data to a verified blob; digest_out gets its digest. Lock held. */
 int blob_put(store *s, const void *data, size_t len, char digest_out[DIGEST_LEN + 1], berr *e);
+
+/* ---- container configs (changes.c) ---- */
+/* Applies a JSON array of Dockerfile instruction strings (CMD, ENTRYPOINT,
+ * ENV, LABEL, EXPOSE, USER, WORKDIR, VOLUME, STOPSIGNAL, ONBUILD,
+ * HEALTHCHECK; several may share a string, one a line) to a container
+ * config object in place. 400 on a bad change; config may then be partly
+ * changed. */
+int config_apply_changes(json_t *config, const json_t *changes, berr *e);
+/* A copy of a container config with Go's container.Config field order
+ * and omitempty rules (absent or null members become Go's zero values). */
+json_t *go_container_config(const json_t *src);
 
 /* ---- shared helpers ---- */
 /* Go's encoding/json output: compact, with <, >, & and U+2028/9 escaped. */

@@ -28,10 +28,10 @@ rt_cgroup *rt_child_cgroup;
 
 /* ---- host hierarchies, discovered once per process ---- */
 typedef struct hier {
-    char *name;  /* controllers as in /proc/self/cgroup; "" for v2 */
-    char *mnt;   /* mount point */
-    char *root;  /* mountinfo root of that mount */
-    char *own;   /* this process's cgroup in it */
+    char *name; /* controllers as in /proc/self/cgroup; "" for v2 */
+    char *mnt;  /* mount point */
+    char *root; /* mountinfo root of that mount */
+    char *own;  /* this process's cgroup in it */
 } hier;
 static hier hiers[RT_CG_MAX];
 static int nhiers = -1;
@@ -88,7 +88,8 @@ static void discover(void)
     if (nhiers >= 0) return;
     nhiers = 0;
     struct statfs sf;
-    if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC) host_mode = RT_CG_V2;
+    if (statfs("/sys/fs/cgroup", &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+        host_mode = RT_CG_V2;
     _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
     char line[4096];
     bool v1 = false, v2 = false;
@@ -101,8 +102,10 @@ static void discover(void)
         if (!find_mount(c1 + 1, &h->mnt, &h->root)) continue;
         h->name = xstrdup(c1 + 1);
         h->own = xstrdup(c2 + 1);
-        if (*h->name) v1 = true;
-        else v2 = true;
+        if (*h->name)
+            v1 = true;
+        else
+            v2 = true;
         nhiers++;
     }
     if (host_mode != RT_CG_V2) host_mode = v1 && v2 ? RT_CG_HYBRID : RT_CG_V1;
@@ -121,7 +124,8 @@ static char *resolve_path(const hier *h, const char *cgpath, const char *id)
     if (cgpath[0] == '/') return xstrdup(cgpath);
     const char *c1 = strchr(cgpath, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     if (c2) /* systemd form slice:prefix:name */
-        return xasprintf("/%.*s/%.*s-%s.scope", (int)(c1 - cgpath), cgpath, (int)(c2 - c1 - 1), c1 + 1, c2 + 1);
+        return xasprintf("/%.*s/%.*s-%s.scope", (int)(c1 - cgpath), cgpath, (int)(c2 - c1 - 1),
+                         c1 + 1, c2 + 1);
     return xasprintf("%s/%s", strcmp(h->own, "/") ? h->own : "", cgpath);
 }
 
@@ -144,9 +148,10 @@ static bool want_hier(const hier *h)
 static int apply_initial(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
     static const rt_devrule std[] = {
-        {true, 'c', -1, -1, "m"}, {true, 'b', -1, -1, "m"},  {true, 'c', 1, 3, "rwm"}, {true, 'c', 1, 5, "rwm"},
-        {true, 'c', 1, 7, "rwm"}, {true, 'c', 1, 8, "rwm"},  {true, 'c', 1, 9, "rwm"}, {true, 'c', 5, 0, "rwm"},
-        {true, 'c', 5, 1, "rwm"}, {true, 'c', 5, 2, "rwm"},  {true, 'c', 136, -1, "rwm"},
+        {true, 'c', -1, -1, "m"}, {true, 'b', -1, -1, "m"},    {true, 'c', 1, 3, "rwm"},
+        {true, 'c', 1, 5, "rwm"}, {true, 'c', 1, 7, "rwm"},    {true, 'c', 1, 8, "rwm"},
+        {true, 'c', 1, 9, "rwm"}, {true, 'c', 5, 0, "rwm"},    {true, 'c', 5, 1, "rwm"},
+        {true, 'c', 5, 2, "rwm"}, {true, 'c', 136, -1, "rwm"},
     };
     rt_resources r = *s->res;
     if (!r.ndevrules) return rt_cgroup_update(cg, &r, e);
@@ -157,16 +162,38 @@ static int apply_initial(rt_cgroup *cg, const rt_spec *s, berr *e)
     r.ndevrules += nstd;
     for (size_t i = 0; i < s->ndevices; i++) {
         const rt_device *d = &s->devices[i];
-        if (d->type != 'p') r.devrules[r.ndevrules++] = (rt_devrule){true, d->type, d->major, d->minor, "rwm"};
+        if (d->type != 'p')
+            r.devrules[r.ndevrules++] = (rt_devrule){true, d->type, d->major, d->minor, "rwm"};
     }
     int rc = rt_cgroup_update(cg, &r, e);
     free(r.devrules);
     return rc;
 }
 
-int rt_cgroup_create(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
+static const char *mnt_of(const char *name)
+{
+    for (int i = 0; i < nhiers; i++)
+        if (!strcmp(hiers[i].name, name)) return hiers[i].mnt;
+    return "";
+}
+
+static int make_dir(rt_cgdir *d, berr *e)
+{
+    if (mkdir_p(d->path, 0755) < 0) return berr_errno(e, 500, "create cgroup %s", d->path);
+    if (host_mode == RT_CG_V2)
+        rt_cgv2_enable(mnt_of(d->name), d->path);
+    else if (strstr(d->name, "cpuset") && rt_cgv1_cpuset_init(mnt_of(d->name), d->path) < 0)
+        return berr_errno(e, 500, "initialise cpuset of %s", d->path);
+    return 0;
+}
+
+/* Resolves the container's directory in every hierarchy. Only the v2 one is
+ * made now (clone3 CLONE_INTO_CGROUP needs it); rt_cgroup_setup makes the
+ * others and applies the limits while the new process sets up its root. */
+int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
 {
     discover();
+    *out = NULL;
     if (!nhiers) return berr_set(e, 500, "no cgroup hierarchy is mounted");
     rt_cgroup *cg = xcalloc(1, sizeof *cg);
     cg->mode = host_mode;
@@ -176,23 +203,20 @@ int rt_cgroup_create(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
         rt_cgdir *d = &cg->dirs[cg->n++];
         d->name = xstrdup(hiers[i].name);
         d->path = fs_path(&hiers[i], rel);
-        if (mkdir_p(d->path, 0755) < 0) {
-            berr_errno(e, 500, "create cgroup %s", d->path);
-            goto fail;
-        }
-        if (host_mode == RT_CG_V2) rt_cgv2_enable(hiers[i].mnt, d->path);
-        else if (strstr(d->name, "cpuset") && rt_cgv1_cpuset_init(hiers[i].mnt, d->path) < 0) {
-            berr_errno(e, 500, "initialise cpuset of %s", d->path);
-            goto fail;
+        if (!*d->name && make_dir(d, e) < 0) {
+            rt_cgroup_free(cg);
+            return -1;
         }
     }
-    if (apply_initial(cg, s, e) < 0) goto fail;
     *out = cg;
     return 0;
-fail:
-    rt_cgroup_destroy(cg, NULL);
-    rt_cgroup_free(cg);
-    return -1;
+}
+
+int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
+{
+    for (int i = 0; i < cg->n; i++)
+        if (cg->dirs[i].name[0] && make_dir(&cg->dirs[i], e) < 0) return -1;
+    return apply_initial(cg, s, e);
 }
 
 int rt_cgroup_enter(rt_cgroup *cg, pid_t pid, berr *e)
@@ -370,7 +394,8 @@ int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
     for (int i = 0; i < cg->n; i++) {
         const char *p = cg->dirs[i].path;
         int tries = 0;
-        while (rmdir(p) < 0 && errno == EBUSY && tries++ < 200) nanosleep(&(struct timespec){0, 1000000}, NULL);
+        while (rmdir(p) < 0 && errno == EBUSY && tries++ < 200)
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
         if (access(p, F_OK) == 0 && rc == 0) rc = berr_errno(e, 500, "remove cgroup %s", p);
     }
     return rc;
@@ -386,7 +411,8 @@ void rt_cgroup_free(rt_cgroup *cg)
 json_t *rt_cgroup_to_json(const rt_cgroup *cg)
 {
     json_t *d = json_object();
-    for (int i = 0; i < cg->n; i++) json_object_set_new(d, cg->dirs[i].name, json_string(cg->dirs[i].path));
+    for (int i = 0; i < cg->n; i++)
+        json_object_set_new(d, cg->dirs[i].name, json_string(cg->dirs[i].path));
     return json_pack("{s:i,s:o}", "mode", (int)cg->mode, "dirs", d);
 }
 
@@ -414,7 +440,8 @@ static int mount_hier(const rt_cgdir *d, int dfd, bool cgns, unsigned long flags
     const char *n = d->name;
     char sub[256], opts[300], p[32];
     snprintf(sub, sizeof sub, "%s", !*n ? "unified" : str_starts(n, "name=") ? n + 5 : n);
-    if (mkdirat(dfd, sub, 0755) < 0 && errno != EEXIST) return berr_errno(e, 500, "mkdir cgroup %s", sub);
+    if (mkdirat(dfd, sub, 0755) < 0 && errno != EEXIST)
+        return berr_errno(e, 500, "mkdir cgroup %s", sub);
     _cleanup_close_ int t = openat(dfd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (t < 0) return berr_errno(e, 500, "open cgroup dir %s", sub);
     snprintf(p, sizeof p, "/proc/self/fd/%d", t);
@@ -430,13 +457,15 @@ static int mount_hier(const rt_cgdir *d, int dfd, bool cgns, unsigned long flags
     if (r < 0) return berr_errno(e, 500, "mount cgroup %s", sub);
     if (strchr(sub, ',')) /* cpu,cpuacct: a symlink per controller */
         for (char *s = NULL, *c = strtok_r(sub, ",", &s); c; c = strtok_r(NULL, ",", &s))
-            if (symlinkat(d->name, dfd, c) < 0 && errno != EEXIST) return berr_errno(e, 500, "symlink cgroup %s", c);
+            if (symlinkat(d->name, dfd, c) < 0 && errno != EEXIST)
+                return berr_errno(e, 500, "symlink cgroup %s", c);
     return 0;
 }
 
 int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
 {
     rt_cgroup *cg = rt_child_cgroup;
+    if (rt_child_await_cgroup(e) < 0) return -1; /* in it, and in its cgroup namespace */
     if (rt_mkdir_in_root(rootfd, m->dest, 0755, e) < 0) return -1;
     _cleanup_close_ int fd = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);
     if (fd < 0) return -1;
@@ -447,7 +476,8 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
     if (!cg) return 0;
     if (cg->mode == RT_CG_V2) {
         rt_cgdir d = {"", cg->dirs[0].path};
-        int r = cgns ? mount("cgroup2", p, "cgroup2", flags, NULL) : mount(d.path, p, NULL, MS_BIND, NULL);
+        int r = cgns ? mount("cgroup2", p, "cgroup2", flags, NULL)
+                     : mount(d.path, p, NULL, MS_BIND, NULL);
         return r < 0 ? berr_errno(e, 500, "mount cgroup2 on %s", m->dest) : 0;
     }
     if (mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)

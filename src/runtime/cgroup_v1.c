@@ -41,7 +41,8 @@ int rt_cgv1_cpuset_init(const char *mnt, const char *path)
 static int set_memory(const char *d, const rt_resources *r, berr *e)
 {
     if (!d) {
-        if (r->mem_limit > 0 || r->mem_swap > 0) return berr_set(e, 400, "the memory cgroup controller is not mounted");
+        if (r->mem_limit > 0 || r->mem_swap > 0)
+            return berr_set(e, 400, "the memory cgroup controller is not mounted");
         return 0;
     }
     bool memsw = rt_cg_exists(d, "memory.memsw.limit_in_bytes");
@@ -52,11 +53,14 @@ static int set_memory(const char *d, const rt_resources *r, berr *e)
     if (memsw && want_sw) /* raising: memsw must go first; lowering: after */
         sw_done = rt_cg_writef(d, "memory.memsw.limit_in_bytes", "%" PRId64, r->mem_swap) == 0;
     if (r->mem_limit != RT_UNSET && r->mem_limit != 0 &&
-        rt_cg_writef(d, "memory.limit_in_bytes", "%" PRId64, r->mem_limit > 0 ? r->mem_limit : -1) < 0)
+        rt_cg_writef(d, "memory.limit_in_bytes", "%" PRId64, r->mem_limit > 0 ? r->mem_limit : -1) <
+            0)
         return berr_errno(e, 400, "set memory limit %" PRId64, r->mem_limit);
-    if (memsw && want_sw && !sw_done && rt_cg_writef(d, "memory.memsw.limit_in_bytes", "%" PRId64, r->mem_swap) < 0)
+    if (memsw && want_sw && !sw_done &&
+        rt_cg_writef(d, "memory.memsw.limit_in_bytes", "%" PRId64, r->mem_swap) < 0)
         return berr_errno(e, 400, "set memory+swap limit %" PRId64, r->mem_swap);
-    if (r->mem_reservation > 0 && rt_cg_writef(d, "memory.soft_limit_in_bytes", "%" PRId64, r->mem_reservation) < 0)
+    if (r->mem_reservation > 0 &&
+        rt_cg_writef(d, "memory.soft_limit_in_bytes", "%" PRId64, r->mem_reservation) < 0)
         return berr_errno(e, 400, "set memory reservation");
     if (r->mem_swappiness >= 0 && r->mem_swappiness <= 100 &&
         rt_cg_writef(d, "memory.swappiness", "%" PRId64, r->mem_swappiness) < 0)
@@ -73,16 +77,20 @@ static int set_cpu(rt_cgroup *cg, const rt_resources *r, berr *e)
         if (!d) return berr_set(e, 400, "the cpu cgroup controller is not mounted");
         if (r->cpu_shares > 0 && rt_cg_writef(d, "cpu.shares", "%" PRId64, r->cpu_shares) < 0)
             return berr_errno(e, 400, "set cpu shares %" PRId64, r->cpu_shares);
-        if (r->cpu_period > 0 && rt_cg_writef(d, "cpu.cfs_period_us", "%" PRId64, r->cpu_period) < 0)
+        if (r->cpu_period > 0 &&
+            rt_cg_writef(d, "cpu.cfs_period_us", "%" PRId64, r->cpu_period) < 0)
             return berr_errno(e, 400, "set cpu period %" PRId64, r->cpu_period);
-        if (r->cpu_quota != RT_UNSET &&
-            rt_cg_writef(d, "cpu.cfs_quota_us", "%" PRId64, r->cpu_quota > 0 ? r->cpu_quota : -1) < 0)
+        if (r->cpu_quota != RT_UNSET && rt_cg_writef(d, "cpu.cfs_quota_us", "%" PRId64,
+                                                     r->cpu_quota > 0 ? r->cpu_quota : -1) < 0)
             return berr_errno(e, 400, "set cpu quota %" PRId64, r->cpu_quota);
     }
     const char *cs = rt_cg_dir(cg, "cpuset");
-    if ((r->cpus || r->mems) && !cs) return berr_set(e, 400, "the cpuset cgroup controller is not mounted");
-    if (r->cpus && rt_cg_write(cs, "cpuset.cpus", r->cpus) < 0) return berr_errno(e, 400, "set cpuset.cpus %s", r->cpus);
-    if (r->mems && rt_cg_write(cs, "cpuset.mems", r->mems) < 0) return berr_errno(e, 400, "set cpuset.mems %s", r->mems);
+    if ((r->cpus || r->mems) && !cs)
+        return berr_set(e, 400, "the cpuset cgroup controller is not mounted");
+    if (r->cpus && rt_cg_write(cs, "cpuset.cpus", r->cpus) < 0)
+        return berr_errno(e, 400, "set cpuset.cpus %s", r->cpus);
+    if (r->mems && rt_cg_write(cs, "cpuset.mems", r->mems) < 0)
+        return berr_errno(e, 400, "set cpuset.mems %s", r->mems);
     return 0;
 }
 
@@ -117,21 +125,27 @@ int rt_cgv1_apply(rt_cgroup *cg, const rt_resources *r, berr *e)
     }
     const char *b = rt_cg_dir(cg, "blkio");
     if (r->blkio_weight > 0) {
-        const char *f = b && rt_cg_exists(b, "blkio.weight") ? "blkio.weight"
-                        : b && rt_cg_exists(b, "blkio.bfq.weight") ? "blkio.bfq.weight" : NULL;
-        if (!f) log_debug("runtime: no blkio weight support in this kernel: ignored");
+        const char *f = b && rt_cg_exists(b, "blkio.weight")       ? "blkio.weight"
+                        : b && rt_cg_exists(b, "blkio.bfq.weight") ? "blkio.bfq.weight"
+                                                                   : NULL;
+        if (!f)
+            log_debug("runtime: no blkio weight support in this kernel: ignored");
         else if (rt_cg_writef(b, f, "%" PRId64, r->blkio_weight) < 0)
             return berr_errno(e, 400, "set blkio weight %" PRId64, r->blkio_weight);
     }
     return set_devices(rt_cg_dir(cg, "devices"), r, e);
 }
 
-static uint64_t u(int64_t v) { return v < 0 ? 0 : (uint64_t)v; }
+static uint64_t u(int64_t v)
+{
+    return v < 0 ? 0 : (uint64_t)v;
+}
 
 static void blkio_bytes(const char *d, rt_stats *st)
 {
     char buf[16384];
-    if (!d || rt_cg_read(d, "blkio.throttle.io_service_bytes_recursive", buf, sizeof buf) < 0) return;
+    if (!d || rt_cg_read(d, "blkio.throttle.io_service_bytes_recursive", buf, sizeof buf) < 0)
+        return;
     char *save = NULL;
     for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         char dev[64], op[16];
@@ -144,7 +158,8 @@ static void blkio_bytes(const char *d, rt_stats *st)
 
 int rt_cgv1_stats(rt_cgroup *cg, rt_stats *st)
 {
-    const char *m = rt_cg_dir(cg, "memory"), *a = rt_cg_dir(cg, "cpuacct"), *c = rt_cg_dir(cg, "cpu");
+    const char *m = rt_cg_dir(cg, "memory"), *a = rt_cg_dir(cg, "cpuacct"),
+               *c = rt_cg_dir(cg, "cpu");
     const char *p = rt_cg_dir(cg, "pids");
     st->mem_usage = u(rt_cg_read_int(m, "memory.usage_in_bytes"));
     st->mem_max_usage = u(rt_cg_read_int(m, "memory.max_usage_in_bytes"));
@@ -154,8 +169,10 @@ int rt_cgv1_stats(rt_cgroup *cg, rt_stats *st)
     st->mem_stat = rt_cg_read_map(m, "memory.stat");
     st->cpu_total_ns = u(rt_cg_read_int(a, "cpuacct.usage"));
     long hz = sysconf(_SC_CLK_TCK);
-    st->cpu_user_ns = u(rt_cg_read_key(a, "cpuacct.stat", "user")) * (1000000000ULL / (uint64_t)(hz > 0 ? hz : 100));
-    st->cpu_system_ns = u(rt_cg_read_key(a, "cpuacct.stat", "system")) * (1000000000ULL / (uint64_t)(hz > 0 ? hz : 100));
+    st->cpu_user_ns = u(rt_cg_read_key(a, "cpuacct.stat", "user")) *
+                      (1000000000ULL / (uint64_t)(hz > 0 ? hz : 100));
+    st->cpu_system_ns = u(rt_cg_read_key(a, "cpuacct.stat", "system")) *
+                        (1000000000ULL / (uint64_t)(hz > 0 ? hz : 100));
     char buf[4096];
     if (a && rt_cg_read(a, "cpuacct.usage_percpu", buf, sizeof buf) > 0) {
         char *s = buf, *end;
@@ -182,9 +199,11 @@ int rt_cgv1_freeze(rt_cgroup *cg, bool frozen, berr *e)
     if (!d) return berr_set(e, 500, "the freezer cgroup controller is not mounted");
     const char *want = frozen ? "FROZEN" : "THAWED";
     for (int i = 0; i < 2000; i++) {
-        if (rt_cg_write(d, "freezer.state", want) < 0) return berr_errno(e, 500, "write %s/freezer.state", d);
+        if (rt_cg_write(d, "freezer.state", want) < 0)
+            return berr_errno(e, 500, "write %s/freezer.state", d);
         char buf[32];
-        if (rt_cg_read(d, "freezer.state", buf, sizeof buf) < 0) return berr_errno(e, 500, "read freezer.state");
+        if (rt_cg_read(d, "freezer.state", buf, sizeof buf) < 0)
+            return berr_errno(e, 500, "read freezer.state");
         if (!strncmp(buf, want, strlen(want))) return 0;
         nanosleep(&(struct timespec){0, 500000}, NULL);
     }

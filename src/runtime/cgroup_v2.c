@@ -24,7 +24,8 @@ int rt_cgv2_enable(const char *mnt, const char *path)
     snprintf(cur, sizeof cur, "%s", mnt);
     for (const char *p = path + ml; p && *p;) {
         static const char *const ctrls[] = {"+cpu", "+memory", "+pids", "+io", "+cpuset"};
-        for (size_t i = 0; i < sizeof ctrls / sizeof *ctrls; i++) rt_cg_write(cur, "cgroup.subtree_control", ctrls[i]);
+        for (size_t i = 0; i < sizeof ctrls / sizeof *ctrls; i++)
+            rt_cg_write(cur, "cgroup.subtree_control", ctrls[i]);
         const char *next = strchr(p + 1, '/');
         if (!next) break;
         snprintf(cur, sizeof cur, "%.*s", (int)(next - path), path);
@@ -42,8 +43,10 @@ static int set_memory(const char *d, const rt_resources *r, berr *e)
     }
     if (r->mem_swap != RT_UNSET && r->mem_swap != 0 && rt_cg_exists(d, "memory.swap.max")) {
         int w = 0;
-        if (r->mem_swap < 0) w = rt_cg_write(d, "memory.swap.max", "max");
-        else if (r->mem_limit > 0) w = rt_cg_writef(d, "memory.swap.max", "%" PRId64, r->mem_swap - r->mem_limit);
+        if (r->mem_swap < 0)
+            w = rt_cg_write(d, "memory.swap.max", "max");
+        else if (r->mem_limit > 0)
+            w = rt_cg_writef(d, "memory.swap.max", "%" PRId64, r->mem_swap - r->mem_limit);
         if (w < 0) return berr_errno(e, 400, "set memory.swap.max");
     }
     if (r->mem_reservation > 0 && rt_cg_writef(d, "memory.low", "%" PRId64, r->mem_reservation) < 0)
@@ -58,12 +61,15 @@ static int set_cpu(const char *d, const rt_resources *r, berr *e)
         return berr_errno(e, 400, "set cpu.weight");
     if (r->cpu_quota != RT_UNSET || r->cpu_period > 0) {
         int64_t period = r->cpu_period > 0 ? r->cpu_period : 100000;
-        int w = r->cpu_quota > 0 ? rt_cg_writef(d, "cpu.max", "%" PRId64 " %" PRId64, r->cpu_quota, period)
-                                 : rt_cg_writef(d, "cpu.max", "max %" PRId64, period);
+        int w = r->cpu_quota > 0
+                    ? rt_cg_writef(d, "cpu.max", "%" PRId64 " %" PRId64, r->cpu_quota, period)
+                    : rt_cg_writef(d, "cpu.max", "max %" PRId64, period);
         if (w < 0) return berr_errno(e, 400, "set cpu.max");
     }
-    if (r->cpus && rt_cg_write(d, "cpuset.cpus", r->cpus) < 0) return berr_errno(e, 400, "set cpuset.cpus");
-    if (r->mems && rt_cg_write(d, "cpuset.mems", r->mems) < 0) return berr_errno(e, 400, "set cpuset.mems");
+    if (r->cpus && rt_cg_write(d, "cpuset.cpus", r->cpus) < 0)
+        return berr_errno(e, 400, "set cpuset.cpus");
+    if (r->mems && rt_cg_write(d, "cpuset.mems", r->mems) < 0)
+        return berr_errno(e, 400, "set cpuset.mems");
     return 0;
 }
 
@@ -78,9 +84,11 @@ int rt_cgv2_apply(rt_cgroup *cg, const rt_resources *r, berr *e)
         if (w < 0) return berr_errno(e, 400, "set pids.max");
     }
     if (r->blkio_weight > 0) {
-        int w = rt_cg_exists(d, "io.bfq.weight") ? rt_cg_writef(d, "io.bfq.weight", "%" PRId64, r->blkio_weight)
+        int w = rt_cg_exists(d, "io.bfq.weight")
+                    ? rt_cg_writef(d, "io.bfq.weight", "%" PRId64, r->blkio_weight)
                 : rt_cg_exists(d, "io.weight")
-                    ? rt_cg_writef(d, "io.weight", "default %" PRId64, 1 + (r->blkio_weight - 10) * 9999 / 990)
+                    ? rt_cg_writef(d, "io.weight", "default %" PRId64,
+                                   1 + (r->blkio_weight - 10) * 9999 / 990)
                     : 0;
         if (w < 0) return berr_errno(e, 400, "set io weight");
     }
@@ -132,7 +140,8 @@ int rt_cgv2_freeze(rt_cgroup *cg, bool frozen, berr *e)
 }
 
 /* ---- device rules as eBPF ---- */
-#define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
+#define INSN(c, d, s, o, i)                                                                        \
+    ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
 
 typedef struct prog {
     struct bpf_insn *v;
@@ -150,8 +159,11 @@ static void emit_rule(prog *p, const rt_devrule *r)
 {
     uint32_t acc = 0;
     for (const char *a = r->access; *a; a++)
-        acc |= *a == 'm' ? BPF_DEVCG_ACC_MKNOD : *a == 'r' ? BPF_DEVCG_ACC_READ : BPF_DEVCG_ACC_WRITE;
-    bool t = r->type != 'a', a = acc != (BPF_DEVCG_ACC_MKNOD | BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE);
+        acc |= *a == 'm'   ? BPF_DEVCG_ACC_MKNOD
+               : *a == 'r' ? BPF_DEVCG_ACC_READ
+                           : BPF_DEVCG_ACC_WRITE;
+    bool t = r->type != 'a',
+         a = acc != (BPF_DEVCG_ACC_MKNOD | BPF_DEVCG_ACC_READ | BPF_DEVCG_ACC_WRITE);
     bool ma = r->major >= 0, mi = r->minor >= 0;
     int left = t + 3 * a + ma + mi + 2; /* instructions in this block */
     if (t) {
@@ -173,13 +185,18 @@ static void emit_rule(prog *p, const rt_devrule *r)
 
 static void build_prog(prog *p, const rt_devrule *rules, size_t n)
 {
-    emit(p, INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0)); /* r2 = access_type */
+    emit(p, INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, 0, 0));      /* r2 = access_type */
     emit(p, INSN(BPF_ALU | BPF_AND | BPF_K, 2, 0, 0, 0xFFFF)); /* r2 = type */
     emit(p, INSN(BPF_LDX | BPF_MEM | BPF_W, 3, 1, 0, 0));
     emit(p, INSN(BPF_ALU | BPF_RSH | BPF_K, 3, 0, 0, 16)); /* r3 = access */
-    emit(p, INSN(BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0)); /* r4 = major */
-    emit(p, INSN(BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0)); /* r5 = minor */
-    for (size_t i = n; i-- > 0;) emit_rule(p, &rules[i]); /* the last matching rule wins */
+    emit(p, INSN(BPF_LDX | BPF_MEM | BPF_W, 4, 1, 4, 0));  /* r4 = major */
+    emit(p, INSN(BPF_LDX | BPF_MEM | BPF_W, 5, 1, 8, 0));  /* r5 = minor */
+    for (size_t i = n; i-- > 0;) {                         /* the last matching rule wins */
+        const rt_devrule *r = &rules[i];
+        emit_rule(p, r);
+        if (r->type == 'a' && r->major < 0 && r->minor < 0 && strlen(r->access) == 3)
+            return; /* matches everything: what follows would be unreachable */
+    }
     emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1)); /* no rule: allowed (cgroup default) */
     emit(p, INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
 }
@@ -230,12 +247,14 @@ int rt_cgv2_devices(const char *dir, const rt_devrule *rules, size_t n, berr *e)
     at.attach_bpf_fd = (uint32_t)pfd;
     at.attach_type = BPF_CGROUP_DEVICE;
     at.attach_flags = BPF_F_ALLOW_MULTI;
-    if (syscall(SYS_bpf, BPF_PROG_ATTACH, &at, sizeof at) < 0) return berr_errno(e, 500, "attach the device program to %s", dir);
+    if (syscall(SYS_bpf, BPF_PROG_ATTACH, &at, sizeof at) < 0)
+        return berr_errno(e, 500, "attach the device program to %s", dir);
     struct bpf_prog_info info = {0};
     union bpf_attr ia = {0};
     ia.info.bpf_fd = (uint32_t)pfd;
     ia.info.info_len = sizeof info;
     ia.info.info = (uint64_t)(uintptr_t)&info;
-    if (syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &ia, sizeof ia) == 0) detach_old(cgfd, (int)info.id);
+    if (syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &ia, sizeof ia) == 0)
+        detach_old(cgfd, (int)info.id);
     return 0;
 }

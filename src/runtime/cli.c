@@ -58,9 +58,10 @@ static int parse_signal(const char *s)
     static const struct {
         const char *n;
         int v;
-    } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"TERM", SIGTERM},
-                {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"STOP", SIGSTOP}, {"CONT", SIGCONT}, {"ABRT", SIGABRT},
-                {"ALRM", SIGALRM}, {"PIPE", SIGPIPE}, {"CHLD", SIGCHLD}, {"WINCH", SIGWINCH}, {"TSTP", SIGTSTP}};
+    } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+                {"TERM", SIGTERM}, {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"STOP", SIGSTOP},
+                {"CONT", SIGCONT}, {"ABRT", SIGABRT},   {"ALRM", SIGALRM}, {"PIPE", SIGPIPE},
+                {"CHLD", SIGCHLD}, {"WINCH", SIGWINCH}, {"TSTP", SIGTSTP}};
     if (!s) return SIGTERM;
     char *end;
     long v = strtol(s, &end, 10);
@@ -115,8 +116,10 @@ static void copy_tty(int master, pid_t pid)
         }
         if (p[1].revents) {
             ssize_t n = read(0, buf, sizeof buf);
-            if (n <= 0) in_open = false;
-            else write_all(master, buf, (size_t)n);
+            if (n <= 0)
+                in_open = false;
+            else
+                write_all(master, buf, (size_t)n);
         }
         if (waitpid(pid, NULL, WNOHANG | WNOWAIT) == pid && !(p[0].revents & POLLIN)) break;
     }
@@ -158,14 +161,29 @@ static int parse_run_flags(int argc, char **argv, run_flags *f, bool run, const 
     optind = 1;
     while ((c = getopt_long(argc, argv, "+b:d", opts, NULL)) != -1) {
         switch (c) {
-        case 'b': f->bundle = optarg; break;
-        case 'P': f->pid_file = optarg; break;
-        case 'c': f->console_socket = optarg; break;
-        case 'd': f->detach = true; break;
-        case 'n': f->no_pivot = true; break;
-        case 'f': f->preserve_fds = atoi(optarg); break;
-        case 'k': case 'K': break;
-        default: return -1;
+        case 'b':
+            f->bundle = optarg;
+            break;
+        case 'P':
+            f->pid_file = optarg;
+            break;
+        case 'c':
+            f->console_socket = optarg;
+            break;
+        case 'd':
+            f->detach = true;
+            break;
+        case 'n':
+            f->no_pivot = true;
+            break;
+        case 'f':
+            f->preserve_fds = atoi(optarg);
+            break;
+        case 'k':
+        case 'K':
+            break;
+        default:
+            return -1;
         }
     }
     if (!run && f->detach) return -1;
@@ -174,26 +192,45 @@ static int parse_run_flags(int argc, char **argv, run_flags *f, bool run, const 
     return 0;
 }
 
+/* --debug: microsecond timings of each phase of create/run on stderr */
+static int64_t t_last;
+static void phase(const char *name)
+{
+    if (log_level < LOG_DEBUG_) return;
+    int64_t t = now_ns();
+    if (t_last) fprintf(stderr, "berth-runtime: %-8s %7.3f ms\n", name, (double)(t - t_last) / 1e6);
+    t_last = t;
+}
+
 static int do_create(int argc, char **argv, bool run)
 {
+    phase("begin");
     run_flags f = {.bundle = "."};
     const char *id;
     berr e = {0};
     if (parse_run_flags(argc, argv, &f, run, &id) < 0)
-        return usage_error("usage: %s [--bundle DIR] [--pid-file F] [--console-socket S] <container-id>", argv[0]);
+        return usage_error(
+            "usage: %s [--bundle DIR] [--pid-file F] [--console-socket S] <container-id>", argv[0]);
     rt_spec *s = NULL;
     rt_container *c = NULL;
     int rc = 1, master = -1, sock = -1;
     if (rt_spec_load_bundle(f.bundle, &s, &e) < 0) goto out;
-    if (s->proc->terminal && f.console_socket && (sock = connect_console(f.console_socket, &e)) < 0) goto out;
+    phase("spec");
+    if (s->proc->terminal && f.console_socket && (sock = connect_console(f.console_socket, &e)) < 0)
+        goto out;
     if (s->proc->terminal && !f.console_socket && (!run || f.detach)) {
         berr_set(&e, 400, "cannot allocate tty if runc will detach without setting console socket");
         goto out;
     }
-    rt_create_opts o = {.root = root, .id = id, .io = RT_IO_INHERIT, .pid_file = f.pid_file,
-                        .no_pivot = f.no_pivot, .preserve_fds = f.preserve_fds};
+    rt_create_opts o = {.root = root,
+                        .id = id,
+                        .io = RT_IO_INHERIT,
+                        .pid_file = f.pid_file,
+                        .no_pivot = f.no_pivot,
+                        .preserve_fds = f.preserve_fds};
     o.io.console_socket = sock;
     if (rt_container_create(s, &o, &c, &master, &e) < 0) goto out;
+    phase("create");
     rc = 0;
     if (!run) goto out;
     if (!f.detach) forward_signals(rt_container_pid(c));
@@ -202,10 +239,13 @@ static int do_create(int argc, char **argv, bool run)
         rc = 1;
         goto out;
     }
+    phase("start");
     if (f.detach) goto out;
     if (master >= 0 && sock < 0) copy_tty(master, rt_container_pid(c));
     rc = wait_status(rt_container_pid(c));
+    phase("wait");
     rt_delete(c, true, NULL);
+    phase("delete");
 out:
     if (master >= 0) close(master);
     if (sock >= 0) close(sock);
@@ -292,7 +332,8 @@ static int do_ps(int argc, char **argv)
 {
     rt_container *c;
     berr e = {0};
-    if (load(argc, argv, argc > 2 && !strcmp(argv[1], "--format") ? 3 : 1, &c, &e) < 0) return fail(&e);
+    if (load(argc, argv, argc > 2 && !strcmp(argv[1], "--format") ? 3 : 1, &c, &e) < 0)
+        return fail(&e);
     pid_t pids[4096];
     int n = c->cg ? rt_cgroup_pids(c->cg, pids, 4096) : 0;
     for (int i = 0; i < n; i++) printf("%d\n", (int)pids[i]);
@@ -305,18 +346,60 @@ static int do_list(int argc, char **argv)
     bool quiet = argc > 1 && (!strcmp(argv[1], "-q") || !strcmp(argv[1], "--quiet"));
     _cleanup_free_ char *cmd = NULL;
     DIR *d = opendir(root);
-    if (!quiet) printf("%-12s %-8s %-10s %-40s %-30s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+    if (!quiet)
+        printf("%-12s %-8s %-10s %-40s %-30s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED",
+               "OWNER");
     for (struct dirent *de; d && (de = readdir(d));) {
         rt_container *c;
         if (de->d_name[0] == '.' || rt_container_load(root, de->d_name, &c, NULL) < 0) continue;
         const char *st = rt_container_status(c);
-        if (quiet) printf("%s\n", c->id);
+        if (quiet)
+            printf("%s\n", c->id);
         else
-            printf("%-12s %-8d %-10s %-40s %-30s %s\n", c->id, strcmp(st, "stopped") ? (int)c->pid : 0, st,
-                   c->bundle, c->created, c->owner[0] ? c->owner : "root");
+            printf("%-12s %-8d %-10s %-40s %-30s %s\n", c->id,
+                   strcmp(st, "stopped") ? (int)c->pid : 0, st, c->bundle, c->created,
+                   c->owner[0] ? c->owner : "root");
         rt_container_free(c);
     }
     if (d) closedir(d);
+    return 0;
+}
+
+/* runc's `events --stats`: one JSON object from the cgroup files */
+static int do_events(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+    }
+    rt_container *c;
+    berr e = {0};
+    if (load(argc, argv, i, &c, &e) < 0) return fail(&e);
+    rt_stats st;
+    if (!c->cg || rt_cgroup_stats(c->cg, &st, &e) < 0) {
+        rt_container_free(c);
+        return e.msg[0] ? fail(&e) : 1;
+    }
+    json_t *percpu = json_array();
+    for (int k = 0; k < st.ncpus; k++)
+        json_array_append_new(percpu, json_integer((json_int_t)st.percpu_ns[k]));
+    json_t *j = json_pack(
+        "{s:s,s:s,s:{s:{s:{s:I,s:o,s:I,s:I},s:{s:I,s:I,s:I}},s:{s:{s:I,s:I,s:I,s:I},s:o,s:I},s:{s:"
+        "I,s:I},"
+        "s:{s:I,s:I}}}",
+        "type", "stats", "id", c->id, "data", "cpu", "usage", "total", (json_int_t)st.cpu_total_ns,
+        "percpu", percpu, "kernel", (json_int_t)st.cpu_system_ns, "user",
+        (json_int_t)st.cpu_user_ns, "throttling", "periods", (json_int_t)st.cpu_periods,
+        "throttledPeriods", (json_int_t)st.cpu_throttled_periods, "throttledTime",
+        (json_int_t)st.cpu_throttled_ns, "memory", "usage", "limit", (json_int_t)st.mem_limit,
+        "usage", (json_int_t)st.mem_usage, "max", (json_int_t)st.mem_max_usage, "failcnt",
+        (json_int_t)st.mem_failcnt, "raw", st.mem_stat, "oom_kill", (json_int_t)st.oom_kills,
+        "pids", "current", (json_int_t)st.pids_current, "limit", (json_int_t)st.pids_limit, "blkio",
+        "read", (json_int_t)st.blk_read_bytes, "write", (json_int_t)st.blk_write_bytes);
+    char *out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    printf("%s\n", out);
+    free(out);
+    json_decref(j);
+    rt_container_free(c);
     return 0;
 }
 
@@ -329,31 +412,60 @@ typedef struct exec_flags {
 
 static int parse_exec_flags(int argc, char **argv, exec_flags *f)
 {
-    static const struct option opts[] = {
-        {"process", required_argument, 0, 'p'}, {"tty", no_argument, 0, 't'},
-        {"detach", no_argument, 0, 'd'},        {"cwd", required_argument, 0, 'w'},
-        {"env", required_argument, 0, 'e'},     {"user", required_argument, 0, 'u'},
-        {"pid-file", required_argument, 0, 'P'}, {"console-socket", required_argument, 0, 'c'},
-        {"cap", required_argument, 0, 'C'},     {"no-new-privs", no_argument, 0, 'N'},
-        {"additional-gids", required_argument, 0, 'g'}, {"preserve-fds", required_argument, 0, 'f'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"process", required_argument, 0, 'p'},
+                                         {"tty", no_argument, 0, 't'},
+                                         {"detach", no_argument, 0, 'd'},
+                                         {"cwd", required_argument, 0, 'w'},
+                                         {"env", required_argument, 0, 'e'},
+                                         {"user", required_argument, 0, 'u'},
+                                         {"pid-file", required_argument, 0, 'P'},
+                                         {"console-socket", required_argument, 0, 'c'},
+                                         {"cap", required_argument, 0, 'C'},
+                                         {"no-new-privs", no_argument, 0, 'N'},
+                                         {"additional-gids", required_argument, 0, 'g'},
+                                         {"preserve-fds", required_argument, 0, 'f'},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "+p:tdw:e:u:g:", opts, NULL)) != -1) {
         switch (c) {
-        case 'p': f->process = optarg; break;
-        case 't': f->tty = true; break;
-        case 'd': f->detach = true; break;
-        case 'w': f->cwd = optarg; break;
-        case 'e': json_array_append_new(f->env, json_string(optarg)); break;
-        case 'u': f->user = optarg; break;
-        case 'P': f->pid_file = optarg; break;
-        case 'c': f->console_socket = optarg; break;
-        case 'C': json_array_append_new(f->caps, json_string(optarg)); break;
-        case 'N': f->nnp = true; break;
-        case 'g': json_array_append_new(f->gids, json_integer(atoi(optarg))); break;
-        case 'f': break;
-        default: return -1;
+        case 'p':
+            f->process = optarg;
+            break;
+        case 't':
+            f->tty = true;
+            break;
+        case 'd':
+            f->detach = true;
+            break;
+        case 'w':
+            f->cwd = optarg;
+            break;
+        case 'e':
+            json_array_append_new(f->env, json_string(optarg));
+            break;
+        case 'u':
+            f->user = optarg;
+            break;
+        case 'P':
+            f->pid_file = optarg;
+            break;
+        case 'c':
+            f->console_socket = optarg;
+            break;
+        case 'C':
+            json_array_append_new(f->caps, json_string(optarg));
+            break;
+        case 'N':
+            f->nnp = true;
+            break;
+        case 'g':
+            json_array_append_new(f->gids, json_integer(atoi(optarg)));
+            break;
+        case 'f':
+            break;
+        default:
+            return -1;
         }
     }
     return optind < argc ? optind : -1;
@@ -389,8 +501,9 @@ static json_t *exec_process(const char *bundle, exec_flags *f, int argc, char **
     if (f->user) {
         unsigned uid = 0, gid = 0;
         int n = sscanf(f->user, "%u:%u", &uid, &gid);
-        json_object_set_new(p, "user", json_pack("{s:I,s:I,s:O}", "uid", (json_int_t)uid, "gid",
-                                                 (json_int_t)(n == 2 ? gid : 0), "additionalGids", f->gids));
+        json_object_set_new(p, "user",
+                            json_pack("{s:I,s:I,s:O}", "uid", (json_int_t)uid, "gid",
+                                      (json_int_t)(n == 2 ? gid : 0), "additionalGids", f->gids));
     }
     json_t *caps = json_object_get(p, "capabilities");
     size_t i;
@@ -424,7 +537,8 @@ static int do_exec(int argc, char **argv)
     if (rt_spec_load_bundle(c->bundle, &s, &e) < 0) goto out;
     if (!(pj = exec_process(c->bundle, &f, argc - first - 1, argv + first + 1, &e))) goto out;
     if (rt_process_load(pj, &p, &e) < 0) goto out;
-    if (p->terminal && f.console_socket && (sock = connect_console(f.console_socket, &e)) < 0) goto out;
+    if (p->terminal && f.console_socket && (sock = connect_console(f.console_socket, &e)) < 0)
+        goto out;
     if (p->terminal && f.detach && sock < 0) {
         berr_set(&e, 400, "cannot allocate tty if runc will detach without setting console socket");
         goto out;
@@ -472,13 +586,28 @@ static int do_update(int argc, char **argv)
     res = json_pack("{s:o,s:o}", "memory", mem, "cpu", cpu);
     while ((c = getopt_long(argc, argv, "+r:", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': json_object_set_new(mem, "limit", json_integer(parse_size(optarg))); break;
-        case 's': json_object_set_new(mem, "swap", json_integer(parse_size(optarg))); break;
-        case 'q': json_object_set_new(cpu, "quota", json_integer(atoll(optarg))); break;
-        case 'p': json_object_set_new(cpu, "period", json_integer(atoll(optarg))); break;
-        case 'S': json_object_set_new(cpu, "shares", json_integer(atoll(optarg))); break;
-        case 'c': json_object_set_new(cpu, "cpus", json_string(optarg)); break;
-        case 'P': json_object_set_new(res, "pids", json_pack("{s:I}", "limit", (json_int_t)atoll(optarg))); break;
+        case 'm':
+            json_object_set_new(mem, "limit", json_integer(parse_size(optarg)));
+            break;
+        case 's':
+            json_object_set_new(mem, "swap", json_integer(parse_size(optarg)));
+            break;
+        case 'q':
+            json_object_set_new(cpu, "quota", json_integer(atoll(optarg)));
+            break;
+        case 'p':
+            json_object_set_new(cpu, "period", json_integer(atoll(optarg)));
+            break;
+        case 'S':
+            json_object_set_new(cpu, "shares", json_integer(atoll(optarg)));
+            break;
+        case 'c':
+            json_object_set_new(cpu, "cpus", json_string(optarg));
+            break;
+        case 'P':
+            json_object_set_new(res, "pids",
+                                json_pack("{s:I}", "limit", (json_int_t)atoll(optarg)));
+            break;
         case 'r': {
             json_error_t je;
             json_decref(res);
@@ -486,14 +615,18 @@ static int do_update(int argc, char **argv)
             if (!res) return usage_error("bad resources file %s", optarg);
             break;
         }
-        default: json_decref(res); return usage_error("%s", "usage: update [flags] <container-id>");
+        default:
+            json_decref(res);
+            return usage_error("%s", "usage: update [flags] <container-id>");
         }
     }
     rt_container *ct = NULL;
     rt_resources *r = NULL;
     int rc = 0;
-    if (optind >= argc) berr_set(&e, 400, "update requires a container id");
-    else if (rt_container_load(root, argv[optind], &ct, &e) == 0 && rt_resources_load(res, &r, &e) == 0 && ct->cg)
+    if (optind >= argc)
+        berr_set(&e, 400, "update requires a container id");
+    else if (rt_container_load(root, argv[optind], &ct, &e) == 0 &&
+             rt_resources_load(res, &r, &e) == 0 && ct->cg)
         rt_cgroup_update(ct->cg, r, &e);
     if (e.msg[0]) rc = fail(&e);
     rt_resources_free(r);
@@ -505,8 +638,10 @@ static int do_update(int argc, char **argv)
 /* ---- main ---- */
 static void usage(void)
 {
-    fprintf(stderr, "usage: berth-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND\n"
-                    "commands: create start run state kill delete exec pause resume list ps update\n");
+    fprintf(
+        stderr,
+        "usage: berth-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND\n"
+        "commands: create start run state kill delete exec pause resume list ps update events\n");
 }
 
 static int global_flags(int argc, char **argv)
@@ -524,15 +659,28 @@ static int global_flags(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'r': root = optarg; break;
-        case 'l': log_path = optarg; break;
-        case 'f': log_json = !strcmp(optarg, "json"); break;
-        case 'D': log_level = LOG_DEBUG_; break;
+        case 'r':
+            root = optarg;
+            break;
+        case 'l':
+            log_path = optarg;
+            break;
+        case 'f':
+            log_json = !strcmp(optarg, "json");
+            break;
+        case 'D':
+            log_level = LOG_DEBUG_;
+            break;
         case 'v':
             printf("berth-runtime version %s\nspec: %s\n", BERTH_VERSION, RT_OCI_VERSION);
             exit(0);
-        case 's': case 'R': case 'C': break;
-        default: usage(); exit(c == 'h' ? 0 : 1);
+        case 's':
+        case 'R':
+        case 'C':
+            break;
+        default:
+            usage();
+            exit(c == 'h' ? 0 : 1);
         }
     }
     return optind;
@@ -558,6 +706,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "list") || !strcmp(cmd, "ls")) return do_list(argc, argv);
     if (!strcmp(cmd, "ps")) return do_ps(argc, argv);
     if (!strcmp(cmd, "update")) return do_update(argc, argv);
+    if (!strcmp(cmd, "events")) return do_events(argc, argv);
     usage();
     return 1;
 }

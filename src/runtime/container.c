@@ -22,9 +22,11 @@
 
 bool rt_id_valid(const char *id)
 {
-    if (!id || !*id || strlen(id) > 1024 || id[0] == '.' || id[0] == '-' || id[0] == '_') return false;
+    if (!id || !*id || strlen(id) > 1024 || id[0] == '.' || id[0] == '-' || id[0] == '_')
+        return false;
     for (const char *p = id; *p; p++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p)) return false;
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p))
+            return false;
     return true;
 }
 
@@ -51,7 +53,10 @@ bool rt_container_alive(const rt_container *c)
     return c->pid > 0 && c->starttime && rt_proc_starttime(c->pid) == c->starttime;
 }
 
-static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+static int pidfd_open_(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
 
 /* ---- state.json ---- */
 /* tmp + rename, no fsync: the state root is a runtime directory (/run), which
@@ -73,9 +78,9 @@ static int write_state_file(const char *path, const char *data)
 
 int rt_state_save(rt_container *c, berr *e)
 {
-    json_t *j = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "id", c->id, "pid", (int)c->pid, "starttime",
-                          (json_int_t)c->starttime, "bundle", c->bundle, "rootfs", c->rootfs, "created",
-                          c->created, "owner", c->owner);
+    json_t *j = json_pack("{s:s,s:i,s:I,s:s,s:s,s:s,s:s}", "id", c->id, "pid", (int)c->pid,
+                          "starttime", (json_int_t)c->starttime, "bundle", c->bundle, "rootfs",
+                          c->rootfs, "created", c->created, "owner", c->owner);
     if (c->annotations) json_object_set(j, "annotations", c->annotations);
     if (c->cg) json_object_set_new(j, "cgroup", rt_cgroup_to_json(c->cg));
     char *s = json_dumps(j, JSON_COMPACT);
@@ -127,15 +132,25 @@ void rt_container_free(rt_container *c)
 {
     if (!c) return;
     if (c->pidfd >= 0) close(c->pidfd);
-    free(c->root), free(c->id), free(c->dir), free(c->bundle), free(c->rootfs), free(c->created), free(c->owner);
+    free(c->root), free(c->id), free(c->dir), free(c->bundle), free(c->rootfs), free(c->created),
+        free(c->owner);
     json_decref(c->annotations);
     rt_cgroup_free(c->cg);
     free(c);
 }
 
-pid_t rt_container_pid(const rt_container *c) { return c->pid; }
-const char *rt_container_id(const rt_container *c) { return c->id; }
-rt_cgroup *rt_container_cgroup(rt_container *c) { return c->cg; }
+pid_t rt_container_pid(const rt_container *c)
+{
+    return c->pid;
+}
+const char *rt_container_id(const rt_container *c)
+{
+    return c->id;
+}
+rt_cgroup *rt_container_cgroup(rt_container *c)
+{
+    return c->cg;
+}
 
 /* ---- create ---- */
 static int send_console(int sock, int master, berr *e)
@@ -148,28 +163,33 @@ static int send_console(int sock, int master, berr *e)
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(c), &master, sizeof master);
-    if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0) return berr_errno(e, 500, "send the pty to the console socket");
+    if (sendmsg(sock, &mh, MSG_NOSIGNAL) < 0)
+        return berr_errno(e, 500, "send the pty to the console socket");
     return 0;
 }
 
 static int make_state_dir(const rt_create_opts *o, char **dir, berr *e)
 {
-    if (!rt_id_valid(o->id)) return berr_set(e, 400, "invalid container id \"%s\"", o->id ? o->id : "");
+    if (!rt_id_valid(o->id))
+        return berr_set(e, 400, "invalid container id \"%s\"", o->id ? o->id : "");
     if (mkdir_p(o->root, 0711) < 0) return berr_errno(e, 500, "create state root %s", o->root);
     *dir = xasprintf("%s/%s", o->root, o->id);
     if (mkdir(*dir, 0711) < 0) {
-        if (errno == EEXIST) return berr_set(e, 409, "container with id \"%s\" already exists", o->id);
+        if (errno == EEXIST)
+            return berr_set(e, 409, "container with id \"%s\" already exists", o->id);
         return berr_errno(e, 500, "create %s", *dir);
     }
     chmod(*dir, 0711);
     _cleanup_free_ char *fifo = xasprintf("%s/exec.fifo", *dir);
-    if (mkfifo(fifo, 0622) < 0 || chmod(fifo, 0622) < 0) return berr_errno(e, 500, "mkfifo %s", fifo);
+    if (mkfifo(fifo, 0622) < 0 || chmod(fifo, 0622) < 0)
+        return berr_errno(e, 500, "mkfifo %s", fifo);
     return 0;
 }
 
@@ -185,7 +205,8 @@ static void fill_container(rt_container *c, const rt_spec *s)
     c->is_parent = true;
 }
 
-int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container **out, int *console_fd, berr *e)
+int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container **out,
+                        int *console_fd, berr *e)
 {
     *out = NULL;
     if (console_fd) *console_fd = -1;
@@ -199,7 +220,9 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
         if (dir && e->status != 409) rm_rf(dir);
         return -1;
     }
-    if ((s->seccomp && rt_seccomp_get(s->seccomp, &bpf, e) < 0) || rt_cgroup_create(s, o->id, &cg, e) < 0) goto fail;
+    if ((s->seccomp && rt_seccomp_get(s->seccomp, &bpf, e) < 0) ||
+        rt_cgroup_plan(s, o->id, &cg, e) < 0)
+        goto fail;
     if ((statefd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
         berr_errno(e, 500, "open %s", dir);
         goto fail;
@@ -221,9 +244,13 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
             goto fail;
         }
     }
-    if (master >= 0 && o->io.console_socket >= 0 && send_console(o->io.console_socket, master, e) < 0) goto fail;
-    if (console_fd) *console_fd = master;
-    else if (master >= 0) close(master);
+    if (master >= 0 && o->io.console_socket >= 0 &&
+        send_console(o->io.console_socket, master, e) < 0)
+        goto fail;
+    if (console_fd)
+        *console_fd = master;
+    else if (master >= 0)
+        close(master);
     *out = c;
     return 0;
 fail:
@@ -267,10 +294,13 @@ int rt_container_start(rt_container *c, berr *e)
     _cleanup_free_ char *path = xasprintf("%s/exec.fifo", c->dir);
     /* alive before the fifo is opened: opening it releases the process,
      * which may then run and exit before any later check */
-    if (!rt_container_alive(c)) return berr_set(e, 409, "cannot start a container that has stopped");
+    if (!rt_container_alive(c))
+        return berr_set(e, 409, "cannot start a container that has stopped");
     _cleanup_close_ int fifo = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fifo < 0) {
-        if (errno == ENOENT) return berr_set(e, 409, "cannot start a container that has already been started or stopped");
+        if (errno == ENOENT)
+            return berr_set(e, 409,
+                            "cannot start a container that has already been started or stopped");
         return berr_errno(e, 500, "open %s", path);
     }
     int r = wait_exec(fifo, c->pidfd, e);
@@ -296,7 +326,8 @@ const char *rt_container_status(const rt_container *c)
     if (c->cg) {
         const char *d = rt_cg_dir(c->cg, c->cg->mode == RT_CG_V2 ? "" : "freezer");
         char buf[32];
-        if (d && c->cg->mode == RT_CG_V2 && rt_cg_read_key(d, "cgroup.events", "frozen") == 1) return "paused";
+        if (d && c->cg->mode == RT_CG_V2 && rt_cg_read_key(d, "cgroup.events", "frozen") == 1)
+            return "paused";
         if (d && c->cg->mode != RT_CG_V2 && rt_cg_read(d, "freezer.state", buf, sizeof buf) > 0 &&
             !strncmp(buf, "FROZEN", 6))
             return "paused";
@@ -307,10 +338,12 @@ const char *rt_container_status(const rt_container *c)
 json_t *rt_container_state_json(const rt_container *c)
 {
     const char *st = rt_container_status(c);
-    json_t *j = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s}", "ociVersion", RT_OCI_VERSION, "id", c->id, "pid",
-                          strcmp(st, "stopped") ? (int)c->pid : 0, "status", st, "bundle", c->bundle, "rootfs",
-                          c->rootfs, "created", c->created, "owner", c->owner);
-    if (c->annotations && json_object_size(c->annotations)) json_object_set(j, "annotations", c->annotations);
+    json_t *j =
+        json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s}", "ociVersion", RT_OCI_VERSION, "id", c->id,
+                  "pid", strcmp(st, "stopped") ? (int)c->pid : 0, "status", st, "bundle", c->bundle,
+                  "rootfs", c->rootfs, "created", c->created, "owner", c->owner);
+    if (c->annotations && json_object_size(c->annotations))
+        json_object_set(j, "annotations", c->annotations);
     return j;
 }
 
@@ -325,21 +358,24 @@ int rt_kill(rt_container *c, int sig, bool all, berr *e)
         if (sig == SIGKILL) rt_cgroup_freeze(c->cg, false, NULL);
         return 0;
     }
-    int r = c->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0) : kill(c->pid, sig);
+    int r = c->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0)
+                          : kill(c->pid, sig);
     if (r < 0) return berr_errno(e, 500, "signal %d to %d", sig, (int)c->pid);
     return 0;
 }
 
 int rt_pause(rt_container *c, berr *e)
 {
-    if (strcmp(rt_container_status(c), "running")) return berr_set(e, 409, "container \"%s\" is not running", c->id);
+    if (strcmp(rt_container_status(c), "running"))
+        return berr_set(e, 409, "container \"%s\" is not running", c->id);
     if (!c->cg) return berr_set(e, 500, "container has no cgroup");
     return rt_cgroup_freeze(c->cg, true, e);
 }
 
 int rt_resume(rt_container *c, berr *e)
 {
-    if (strcmp(rt_container_status(c), "paused")) return berr_set(e, 409, "container \"%s\" is not paused", c->id);
+    if (strcmp(rt_container_status(c), "paused"))
+        return berr_set(e, 409, "container \"%s\" is not paused", c->id);
     return rt_cgroup_freeze(c->cg, false, e);
 }
 
@@ -348,8 +384,10 @@ static void wait_gone(rt_container *c)
     for (int i = 0; i < 1000; i++) { /* 10 s */
         if (c->is_parent && waitpid(c->pid, NULL, WNOHANG) == c->pid) return;
         if (!c->is_parent && !rt_container_alive(c)) return;
-        if (c->pidfd >= 0) poll(&(struct pollfd){c->pidfd, POLLIN, 0}, 1, 10);
-        else nanosleep(&(struct timespec){0, 10000000}, NULL);
+        if (c->pidfd >= 0)
+            poll(&(struct pollfd){c->pidfd, POLLIN, 0}, 1, 10);
+        else
+            nanosleep(&(struct timespec){0, 10000000}, NULL);
     }
 }
 
@@ -357,7 +395,9 @@ int rt_delete(rt_container *c, bool force, berr *e)
 {
     const char *st = rt_container_status(c);
     if (!strcmp(st, "running") || !strcmp(st, "paused")) {
-        if (!force) return berr_set(e, 409, "cannot delete container %s that is not stopped: %s", c->id, st);
+        if (!force)
+            return berr_set(e, 409, "cannot delete container %s that is not stopped: %s", c->id,
+                            st);
     }
     if (strcmp(st, "stopped")) {
         rt_kill(c, SIGKILL, false, NULL);
@@ -372,13 +412,14 @@ int rt_delete(rt_container *c, bool force, berr *e)
 }
 
 /* ---- exec ---- */
-int rt_exec(rt_container *c, const rt_spec *spec, const rt_process *proc, const rt_io *io, pid_t *pid,
-            int *console_fd, berr *e)
+int rt_exec(rt_container *c, const rt_spec *spec, const rt_process *proc, const rt_io *io,
+            pid_t *pid, int *console_fd, berr *e)
 {
     int master = -1;
     *pid = -1;
     if (console_fd) *console_fd = -1;
-    if (strcmp(rt_container_status(c), "running")) return berr_set(e, 409, "container %s is not running", c->id);
+    if (strcmp(rt_container_status(c), "running"))
+        return berr_set(e, 409, "container %s is not running", c->id);
     const rt_bpf *bpf = NULL;
     if (spec && spec->seccomp && rt_seccomp_get(spec->seccomp, &bpf, e) < 0) return -1;
     if (rt_exec_spawn(c->pid, c->cg, proc, bpf, io, pid, &master, e) < 0) return -1;
@@ -386,7 +427,9 @@ int rt_exec(rt_container *c, const rt_spec *spec, const rt_process *proc, const 
         close(master);
         return -1;
     }
-    if (console_fd) *console_fd = master;
-    else if (master >= 0) close(master);
+    if (console_fd)
+        *console_fd = master;
+    else if (master >= 0)
+        close(master);
     return 0;
 }

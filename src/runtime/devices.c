@@ -38,7 +38,8 @@ static int bind_host_device(int dfd, const char *base, const rt_device *d, berr 
     _cleanup_close_ int t = openat(dfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     char p[32];
     snprintf(p, sizeof p, "/proc/self/fd/%d", t);
-    if (t < 0 || mount(d->path, p, NULL, MS_BIND, NULL) < 0) return berr_errno(e, 500, "bind %s", d->path);
+    if (t < 0 || mount(d->path, p, NULL, MS_BIND, NULL) < 0)
+        return berr_errno(e, 500, "bind %s", d->path);
     return 0;
 }
 
@@ -58,7 +59,8 @@ static int make_device(int rootfd, const rt_device *d, berr *e)
         if (errno == EPERM) return bind_host_device(dfd, base, d, e);
         return berr_errno(e, 500, "mknod %s", d->path);
     }
-    if (fchmodat(dfd, base, d->mode & 07777, 0) < 0 || fchownat(dfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fchmodat(dfd, base, d->mode & 07777, 0) < 0 ||
+        fchownat(dfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
         return berr_errno(e, 500, "set mode/owner of %s", d->path);
     return 0;
 }
@@ -74,7 +76,7 @@ static int dev_symlinks(int rootfd, berr *e)
 {
     static const char *const links[][2] = {
         {"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-        {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},        {"/proc/kcore", "core"},
+        {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},         {"/proc/kcore", "core"},
     };
     _cleanup_close_ int dfd = rt_open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY, e);
     if (dfd < 0) return -1;
@@ -89,7 +91,8 @@ static int dev_symlinks(int rootfd, berr *e)
 int rt_devices_create(const rt_spec *s, int rootfd, berr *e)
 {
     for (size_t i = 0; i < sizeof default_devices / sizeof *default_devices; i++)
-        if (!spec_has_device(s, default_devices[i].path) && make_device(rootfd, &default_devices[i], e) < 0)
+        if (!spec_has_device(s, default_devices[i].path) &&
+            make_device(rootfd, &default_devices[i], e) < 0)
             return -1;
     for (size_t i = 0; i < s->ndevices; i++)
         if (make_device(rootfd, &s->devices[i], e) < 0) return -1;
@@ -119,7 +122,8 @@ int rt_console_setup(int rootfd, int master, int slave, berr *e)
     char src[32], dst[32];
     snprintf(src, sizeof src, "/proc/self/fd/%d", slave);
     snprintf(dst, sizeof dst, "/proc/self/fd/%d", t);
-    if (mount(src, dst, NULL, MS_BIND, NULL) < 0) return berr_errno(e, 500, "bind the pty on /dev/console");
+    if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+        return berr_errno(e, 500, "bind the pty on /dev/console");
     (void)master;
     return 0;
 }
@@ -136,6 +140,7 @@ int rt_devrule_parse(const json_t *j, rt_devrule *r, berr *e)
     r->major = json_is_integer(ma) ? (long)json_integer_value(ma) : -1;
     r->minor = json_is_integer(mi) ? (long)json_integer_value(mi) : -1;
     snprintf(r->access, sizeof r->access, "%s", access && *access ? access : "rwm");
-    if (strspn(r->access, "rwm") != strlen(r->access)) return berr_set(e, 400, "device rule: bad access %s", access);
+    if (strspn(r->access, "rwm") != strlen(r->access))
+        return berr_set(e, 400, "device rule: bad access %s", access);
     return 0;
 }

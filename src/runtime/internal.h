@@ -64,7 +64,7 @@ typedef struct rt_device {
 
 typedef struct rt_devrule {
     bool allow;
-    char type; /* a c b */
+    char type;         /* a c b */
     long major, minor; /* -1: any */
     char access[4];
 } rt_devrule;
@@ -114,7 +114,7 @@ struct rt_spec {
 };
 
 /* spec.c */
-bool rt_spec_has_ns(const rt_spec *s, int type);   /* new or joined */
+bool rt_spec_has_ns(const rt_spec *s, int type); /* new or joined */
 const char *rt_spec_ns_path(const rt_spec *s, int type);
 char **rt_strv_from_json(const json_t *arr, berr *e, const char *what);
 void rt_strv_free(char **v);
@@ -176,7 +176,8 @@ struct rt_cgroup {
 extern rt_cgroup *rt_child_cgroup; /* the cgroup of the container being created */
 const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl); /* NULL: not mounted */
 int rt_cg_write(const char *dir, const char *file, const char *val);
-int rt_cg_writef(const char *dir, const char *file, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int rt_cg_writef(const char *dir, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 int rt_cg_read(const char *dir, const char *file, char *buf, size_t n);
 int64_t rt_cg_read_int(const char *dir, const char *file); /* "max" -> INT64_MAX; -1 error */
 int64_t rt_cg_read_key(const char *dir, const char *file, const char *key);
@@ -191,10 +192,12 @@ int rt_cgv2_apply(rt_cgroup *cg, const rt_resources *r, berr *e);
 int rt_cgv2_stats(rt_cgroup *cg, rt_stats *st);
 int rt_cgv2_freeze(rt_cgroup *cg, bool frozen, berr *e);
 int rt_cgv2_devices(const char *dir, const rt_devrule *rules, size_t n, berr *e);
-int rt_cgroup_create(const rt_spec *s, const char *id, rt_cgroup **out, berr *e);
+int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e);
+int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e); /* dirs + limits */
+int rt_child_await_cgroup(berr *e); /* in the container process: cgroup ready */
 int rt_cgroup_enter(rt_cgroup *cg, pid_t pid, berr *e);
 int rt_cgroup_enter_self(rt_cgroup *cg, berr *e); /* v1 hierarchies only */
-int rt_cgroup_destroy(rt_cgroup *cg, berr *e); /* kills leftovers, rmdir */
+int rt_cgroup_destroy(rt_cgroup *cg, berr *e);    /* kills leftovers, rmdir */
 json_t *rt_cgroup_to_json(const rt_cgroup *cg);
 int rt_cgroup_from_json(const json_t *j, rt_cgroup **out);
 void rt_cgroup_free(rt_cgroup *cg);
@@ -212,12 +215,12 @@ enum { RT_MSG_GO = 1, RT_MSG_READY, RT_MSG_ERROR, RT_MSG_PID };
 int rt_sync_send(int sock, const rt_sync_msg *m, int fd);
 int rt_sync_recv(int sock, rt_sync_msg *m, int *fd, berr *e);
 void rt_child_fail(int sock, const berr *e, int err) __attribute__((noreturn));
-char *rt_find_exec(const rt_process *p, int *err); /* PATH lookup */
+char *rt_find_exec(const rt_process *p, int *err);          /* PATH lookup */
 int rt_exec_errno_berr(berr *e, const char *arg0, int err); /* 404/403; sets errno */
-int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg, int statefd,
-                  pid_t *pid, int *master, berr *e);
-int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *bpf, const rt_io *io, pid_t *out,
-                  int *master, berr *e);
+int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg,
+                  int statefd, pid_t *pid, int *master, berr *e);
+int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *bpf,
+                  const rt_io *io, pid_t *out, int *master, berr *e);
 
 /* state.c */
 struct rt_container {

@@ -34,7 +34,8 @@ int rt_open_in_root(int rootfd, const char *path, int flags, berr *e)
 int rt_mkdir_in_root(int rootfd, const char *path, mode_t mode, berr *e)
 {
     char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return berr_set(e, 400, "path too long: %s", path);
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return berr_set(e, 400, "path too long: %s", path);
     int fd = rt_open_in_root(rootfd, buf, O_PATH | O_DIRECTORY, NULL);
     if (fd >= 0) return close(fd), 0;
     int parent = dup(rootfd);
@@ -89,10 +90,10 @@ unsigned long rt_statvfs_flags(const char *path)
     if (statvfs(path, &v) < 0) return 0;
     static const struct {
         unsigned long st, ms;
-    } map[] = {{ST_RDONLY, MS_RDONLY},       {ST_NOSUID, MS_NOSUID},     {ST_NODEV, MS_NODEV},
-               {ST_NOEXEC, MS_NOEXEC},       {ST_SYNCHRONOUS, MS_SYNCHRONOUS},
-               {ST_MANDLOCK, MS_MANDLOCK},   {ST_NOATIME, MS_NOATIME},
-               {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
+    } map[] = {
+        {ST_RDONLY, MS_RDONLY},   {ST_NOSUID, MS_NOSUID},           {ST_NODEV, MS_NODEV},
+        {ST_NOEXEC, MS_NOEXEC},   {ST_SYNCHRONOUS, MS_SYNCHRONOUS}, {ST_MANDLOCK, MS_MANDLOCK},
+        {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},   {ST_RELATIME, MS_RELATIME}};
     unsigned long f = 0;
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (v.f_flag & map[i].st) f |= map[i].ms;
@@ -102,7 +103,8 @@ unsigned long rt_statvfs_flags(const char *path)
 /* ---- one mount of mounts[] ---- */
 static int mount_target(int rootfd, const rt_mount *m, bool dir, berr *e)
 {
-    if (dir ? rt_mkdir_in_root(rootfd, m->dest, 0755, e) < 0 : touch_in_root(rootfd, m->dest, e) < 0)
+    if (dir ? rt_mkdir_in_root(rootfd, m->dest, 0755, e) < 0
+            : touch_in_root(rootfd, m->dest, e) < 0)
         return -1;
     return rt_open_in_root(rootfd, m->dest, O_PATH, e);
 }
@@ -137,7 +139,10 @@ static int mount_fs(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
     if (errno == EPERM && m->type && !strcmp(m->type, "sysfs")) { /* not our net ns: bind it */
         if (mount("/sys", p, NULL, MS_BIND | MS_REC, NULL) == 0) {
             _cleanup_close_ int top = rt_open_in_root(rootfd, m->dest, O_PATH, e);
-            if (top >= 0 && mount(NULL, fdpath(top, p), NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+            if (top >= 0 &&
+                mount(NULL, fdpath(top, p), NULL,
+                      MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      NULL) == 0)
                 return 0;
         }
     }
@@ -162,7 +167,8 @@ static int mount_root_overlays(const rt_spec *s, berr *e)
         const rt_mount *m = &s->mounts[i];
         if (strcmp(m->dest, "/") || m->bind) continue;
         if (mount(m->source ? m->source : m->type, s->rootfs, m->type, m->flags, m->data) < 0)
-            return berr_errno(e, 500, "mount %s on the root %s", m->type ? m->type : "?", s->rootfs);
+            return berr_errno(e, 500, "mount %s on the root %s", m->type ? m->type : "?",
+                              s->rootfs);
     }
     return 0;
 }
@@ -170,7 +176,8 @@ static int mount_root_overlays(const rt_spec *s, berr *e)
 int rt_rootfs_prepare(const rt_spec *s, const rt_process *proc, int *master, int *slave, berr *e)
 {
     *master = *slave = -1;
-    if (mount(NULL, "/", NULL, s->rootfs_prop, NULL) < 0) return berr_errno(e, 500, "make / private");
+    if (mount(NULL, "/", NULL, s->rootfs_prop, NULL) < 0)
+        return berr_errno(e, 500, "make / private");
     if (mount_root_overlays(s, e) < 0) return -1;
     if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         return berr_errno(e, 500, "bind the root %s", s->rootfs);
@@ -198,8 +205,8 @@ int rt_rootfs_prepare(const rt_spec *s, const rt_process *proc, int *master, int
 int rt_rootfs_pivot(const rt_spec *s, bool no_pivot, berr *e)
 {
     if (no_pivot) {
-        if (chdir(s->rootfs) < 0 || mount(s->rootfs, "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
-            chdir("/") < 0)
+        if (chdir(s->rootfs) < 0 || mount(s->rootfs, "/", NULL, MS_MOVE, NULL) < 0 ||
+            chroot(".") < 0 || chdir("/") < 0)
             return berr_errno(e, 500, "move the root to /");
         return 0;
     }
@@ -207,10 +214,12 @@ int rt_rootfs_pivot(const rt_spec *s, bool no_pivot, berr *e)
     _cleanup_close_ int newroot = open(s->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     if (oldroot < 0 || newroot < 0) return berr_errno(e, 500, "open the roots");
     if (fchdir(newroot) < 0) return berr_errno(e, 500, "chdir %s", s->rootfs);
-    if (syscall(SYS_pivot_root, ".", ".") < 0) return berr_errno(e, 500, "pivot_root %s", s->rootfs);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return berr_errno(e, 500, "pivot_root %s", s->rootfs);
     if (fchdir(oldroot) < 0) return berr_errno(e, 500, "fchdir old root");
     /* the old root must not propagate its unmount back to the host */
-    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) return berr_errno(e, 500, "make old root slave");
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+        return berr_errno(e, 500, "make old root slave");
     if (umount2(".", MNT_DETACH) < 0) return berr_errno(e, 500, "detach old root");
     if (chdir("/") < 0) return berr_errno(e, 500, "chdir /");
     return 0;
@@ -223,7 +232,8 @@ static int readonly_path(const char *p, berr *e)
         if (errno == ENOENT) return 0;
         return berr_errno(e, 500, "bind %s read-only", p);
     }
-    if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | rt_statvfs_flags(p), NULL) < 0)
+    if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | rt_statvfs_flags(p),
+              NULL) < 0)
         return berr_errno(e, 500, "remount %s read-only", p);
     return 0;
 }

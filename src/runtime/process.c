@@ -49,7 +49,8 @@ int rt_sync_send(int sock, const rt_sync_msg *m, int fd)
         memcpy(CMSG_DATA(c), &fd, sizeof fd);
     }
     ssize_t r;
-    while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {}
+    while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+    }
     return r == (ssize_t)sizeof *m ? 0 : -1;
 }
 
@@ -61,20 +62,25 @@ int rt_sync_recv(int sock, rt_sync_msg *m, int *fd, berr *e)
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     if (fd) *fd = -1;
     ssize_t r;
-    while ((r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+    while ((r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+    }
     if (r < 0) return berr_errno(e, 500, "read from the container process");
     if (r == 0) return 0;
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     if (c && c->cmsg_type == SCM_RIGHTS) {
         int got;
         memcpy(&got, CMSG_DATA(c), sizeof got);
-        if (fd) *fd = got;
-        else close(got);
+        if (fd)
+            *fd = got;
+        else
+            close(got);
     }
-    if (r != (ssize_t)sizeof *m) return berr_set(e, 500, "short message from the container process");
+    if (r != (ssize_t)sizeof *m)
+        return berr_set(e, 500, "short message from the container process");
     return 1;
 }
 
@@ -159,7 +165,8 @@ static int setup_stdio(const rt_io *io, berr *e)
         if (io->fd[i] >= 0 && (tmp[i] = fcntl(io->fd[i], F_DUPFD_CLOEXEC, 10)) < 0)
             return berr_errno(e, 500, "dup stdio");
     for (int i = 0; i < 3; i++)
-        if (tmp[i] >= 0 && (dup2(tmp[i], i) < 0 || close(tmp[i]) < 0)) return berr_errno(e, 500, "dup2 stdio");
+        if (tmp[i] >= 0 && (dup2(tmp[i], i) < 0 || close(tmp[i]) < 0))
+            return berr_errno(e, 500, "dup2 stdio");
     return 0;
 }
 
@@ -177,7 +184,8 @@ static int secure(const rt_process *p, const rt_bpf *bpf, bool userns, berr *e)
 {
     if (rt_oom_score_apply(p, e) < 0 || rt_rlimits_apply(p, e) < 0) return -1;
     if (rt_caps_apply_bounding(&p->caps, e) < 0) return -1;
-    if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return berr_errno(e, 500, "no_new_privs");
+    if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return berr_errno(e, 500, "no_new_privs");
     if (bpf && !p->nnp && rt_seccomp_load(bpf, e) < 0) return -1; /* still has CAP_SYS_ADMIN */
     if (rt_user_apply(p, userns, e) < 0 || rt_caps_apply(&p->caps, e) < 0) return -1;
     if (bpf && p->nnp && rt_seccomp_load(bpf, e) < 0) return -1;
@@ -186,13 +194,32 @@ static int secure(const rt_process *p, const rt_bpf *bpf, bool userns, berr *e)
 
 static int find_and_chdir(const rt_process *p, char **path, berr *e)
 {
-    if (chdir(p->cwd) < 0) return berr_errno(e, 400, "chdir to cwd (\"%s\") set in config.json failed", p->cwd);
+    if (chdir(p->cwd) < 0)
+        return berr_errno(e, 400, "chdir to cwd (\"%s\") set in config.json failed", p->cwd);
     int err;
     if (!(*path = rt_find_exec(p, &err))) return rt_exec_errno_berr(e, p->args[0], err);
     return 0;
 }
 
 /* ---- the init process ---- */
+/* The container process sets up its root while the parent creates its
+ * cgroups; it waits for them (GO) only where it needs them: before the
+ * cgroup mount, or at the end of the root setup. */
+static int child_sock = -1;
+static bool child_go, child_userns, child_cgns;
+
+int rt_child_await_cgroup(berr *e)
+{
+    if (child_go || child_sock < 0) return 0;
+    rt_sync_msg m;
+    if (rt_sync_recv(child_sock, &m, NULL, e) != 1 || m.type != RT_MSG_GO) _exit(1);
+    child_go = true;
+    if (!child_userns && rt_child_cgroup && rt_cgroup_enter_self(rt_child_cgroup, e) < 0) return -1;
+    if (child_cgns && unshare(CLONE_NEWCGROUP) < 0)
+        return berr_errno(e, 500, "unshare the cgroup namespace");
+    return 0;
+}
+
 typedef struct init_args {
     const rt_spec *s;
     const rt_create_opts *o;
@@ -207,7 +234,8 @@ static int join_namespaces(const rt_spec *s, const int *nsfd, berr *e)
         for (size_t i = 0; i < s->nns; i++) {
             if (nsfd[i] < 0 || (pass == 0) != (s->ns[i].type == CLONE_NEWUSER)) continue;
             if (s->ns[i].type == CLONE_NEWPID) continue; /* done by the intermediate */
-            if (setns(nsfd[i], s->ns[i].type) < 0) return berr_errno(e, 500, "join namespace %s", s->ns[i].path);
+            if (setns(nsfd[i], s->ns[i].type) < 0)
+                return berr_errno(e, 500, "join namespace %s", s->ns[i].path);
         }
     return 0;
 }
@@ -218,18 +246,18 @@ static int init_setup(init_args *a, int *master, char **path, berr *e)
     const rt_process *p = s->proc;
     int slave = -1;
     if (join_namespaces(s, a->nsfd, e) < 0) return -1;
-    if (rt_spec_has_ns(s, CLONE_NEWCGROUP) && !rt_spec_ns_path(s, CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0)
-        return berr_errno(e, 500, "unshare the cgroup namespace");
     setsid();
     if (rt_spec_has_ns(s, CLONE_NEWUSER) && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
         return berr_errno(e, 500, "become root in the user namespace");
-    if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) return berr_errno(e, 500, "sethostname");
+    if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
+        return berr_errno(e, 500, "sethostname");
     if (s->domainname && setdomainname(s->domainname, strlen(s->domainname)) < 0)
         return berr_errno(e, 500, "setdomainname");
     if (setup_stdio(&a->o->io, e) < 0) return -1;
-    if (rt_rootfs_prepare(s, p, master, &slave, e) < 0) return -1;
+    if (rt_rootfs_prepare(s, p, master, &slave, e) < 0 || rt_child_await_cgroup(e) < 0) return -1;
     if (slave >= 0 && (use_tty(slave, e) < 0 || close(slave) < 0)) return -1;
-    if (rt_rootfs_pivot(s, a->o->no_pivot, e) < 0 || rt_sysctl_apply(s, e) < 0 || rt_rootfs_finish(s, e) < 0)
+    if (rt_rootfs_pivot(s, a->o->no_pivot, e) < 0 || rt_sysctl_apply(s, e) < 0 ||
+        rt_rootfs_finish(s, e) < 0)
         return -1;
     return find_and_chdir(p, path, e);
 }
@@ -247,14 +275,17 @@ static void init_main(void *arg)
     rt_sync_msg m;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     reset_signals();
-    if (rt_sync_recv(a->sock, &m, NULL, &e) != 1 || m.type != RT_MSG_GO) _exit(1);
-    if (!rt_spec_has_ns(a->s, CLONE_NEWUSER) && rt_child_cgroup && rt_cgroup_enter_self(rt_child_cgroup, &e) < 0)
-        rt_child_fail(a->sock, &e, errno);
+    child_sock = a->sock;
+    child_userns = rt_spec_has_ns(a->s, CLONE_NEWUSER);
+    child_cgns = rt_spec_has_ns(a->s, CLONE_NEWCGROUP) && !rt_spec_ns_path(a->s, CLONE_NEWCGROUP);
+    if (child_userns && rt_child_await_cgroup(&e) < 0)
+        rt_child_fail(a->sock, &e, errno); /* id maps first */
     int master = -1, err;
     char *path = NULL;
     if (init_setup(a, &master, &path, &e) < 0) rt_child_fail(a->sock, &e, errno);
     const rt_process *p = a->s->proc;
-    if (secure(p, a->bpf, rt_spec_has_ns(a->s, CLONE_NEWUSER), &e) < 0) rt_child_fail(a->sock, &e, errno);
+    if (secure(p, a->bpf, rt_spec_has_ns(a->s, CLONE_NEWUSER), &e) < 0)
+        rt_child_fail(a->sock, &e, errno);
     preserve_fds(a->o->preserve_fds);
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     m = (rt_sync_msg){.type = RT_MSG_READY};
@@ -284,9 +315,11 @@ static pid_t raw_clone(unsigned long flags)
 static pid_t clone_into(unsigned long flags, int *cgfd)
 {
     if (*cgfd < 0) return raw_clone(flags);
-    struct clone_args a = {.flags = flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)*cgfd};
+    struct clone_args a = {
+        .flags = flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)*cgfd};
     pid_t pid = (pid_t)syscall(SYS_clone3, &a, sizeof a);
-    if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL && errno != EOPNOTSUPP)) return pid;
+    if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL && errno != EOPNOTSUPP))
+        return pid;
     *cgfd = -1;
     return raw_clone(flags);
 }
@@ -295,8 +328,8 @@ static pid_t clone_into(unsigned long flags, int *cgfd)
  * intermediate that joins it and clones with CLONE_PARENT, so the new process
  * is still our child. The intermediate reports the pid on the child's end
  * of the socket pair (*csock), which the parent then closes. */
-static pid_t spawn(unsigned long flags, int pidns, int *cgfd, int psock, int *csock, void (*fn)(void *), void *arg,
-                   berr *e)
+static pid_t spawn(unsigned long flags, int pidns, int *cgfd, int psock, int *csock,
+                   void (*fn)(void *), void *arg, berr *e)
 {
     if (pidns < 0) {
         pid_t pid = clone_into(flags, cgfd);
@@ -320,7 +353,9 @@ static pid_t spawn(unsigned long flags, int pidns, int *cgfd, int psock, int *cs
     int st, r = rt_sync_recv(psock, &m, NULL, e);
     waitpid(mid, &st, 0);
     if (r != 1 || m.type != RT_MSG_PID || m.pid <= 0) {
-        if (r >= 0) berr_set(e, 500, "could not create a process in the pid namespace: %s", strerror(m.err));
+        if (r >= 0)
+            berr_set(e, 500, "could not create a process in the pid namespace: %s",
+                     strerror(m.err));
         return -1;
     }
     if (!m.status) *cgfd = -1;
@@ -374,11 +409,12 @@ static unsigned long clone_flags(const rt_spec *s)
 }
 
 /* Parent side of create: clone, cgroup, GO, wait for READY. */
-int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg, int statefd,
-                  pid_t *pid_out, int *master, berr *e)
+int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg,
+                  int statefd, pid_t *pid_out, int *master, berr *e)
 {
     int sv[2], pidns = -1;
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return berr_errno(e, 500, "socketpair");
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berr_errno(e, 500, "socketpair");
     init_args arg = {s, o, bpf, sv[1], statefd, {0}};
     int r = -1;
     pid_t pid = -1;
@@ -400,7 +436,7 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
         (write_idmap(pid, "uid_map", s->uidmap, s->nuidmap, e) < 0 ||
          write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
         goto out;
-    if (enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
+    if (rt_cgroup_setup(cg, s, e) < 0 || enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
     rt_sync_msg m = {.type = RT_MSG_GO};
     if (rt_sync_send(sv[0], &m, -1) < 0) {
         berr_errno(e, 500, "signal the container process");
@@ -410,8 +446,10 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
     if (got == 0) berr_set(e, 500, "the container process exited during setup");
     if (got == 1 && m.type == RT_MSG_ERROR) {
         e->status = m.status;
-        if (m.status == 404 || (m.status == 403 && m.err)) rt_exec_errno_berr(e, s->proc->args[0], m.err);
-        else snprintf(e->msg, sizeof e->msg, "%s", m.msg);
+        if (m.status == 404 || (m.status == 403 && m.err))
+            rt_exec_errno_berr(e, s->proc->args[0], m.err);
+        else
+            snprintf(e->msg, sizeof e->msg, "%s", m.msg);
     }
     if (got == 1 && m.type == RT_MSG_READY) r = 0;
 out:
@@ -441,7 +479,8 @@ static int exec_setup(exec_args *a, int *master, berr *e)
     if (p->terminal) {
         int slave;
         if (rt_pty_open(AT_FDCWD, master, &slave, e) < 0 || use_tty(slave, e) < 0) return -1;
-        if (p->rows || p->cols) ioctl(*master, TIOCSWINSZ, &(struct winsize){.ws_row = p->rows, .ws_col = p->cols});
+        if (p->rows || p->cols)
+            ioctl(*master, TIOCSWINSZ, &(struct winsize){.ws_row = p->rows, .ws_col = p->cols});
         close(slave);
     }
     return 0;
@@ -470,7 +509,10 @@ static void exec_main(void *arg)
     rt_child_fail(a->sock, &x, err);
 }
 
-static void exec_trampoline(void *arg) { exec_main(arg); }
+static void exec_trampoline(void *arg)
+{
+    exec_main(arg);
+}
 
 /* Opens the namespaces of pid that differ from ours, user first, mount last. */
 static int open_target_ns(pid_t pid, int fds[7], int types[7], int *n, int *pidns)
@@ -478,8 +520,9 @@ static int open_target_ns(pid_t pid, int fds[7], int types[7], int *n, int *pidn
     static const struct {
         const char *name;
         int type;
-    } order[] = {{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},   {"net", CLONE_NEWNET},
-                 {"pid", CLONE_NEWPID},   {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS}};
+    } order[] = {{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+                 {"net", CLONE_NEWNET},   {"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP},
+                 {"mnt", CLONE_NEWNS}};
     *n = 0;
     *pidns = -1;
     for (size_t i = 0; i < 7; i++) {
@@ -508,7 +551,8 @@ static void exec_join_main(void *arg)
 {
     exec_join *j = arg;
     berr ce;
-    if (rt_child_cgroup && rt_cgroup_enter_self(rt_child_cgroup, &ce) < 0) rt_child_fail(j->a.sock, &ce, errno);
+    if (rt_child_cgroup && rt_cgroup_enter_self(rt_child_cgroup, &ce) < 0)
+        rt_child_fail(j->a.sock, &ce, errno);
     for (int i = 0; i < j->n; i++)
         if (j->types[i] != CLONE_NEWPID && setns(j->fds[i], j->types[i]) < 0) {
             berr e;
@@ -518,11 +562,12 @@ static void exec_join_main(void *arg)
     exec_trampoline(&j->a);
 }
 
-int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *bpf, const rt_io *io, pid_t *out,
-                  int *master, berr *e)
+int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *bpf,
+                  const rt_io *io, pid_t *out, int *master, berr *e)
 {
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return berr_errno(e, 500, "socketpair");
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berr_errno(e, 500, "socketpair");
     exec_join j = {{p, io, bpf, sv[1], false}, {0}, {0}, 0};
     int pidns = -1, r = -1;
     pid_t pid = -1;
@@ -546,11 +591,15 @@ int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *
         goto out;
     }
     int got = rt_sync_recv(sv[0], &m, master, e);
-    if (got == 1 && m.type == RT_MSG_READY) got = rt_sync_recv(sv[0], &m, NULL, e); /* EOF: execve done */
-    if (got == 0) r = 0;
+    if (got == 1 && m.type == RT_MSG_READY)
+        got = rt_sync_recv(sv[0], &m, NULL, e); /* EOF: execve done */
+    if (got == 0)
+        r = 0;
     else if (got == 1 && m.type == RT_MSG_ERROR) {
-        if (m.status == 404 || m.status == 403) rt_exec_errno_berr(e, p->args[0], m.err);
-        else berr_set(e, m.status, "%s", m.msg);
+        if (m.status == 404 || m.status == 403)
+            rt_exec_errno_berr(e, p->args[0], m.err);
+        else
+            berr_set(e, m.status, "%s", m.msg);
     }
 out:
     for (int i = 0; i < j.n; i++) close(j.fds[i]);

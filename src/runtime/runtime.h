@@ -59,7 +59,10 @@ typedef struct rt_io {
     int fd[3];          /* the process's stdin, stdout, stderr; -1: inherit the caller's */
     int console_socket; /* terminal only: also send the pty master here (runc style), -1 none */
 } rt_io;
-#define RT_IO_INHERIT {{-1, -1, -1}, -1}
+#define RT_IO_INHERIT                                                                              \
+    {                                                                                              \
+        {-1, -1, -1}, -1                                                                           \
+    }
 
 typedef struct rt_create_opts {
     const char *root;     /* state directory root, e.g. /run/berth-runtime */
@@ -118,7 +121,7 @@ typedef struct rt_stats {
     uint64_t cpu_total_ns, cpu_user_ns, cpu_system_ns;
     uint64_t cpu_periods, cpu_throttled_periods, cpu_throttled_ns;
     uint64_t percpu_ns[256];
-    int ncpus; /* entries in percpu_ns */
+    int ncpus;                         /* entries in percpu_ns */
     uint64_t pids_current, pids_limit; /* limit 0: none */
     uint64_t blk_read_bytes, blk_write_bytes;
 } rt_stats;

@@ -38,14 +38,22 @@ static int parse_action(const char *name, const json_t *errno_ret, int dflt_errn
 {
     int ret = json_is_integer(errno_ret) ? (int)json_integer_value(errno_ret) : dflt_errno;
     if (!name) return berr_set(e, 400, "seccomp: missing action");
-    if (!strcmp(name, "SCMP_ACT_ALLOW")) *out = SCMP_ACT_ALLOW;
-    else if (!strcmp(name, "SCMP_ACT_ERRNO")) *out = SCMP_ACT_ERRNO((uint32_t)ret);
-    else if (!strcmp(name, "SCMP_ACT_KILL") || !strcmp(name, "SCMP_ACT_KILL_THREAD")) *out = SCMP_ACT_KILL;
-    else if (!strcmp(name, "SCMP_ACT_KILL_PROCESS")) *out = SCMP_ACT_KILL_PROCESS;
-    else if (!strcmp(name, "SCMP_ACT_TRAP")) *out = SCMP_ACT_TRAP;
-    else if (!strcmp(name, "SCMP_ACT_TRACE")) *out = SCMP_ACT_TRACE((uint32_t)ret);
-    else if (!strcmp(name, "SCMP_ACT_LOG")) *out = SCMP_ACT_LOG;
-    else return berr_set(e, 400, "seccomp: unsupported action %s", name);
+    if (!strcmp(name, "SCMP_ACT_ALLOW"))
+        *out = SCMP_ACT_ALLOW;
+    else if (!strcmp(name, "SCMP_ACT_ERRNO"))
+        *out = SCMP_ACT_ERRNO((uint32_t)ret);
+    else if (!strcmp(name, "SCMP_ACT_KILL") || !strcmp(name, "SCMP_ACT_KILL_THREAD"))
+        *out = SCMP_ACT_KILL;
+    else if (!strcmp(name, "SCMP_ACT_KILL_PROCESS"))
+        *out = SCMP_ACT_KILL_PROCESS;
+    else if (!strcmp(name, "SCMP_ACT_TRAP"))
+        *out = SCMP_ACT_TRAP;
+    else if (!strcmp(name, "SCMP_ACT_TRACE"))
+        *out = SCMP_ACT_TRACE((uint32_t)ret);
+    else if (!strcmp(name, "SCMP_ACT_LOG"))
+        *out = SCMP_ACT_LOG;
+    else
+        return berr_set(e, 400, "seccomp: unsupported action %s", name);
     return 0;
 }
 
@@ -54,9 +62,12 @@ static int parse_op(const char *name, enum scmp_compare *out)
     static const struct {
         const char *n;
         enum scmp_compare op;
-    } ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT},
-               {"SCMP_CMP_LE", SCMP_CMP_LE}, {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-               {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+    } ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},
+               {"SCMP_CMP_LT", SCMP_CMP_LT},
+               {"SCMP_CMP_LE", SCMP_CMP_LE},
+               {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+               {"SCMP_CMP_GE", SCMP_CMP_GE},
+               {"SCMP_CMP_GT", SCMP_CMP_GT},
                {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
     for (size_t i = 0; name && i < sizeof ops / sizeof *ops; i++)
         if (!strcmp(name, ops[i].n)) {
@@ -75,10 +86,14 @@ static int parse_flags(const json_t *arr, unsigned int *out, berr *e)
     {
         const char *f = json_string_value(v);
         if (!f) continue;
-        if (!strcmp(f, "SECCOMP_FILTER_FLAG_LOG")) *out |= SECCOMP_FILTER_FLAG_LOG;
-        else if (!strcmp(f, "SECCOMP_FILTER_FLAG_SPEC_ALLOW")) *out |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
-        else if (!strcmp(f, "SECCOMP_FILTER_FLAG_TSYNC")) *out |= SECCOMP_FILTER_FLAG_TSYNC;
-        else return berr_set(e, 400, "seccomp: unsupported flag %s", f);
+        if (!strcmp(f, "SECCOMP_FILTER_FLAG_LOG"))
+            *out |= SECCOMP_FILTER_FLAG_LOG;
+        else if (!strcmp(f, "SECCOMP_FILTER_FLAG_SPEC_ALLOW"))
+            *out |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+        else if (!strcmp(f, "SECCOMP_FILTER_FLAG_TSYNC"))
+            *out |= SECCOMP_FILTER_FLAG_TSYNC;
+        else
+            return berr_set(e, 400, "seccomp: unsupported flag %s", f);
     }
     return 0;
 }
@@ -94,18 +109,21 @@ static int add_arches(scmp_filter_ctx ctx, const json_t *arr, berr *e)
         if (!a) continue;
         char low[32];
         size_t k = 0;
-        for (const char *p = str_starts(a, "SCMP_ARCH_") ? a + 10 : a; *p && k < sizeof low - 1; p++)
+        for (const char *p = str_starts(a, "SCMP_ARCH_") ? a + 10 : a; *p && k < sizeof low - 1;
+             p++)
             low[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
         low[k] = 0;
         uint32_t arch = seccomp_arch_resolve_name(low);
         if (!arch) return berr_set(e, 400, "seccomp: unknown architecture %s", a);
         int r = seccomp_arch_add(ctx, arch);
-        if (r < 0 && r != -EEXIST) return berr_set(e, 400, "seccomp: add architecture %s: %s", a, strerror(-r));
+        if (r < 0 && r != -EEXIST)
+            return berr_set(e, 400, "seccomp: add architecture %s: %s", a, strerror(-r));
     }
     return 0;
 }
 
-static int parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, bool *distinct, berr *e)
+static int parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, bool *distinct,
+                      berr *e)
 {
     size_t i;
     json_t *a;
@@ -116,13 +134,15 @@ static int parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, b
     {
         if (i >= 6) return berr_set(e, 400, "seccomp: more than 6 argument conditions");
         enum scmp_compare op;
-        if (parse_op(jstr(a, "op"), &op) < 0) return berr_set(e, 400, "seccomp: bad op %s", jstr(a, "op") ? jstr(a, "op") : "(none)");
+        if (parse_op(jstr(a, "op"), &op) < 0)
+            return berr_set(e, 400, "seccomp: bad op %s", jstr(a, "op") ? jstr(a, "op") : "(none)");
         unsigned idx = (unsigned)json_integer_value(json_object_get(a, "index"));
         if (idx > 5) return berr_set(e, 400, "seccomp: argument index %u out of range", idx);
         if (seen & (1U << idx)) *distinct = false;
         seen |= 1U << idx;
-        cmp[(*n)++] = (struct scmp_arg_cmp){idx, op, (scmp_datum_t)json_integer_value(json_object_get(a, "value")),
-                                            (scmp_datum_t)json_integer_value(json_object_get(a, "valueTwo"))};
+        cmp[(*n)++] = (struct scmp_arg_cmp){
+            idx, op, (scmp_datum_t)json_integer_value(json_object_get(a, "value")),
+            (scmp_datum_t)json_integer_value(json_object_get(a, "valueTwo"))};
     }
     return 0;
 }
@@ -130,7 +150,8 @@ static int parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, b
 static int add_rule(scmp_filter_ctx ctx, const json_t *rule, uint32_t dflt, berr *e)
 {
     uint32_t act;
-    if (parse_action(jstr(rule, "action"), json_object_get(rule, "errnoRet"), EPERM, &act, e) < 0) return -1;
+    if (parse_action(jstr(rule, "action"), json_object_get(rule, "errnoRet"), EPERM, &act, e) < 0)
+        return -1;
     if (act == dflt) return 0;
     struct scmp_arg_cmp cmp[6];
     size_t ncmp;
@@ -147,7 +168,8 @@ static int add_rule(scmp_filter_ctx ctx, const json_t *rule, uint32_t dflt, berr
         if (distinct || ncmp <= 1)
             r = seccomp_rule_add_array(ctx, act, nr, (unsigned)ncmp, cmp);
         else
-            for (size_t k = 0; k < ncmp && r >= 0; k++) r = seccomp_rule_add_array(ctx, act, nr, 1, &cmp[k]);
+            for (size_t k = 0; k < ncmp && r >= 0; k++)
+                r = seccomp_rule_add_array(ctx, act, nr, 1, &cmp[k]);
         if (r < 0) return berr_set(e, 400, "seccomp: add rule for %s: %s", name, strerror(-r));
     }
     return 0;
@@ -171,9 +193,11 @@ static int export_bpf(scmp_filter_ctx ctx, rt_bpf *out, berr *e)
 static int compile(const json_t *sc, rt_bpf *out, berr *e)
 {
     uint32_t dflt;
-    if (parse_action(jstr(sc, "defaultAction"), json_object_get(sc, "defaultErrnoRet"), EPERM, &dflt, e) < 0)
+    if (parse_action(jstr(sc, "defaultAction"), json_object_get(sc, "defaultErrnoRet"), EPERM,
+                     &dflt, e) < 0)
         return -1;
-    if (jstr(sc, "listenerPath")) return berr_set(e, 400, "seccomp: notify listeners are not supported");
+    if (jstr(sc, "listenerPath"))
+        return berr_set(e, 400, "seccomp: notify listeners are not supported");
     if (parse_flags(json_object_get(sc, "flags"), &out->flags, e) < 0) return -1;
     scmp_filter_ctx ctx = seccomp_init(dflt);
     if (!ctx) return berr_set(e, 500, "seccomp_init failed");

@@ -87,7 +87,8 @@ static int parse_user(const json_t *u, rt_process *p, berr *e)
     p->gids = xcalloc(json_array_size(g) + 1, sizeof *p->gids);
     json_array_foreach(g, i, v)
     {
-        if (!json_is_integer(v)) return berr_set(e, 400, "process.user.additionalGids: not a number");
+        if (!json_is_integer(v))
+            return berr_set(e, 400, "process.user.additionalGids: not a number");
         p->gids[p->ngids++] = (gid_t)json_integer_value(v);
     }
     return 0;
@@ -144,17 +145,28 @@ static const struct {
     bool clear;
     unsigned long flag;
 } mount_opts[] = {
-    {"defaults", false, 0},         {"ro", false, MS_RDONLY},
-    {"rw", true, MS_RDONLY},        {"suid", true, MS_NOSUID},
-    {"nosuid", false, MS_NOSUID},   {"dev", true, MS_NODEV},
-    {"nodev", false, MS_NODEV},     {"exec", true, MS_NOEXEC},
-    {"noexec", false, MS_NOEXEC},   {"sync", false, MS_SYNCHRONOUS},
-    {"async", true, MS_SYNCHRONOUS}, {"dirsync", false, MS_DIRSYNC},
-    {"remount", false, MS_REMOUNT}, {"mand", false, MS_MANDLOCK},
-    {"nomand", true, MS_MANDLOCK},  {"atime", true, MS_NOATIME},
-    {"noatime", false, MS_NOATIME}, {"diratime", true, MS_NODIRATIME},
-    {"nodiratime", false, MS_NODIRATIME}, {"relatime", false, MS_RELATIME},
-    {"norelatime", true, MS_RELATIME}, {"strictatime", false, MS_STRICTATIME},
+    {"defaults", false, 0},
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"suid", true, MS_NOSUID},
+    {"nosuid", false, MS_NOSUID},
+    {"dev", true, MS_NODEV},
+    {"nodev", false, MS_NODEV},
+    {"exec", true, MS_NOEXEC},
+    {"noexec", false, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},
+    {"remount", false, MS_REMOUNT},
+    {"mand", false, MS_MANDLOCK},
+    {"nomand", true, MS_MANDLOCK},
+    {"atime", true, MS_NOATIME},
+    {"noatime", false, MS_NOATIME},
+    {"diratime", true, MS_NODIRATIME},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},
+    {"strictatime", false, MS_STRICTATIME},
     {"nostrictatime", true, MS_STRICTATIME},
 };
 
@@ -162,9 +174,9 @@ static const struct {
     const char *name;
     unsigned long flag;
 } prop_opts[] = {
-    {"private", MS_PRIVATE},   {"rprivate", MS_PRIVATE | MS_REC},
-    {"shared", MS_SHARED},     {"rshared", MS_SHARED | MS_REC},
-    {"slave", MS_SLAVE},       {"rslave", MS_SLAVE | MS_REC},
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
     {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
@@ -205,7 +217,9 @@ static void parse_mount_opt(rt_mount *m, const char *o, sbuf *data)
 static int parse_mount(const json_t *j, rt_mount *m, berr *e)
 {
     const char *dest = jstr(j, "destination");
-    if (!dest || dest[0] != '/') return berr_set(e, 400, "mount destination must be an absolute path: %s", dest ? dest : "(none)");
+    if (!dest || dest[0] != '/')
+        return berr_set(e, 400, "mount destination must be an absolute path: %s",
+                        dest ? dest : "(none)");
     m->dest = xstrdup(dest);
     m->source = jdup(j, "source");
     m->type = jdup(j, "type");
@@ -231,8 +245,8 @@ static const struct {
     const char *name;
     int flag;
 } ns_names[] = {
-    {"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
-    {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"user", CLONE_NEWUSER},
+    {"pid", CLONE_NEWPID},       {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+    {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},     {"user", CLONE_NEWUSER},
     {"cgroup", CLONE_NEWCGROUP},
 };
 
@@ -279,7 +293,8 @@ static int parse_devices(const json_t *arr, rt_spec *s, berr *e)
         rt_device *v = &s->devices[s->ndevices++];
         const char *path = jstr(d, "path"), *type = jstr(d, "type");
         if (!path || path[0] != '/' || !type || !strchr("cbup", type[0]) || !type[0])
-            return berr_set(e, 400, "linux.devices[%zu]: needs an absolute path and a type c, b, u or p", i);
+            return berr_set(
+                e, 400, "linux.devices[%zu]: needs an absolute path and a type c, b, u or p", i);
         v->path = xstrdup(path);
         v->type = type[0] == 'u' ? 'c' : type[0];
         v->major = (long)jint(d, "major", 0);
@@ -380,7 +395,8 @@ static int parse_linux(const json_t *l, rt_spec *s, berr *e)
     s->cgroups_path = jdup(l, "cgroupsPath");
     if (!(s->masked = rt_strv_from_json(json_object_get(l, "maskedPaths"), e, "linux.maskedPaths")))
         return -1;
-    if (!(s->readonly = rt_strv_from_json(json_object_get(l, "readonlyPaths"), e, "linux.readonlyPaths")))
+    if (!(s->readonly =
+              rt_strv_from_json(json_object_get(l, "readonlyPaths"), e, "linux.readonlyPaths")))
         return -1;
     const char *prop = jstr(l, "rootfsPropagation");
     s->rootfs_prop = MS_REC | MS_PRIVATE;
@@ -417,8 +433,7 @@ static int check_spec(const rt_spec *s, berr *e)
 {
     if ((s->hostname || s->domainname) && !rt_spec_has_ns(s, CLONE_NEWUTS))
         return berr_set(e, 400, "unable to set hostname without a private UTS namespace");
-    if (!rt_spec_has_ns(s, CLONE_NEWNS))
-        return berr_set(e, 400, "a mount namespace is required");
+    if (!rt_spec_has_ns(s, CLONE_NEWNS)) return berr_set(e, 400, "a mount namespace is required");
     if (rt_spec_has_ns(s, CLONE_NEWUSER) && !rt_spec_ns_path(s, CLONE_NEWUSER) &&
         (!s->nuidmap || !s->ngidmap))
         return berr_set(e, 400, "a new user namespace needs uidMappings and gidMappings");
@@ -464,7 +479,10 @@ int rt_spec_load_bundle(const char *bundle, rt_spec **out, berr *e)
     return r;
 }
 
-const rt_process *rt_spec_process(const rt_spec *s) { return s->proc; }
+const rt_process *rt_spec_process(const rt_spec *s)
+{
+    return s->proc;
+}
 
 void rt_spec_free(rt_spec *s)
 {

@@ -349,6 +349,27 @@ def test_memory_hog_is_oom_killed(bundle):
     assert p.returncode == 137, (p.returncode, p.stderr)
 
 
+def test_oom_kill_is_detected_and_update_is_live(bundle):
+    # a child is OOM-killed, init survives: the count comes from the cgroup
+    bundle.write(args=["sh", "-c", "sh -c 'x=a; while true; do x=$x$x; done'; sleep 30"],
+                 memory=16 * 1024 * 1024)
+    bundle.detach()
+    ev = {}
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ev = json.loads(bundle.rt("events", "--stats", bundle.id, check=True).stdout)
+        if ev["data"]["memory"]["oom_kill"] > 0:
+            break
+        time.sleep(0.1)
+    assert ev["data"]["memory"]["oom_kill"] >= 1
+    assert ev["data"]["memory"]["usage"]["limit"] == 16 * 1024 * 1024
+    bundle.rt("update", "--memory", "32m", "--memory-swap", "32m", "--pids-limit", "50", bundle.id,
+              check=True)
+    ev = json.loads(bundle.rt("events", "--stats", bundle.id, check=True).stdout)
+    assert ev["data"]["memory"]["usage"]["limit"] == 32 * 1024 * 1024
+    assert ev["data"]["pids"]["limit"] == 50
+
+
 def test_fork_bomb_stops_at_pids_limit(bundle):
     bundle.write(args=["sh", "-c", "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done "
                        "2>/dev/null; sleep 30"], pids=10)
