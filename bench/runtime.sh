@@ -32,7 +32,7 @@ for b in plain docker; do
     echo "== bundle: $b"
     hyperfine -N --warmup 5 --runs ${RUNS:-100} --export-json "$work/$b.json" \
         -n berth-runtime "$rt --root $work/berth run --bundle $work/$b b-berth" \
-        -n runc "runc --root $work/runc run --bundle $work/$b b-runc" >/dev/null
+        -n runc "runc --root $work/runc run --bundle $work/$b b-runc" >/dev/null 2>&1
     /usr/bin/python3 - "$work/$b.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}

@@ -126,9 +126,10 @@ static int stat_container_path(client *c, const char *ctr, const char *path, cpi
         unsigned char *dec = xcalloc(n + 4, 1);
         int dn = b64_decode(hdr, n, dec);
         json_error_t je;
-        json_t *j = dn > 0 ? json_loadb((char *)dec, strnlen((char *)dec, (size_t)dn), 0, &je)
-                           : NULL;
-        unsigned long long mode = (unsigned long long)json_integer_value(json_object_get(j, "mode"));
+        json_t *j =
+            dn > 0 ? json_loadb((char *)dec, strnlen((char *)dec, (size_t)dn), 0, &je) : NULL;
+        unsigned long long mode =
+            (unsigned long long)json_integer_value(json_object_get(j, "mode"));
         out->exists = true;
         out->is_dir = (mode & GO_MODE_DIR) != 0;
         out->is_link = (mode & GO_MODE_SYMLINK) != 0;
@@ -168,7 +169,7 @@ static int host_dest_info(const char *path, cpinfo *out, char **err)
 }
 
 /* PrepareArchiveCopy: where to extract and how to rename the top entry.
- * *dst_dir gets the directory; *from/*to the rename (both NULL: none). */
+ * The directory goes to *dst_dir; the rename to *from and *to (NULL: none). */
 static int prepare_copy(const cpinfo *src, const cpinfo *dst, char **dst_dir, char **from,
                         char **to, char **err)
 {
@@ -182,13 +183,18 @@ static int prepare_copy(const cpinfo *src, const cpinfo *dst, char **dst_dir, ch
     } else if (dst->exists && src->is_dir) {
         *err = xstrdup("cannot copy directory");
         rc = -1;
-    } else if (!dst->exists && !src->is_dir && (ends_with_sep(dst->path) || ends_with_dot(dst->path))) {
+    } else if (!dst->exists && !src->is_dir &&
+               (ends_with_sep(dst->path) || ends_with_dot(dst->path))) {
         *err = xstrdup("no such directory");
         rc = -1;
     } else {
         *dst_dir = xstrdup(ddir);
-        *from = xstrdup(src->rebase ? src->rebase : sbase);
+        *from = xstrdup(sbase);
         *to = xstrdup(dbase);
+    }
+    if (rc == 0 && !*from && src->rebase) {
+        *from = xstrdup(sbase);
+        *to = xstrdup(src->rebase);
     }
     free(sdir);
     free(sbase);
@@ -225,14 +231,12 @@ static int extract_entries(struct archive *in, const char *dir, const char *from
             free(h);
             free(hf);
         }
-        if (archive_write_header(out, e) < ARCHIVE_WARN ||
-            archive_read_data_into_fd(in, -1) < ARCHIVE_WARN) {
-        }
         const void *buf;
         size_t len;
         la_int64_t off;
-        while ((r = archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK)
-            archive_write_data_block(out, buf, len, off);
+        if (archive_write_header(out, e) >= ARCHIVE_WARN)
+            while (archive_read_data_block(in, &buf, &len, &off) == ARCHIVE_OK)
+                archive_write_data_block(out, buf, len, off);
         if (archive_write_finish_entry(out) < ARCHIVE_WARN) {
             *err = xstrdup(archive_error_string(out));
             rc = -1;
@@ -245,5 +249,318 @@ static int extract_entries(struct archive *in, const char *dir, const char *from
         rc = -1;
     }
     archive_write_free(out);
+    return rc;
+}
+
+static bool write_fd(void *ctx, const char *data, size_t n)
+{
+    return write_all(*(int *)ctx, data, n) >= 0;
+}
+
+/* command.ValidateOutputPath */
+static int validate_output(const char *path)
+{
+    char *dir, *base;
+    split_dir_entry(path, &dir, &base);
+    struct stat st;
+    int rc = 0;
+    if (strcmp(dir, ".") && stat(dir, &st) < 0 && errno == ENOENT) {
+        errorf("invalid output path: directory \"%s\" does not exist", dir);
+        rc = -1;
+    }
+    free(dir);
+    free(base);
+    return rc;
+}
+
+/* GET .../archive?path= into fd; 0, or -1 after printing the error. */
+static int fetch_archive(client *c, const char *ctr, const char *path, int fd)
+{
+    char *e = url_escape(ctr);
+    sbuf p = {0};
+    sbuf_printf(&p, "/containers/%s/archive", e);
+    query_add(&p, "path", path);
+    req rq = {.method = "GET", .path = p.data, .body_fd = -1, .on_data = write_fd, .ctx = &fd};
+    resp r;
+    int rc = client_do(c, &rq, &r);
+    if (rc == 0 && r.status == 404) {
+        errorf("Error: No such container:path: %s:%s", ctr, path);
+        rc = -1;
+    } else if (rc == 0 && r.status >= 400) {
+        print_daemon_error(&r);
+        rc = -1;
+    }
+    resp_free(&r);
+    sbuf_free(&p);
+    free(e);
+    return rc;
+}
+
+/* Joins a relative symlink target with the link's directory. */
+static char *link_abs(const char *link_path, const char *target)
+{
+    if (target[0] == '/') return xstrdup(target);
+    char *dir, *base;
+    split_dir_entry(link_path, &dir, &base);
+    char *out = xasprintf("%s/%s", dir, target);
+    free(dir);
+    free(base);
+    return out;
+}
+
+static int extract_tmp(int fd, const cpinfo *src, const char *dst)
+{
+    cpinfo di = {0};
+    char *err = NULL, *dir = NULL, *from = NULL, *to = NULL;
+    int rc = host_dest_info(dst, &di, &err);
+    if (rc == 0) rc = prepare_copy(src, &di, &dir, &from, &to, &err);
+    if (rc == 0) {
+        lseek(fd, 0, SEEK_SET);
+        struct archive *a = archive_read_new();
+        archive_read_support_format_tar(a);
+        if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK) {
+            err = xstrdup(archive_error_string(a));
+            rc = -1;
+        } else
+            rc = extract_entries(a, dir, from, to, &err);
+        archive_read_free(a);
+    }
+    if (rc < 0) errorf("%s", err ? err : "copy failed");
+    free(err);
+    free(dir);
+    free(from);
+    free(to);
+    cpinfo_free(&di);
+    return rc;
+}
+
+static int copy_from(client *c, const char *ctr, const char *src, const char *dst, bool follow)
+{
+    char *dabs = strcmp(dst, "-") ? local_abs(dst) : NULL;
+    if (dabs && validate_output(dabs) < 0) return free(dabs), 1;
+    cpinfo si = {.path = xstrdup(src)};
+    int st = stat_container_path(c, ctr, src, &si);
+    if (st == 1 && follow && si.is_link && si.link_target) {
+        char *target = link_abs(src, si.link_target);
+        char *sd, *sb, *td, *tb;
+        split_dir_entry(src, &sd, &sb);
+        split_dir_entry(target, &td, &tb);
+        if (strcmp(sb, tb)) si.rebase = xstrdup(sb);
+        free(si.path);
+        si.path = target;
+        free(si.link_target);
+        si.link_target = NULL;
+        st = stat_container_path(c, ctr, si.path, &si);
+        free(sd), free(sb), free(td), free(tb);
+    }
+    int rc = 1;
+    if (st == 0) errorf("Error: No such container:path: %s:%s", ctr, src);
+    if (st == 1 && !dabs) {
+        fflush(stdout);
+        rc = fetch_archive(c, ctr, si.path, STDOUT_FILENO) < 0 ? 1 : 0;
+    } else if (st == 1) {
+        FILE *tmp = tmpfile();
+        if (tmp && fetch_archive(c, ctr, si.path, fileno(tmp)) == 0)
+            rc = extract_tmp(fileno(tmp), &si, dabs) < 0 ? 1 : 0;
+        if (tmp) fclose(tmp);
+    }
+    cpinfo_free(&si);
+    free(dabs);
+    return rc;
+}
+
+/* ---- host -> container ---- */
+
+static int copy_data(struct archive *disk, struct archive *tar)
+{
+    const void *buf;
+    size_t len;
+    la_int64_t off;
+    int r;
+    while ((r = archive_read_data_block(disk, &buf, &len, &off)) == ARCHIVE_OK)
+        if (archive_write_data(tar, buf, len) < 0) return -1;
+    return r == ARCHIVE_EOF ? 0 : -1;
+}
+
+/* Tars dir/base (names relative to dir, first `from` renamed `to`) into fd. */
+static int tar_source(const char *dir, const char *base, const char *from, const char *to, int fd,
+                      char **err)
+{
+    struct archive *disk = archive_read_disk_new(), *tar = archive_write_new();
+    archive_read_disk_set_symlink_physical(disk);
+    archive_read_disk_set_standard_lookup(disk);
+    archive_write_set_format_pax_restricted(tar);
+    archive_write_open_fd(tar, fd);
+    char *top = xasprintf("%s/%s", dir, base);
+    size_t skip = strcmp(dir, "/") ? strlen(dir) + 1 : 1;
+    int rc = archive_read_disk_open(disk, top) == ARCHIVE_OK ? 0 : -1;
+    struct archive_entry *e = archive_entry_new();
+    while (rc == 0) {
+        int r = archive_read_next_header2(disk, e);
+        if (r == ARCHIVE_EOF) break;
+        if (r < ARCHIVE_WARN) {
+            rc = -1;
+            break;
+        }
+        archive_read_disk_descend(disk);
+        const char *full = archive_entry_pathname(e);
+        char *name = rebase_name(strlen(full) >= skip ? full + skip : full, from, to);
+        archive_entry_set_pathname(e, name);
+        free(name);
+        if (archive_write_header(tar, e) < ARCHIVE_WARN ||
+            (archive_entry_filetype(e) == AE_IFREG && copy_data(disk, tar) < 0))
+            rc = -1;
+    }
+    if (rc < 0)
+        *err = xstrdup(archive_error_string(disk) ? archive_error_string(disk)
+                                                  : archive_error_string(tar));
+    archive_entry_free(e);
+    archive_read_free(disk);
+    archive_write_close(tar);
+    archive_write_free(tar);
+    free(top);
+    return rc;
+}
+
+/* PUT .../archive?path=dir with the tar in fd. */
+static int put_archive(client *c, const char *ctr, const char *dir, int fd, bool uidgid)
+{
+    char *e = url_escape(ctr);
+    sbuf p = {0};
+    sbuf_printf(&p, "/containers/%s/archive", e);
+    query_add(&p, "path", dir);
+    query_add(&p, "noOverwriteDirNonDir", "true");
+    if (uidgid) query_add(&p, "copyUIDGID", "true");
+    req rq = {.method = "PUT", .path = p.data, .body_fd = fd, .content_type = "application/x-tar"};
+    resp r;
+    int rc = client_do(c, &rq, &r);
+    if (rc == 0 && r.status == 404) {
+        errorf("Error: No such container:path: %s:%s", ctr, dir);
+        rc = -1;
+    } else if (rc == 0 && r.status >= 400) {
+        print_daemon_error(&r);
+        rc = -1;
+    }
+    resp_free(&r);
+    sbuf_free(&p);
+    free(e);
+    return rc;
+}
+
+/* CopyInfoSourcePath: the resolved host source (parent dir symlinks resolved). */
+static int host_source_info(const char *path, bool follow, cpinfo *out, char **err)
+{
+    char *dir, *base, real[PATH_MAX];
+    split_dir_entry(path, &dir, &base);
+    if (follow && strcmp(base, ".") && realpath(path, real)) {
+        out->path = xstrdup(real);
+        char *d2, *b2;
+        split_dir_entry(real, &d2, &b2);
+        if (strcmp(b2, base)) out->rebase = xstrdup(base);
+        free(d2), free(b2);
+    } else if (realpath(dir, real))
+        out->path = !strcmp(real, "/") ? xasprintf("/%s", base) : xasprintf("%s/%s", real, base);
+    else
+        out->path = xstrdup(path);
+    free(dir);
+    free(base);
+    struct stat st;
+    if (lstat(out->path, &st) < 0) {
+        *err = xasprintf("lstat %s: %s", out->path, go_strerror(errno));
+        return -1;
+    }
+    out->exists = true;
+    out->is_dir = S_ISDIR(st.st_mode);
+    return 0;
+}
+
+static int copy_to_tar(client *c, const char *ctr, const cpinfo *si, const cpinfo *di, bool uidgid)
+{
+    char *err = NULL, *dir = NULL, *from = NULL, *to = NULL, *sdir, *sbase;
+    split_dir_entry(si->path, &sdir, &sbase);
+    int rc = prepare_copy(si, di, &dir, &from, &to, &err);
+    FILE *tmp = rc == 0 ? tmpfile() : NULL;
+    if (rc == 0 && !tmp) err = xasprintf("%s", go_strerror(errno)), rc = -1;
+    if (rc == 0) rc = tar_source(sdir, sbase, from, to, fileno(tmp), &err);
+    if (rc < 0) errorf("%s", err ? err : "copy failed");
+    if (rc == 0) {
+        lseek(fileno(tmp), 0, SEEK_SET);
+        rc = put_archive(c, ctr, dir, fileno(tmp), uidgid);
+    }
+    if (tmp) fclose(tmp);
+    free(err), free(dir), free(from), free(to), free(sdir), free(sbase);
+    return rc < 0 ? 1 : 0;
+}
+
+static int copy_to(client *c, const char *src, const char *ctr, const char *dst, bool follow,
+                   bool uidgid)
+{
+    cpinfo di = {.path = xstrdup(dst)};
+    int st = stat_container_path(c, ctr, dst, &di);
+    if (st == 1 && di.is_link && di.link_target) {
+        char *target = link_abs(dst, di.link_target);
+        free(di.path);
+        free(di.link_target);
+        di = (cpinfo){.path = target};
+        st = stat_container_path(c, ctr, target, &di);
+    }
+    int rc = 1;
+    if (st < 0) goto out;
+    if (!strcmp(src, "-")) {
+        if (!di.is_dir)
+            errorf("destination \"%s:%s\" must be a directory", ctr, dst);
+        else
+            rc = put_archive(c, ctr, di.path, STDIN_FILENO, uidgid) < 0 ? 1 : 0;
+        goto out;
+    }
+    char *abs = local_abs(src), *err = NULL;
+    cpinfo si = {0};
+    if (host_source_info(abs, follow, &si, &err) < 0)
+        errorf("%s", err);
+    else
+        rc = copy_to_tar(c, ctr, &si, &di, uidgid);
+    free(err);
+    free(abs);
+    cpinfo_free(&si);
+out:
+    cpinfo_free(&di);
+    return rc;
+}
+
+/* splitCpArg: "ctr:path", unless the argument is a local path. */
+static char *split_arg(const char *arg, const char **path)
+{
+    const char *colon = strchr(arg, ':');
+    *path = arg;
+    if (arg[0] == '/' || arg[0] == '.' || !colon) return NULL;
+    *path = colon + 1;
+    return xstrndup(arg, (size_t)(colon - arg));
+}
+
+int run_cp(client *c, const cmd_def *def, int argc, char **argv)
+{
+    bool archive = false, follow = false;
+    flag flags[] = {
+        {"archive", 'a', FLAG_BOOL, &archive, "Archive mode (copy all uid/gid information)"},
+        {"follow-link", 'L', FLAG_BOOL, &follow, "Always follow symbol link in SRC_PATH"},
+        {NULL},
+    };
+    char **pos = NULL;
+    int rc;
+    if (parse_cmd(def, flags, argc, argv, &pos, &rc) < 0) return rc;
+    const char *sp, *dp;
+    char *sc = split_arg(pos[0], &sp), *dc = split_arg(pos[1], &dp);
+    rc = 1;
+    if (sc && dc)
+        errorf("copying between containers is not supported");
+    else if (!sc && !dc)
+        errorf("must specify at least one container source");
+    else if (sc)
+        rc = copy_from(c, sc, sp, dp, follow);
+    else
+        rc = copy_to(c, sp, dc, dp, follow, archive);
+    free(sc);
+    free(dc);
+    free(pos);
     return rc;
 }

@@ -247,7 +247,19 @@ ssize_t read_all(int fd, void *p, size_t n)
     return (ssize_t)done;
 }
 
+static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool sync);
+
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return replace_file(path, data, len, mode, true);
+}
+
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+    return replace_file(path, data, len, mode, false);
+}
+
+static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool sync)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(),
@@ -257,7 +269,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) return -1;
-    if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    if (write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
         int s = errno;
         close(fd);
         unlink(tmp);
@@ -274,7 +286,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash) {
+    if (sync && slash) {
         if (slash == dir) slash[1] = 0;
         else *slash = 0;
         fsync_dir(dir);

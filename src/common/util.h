@@ -72,6 +72,10 @@ int rm_rf(const char *path);                        /* 0 also when absent */
 int read_file(const char *path, char **out, size_t *len); /* NUL-terminated; -1+errno */
 /* Atomic replace: tmp in same dir, fsync, rename, fsync dir. -1+errno. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same without fsync: atomic against a crash of the process (kill -9),
+ * not against power loss. For state that is cheap to rebuild or that a
+ * restarted daemon reconciles anyway (container state, generated files). */
+int write_file_replace(const char *path, const void *data, size_t len, mode_t mode);
 int fsync_dir(const char *dir);
 ssize_t write_all(int fd, const void *p, size_t n);
 ssize_t read_all(int fd, void *p, size_t n); /* until n or EOF */

@@ -273,7 +273,7 @@ int ctr_save(container *c)
 {
     char *p = xasprintf("%s/containers/%s/config.v2.json", data_root, c->id);
     char *s = json_dumps(c->j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    int rc = s ? write_file_atomic(p, s, strlen(s), 0600) : -1;
+    int rc = s ? write_file_replace(p, s, strlen(s), 0600) : -1;
     if (rc < 0) log_error("saving %s: %s", p, strerror(errno));
     free(s);
     free(p);

@@ -134,24 +134,24 @@ static int write_etc_files(container *c, const char *dir)
     ctr_unlock();
     char *p = xasprintf("%s/hostname", dir), *data = NULL;
     char *line = xasprintf("%s\n", hostname);
-    int rc = write_file_atomic(p, line, strlen(line), 0644);
+    int rc = write_file_replace(p, line, strlen(line), 0644);
     free(p), free(line);
     p = xasprintf("%s/hosts", dir);
     if (host_net && read_file("/etc/hosts", &data, NULL) == 0) {
-        rc |= write_file_atomic(p, data, strlen(data), 0644);
+        rc |= write_file_replace(p, data, strlen(data), 0644);
     } else {
         char *hosts = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                                 "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\t"
                                 "ip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t%s\n",
                                 hostname);
-        rc |= write_file_atomic(p, hosts, strlen(hosts), 0644);
+        rc |= write_file_replace(p, hosts, strlen(hosts), 0644);
         free(hosts);
     }
     free(data), data = NULL;
     free(p);
     p = xasprintf("%s/resolv.conf", dir);
     if (read_file("/etc/resolv.conf", &data, NULL) < 0) data = xstrdup("");
-    rc |= write_file_atomic(p, data, strlen(data), 0644);
+    rc |= write_file_replace(p, data, strlen(data), 0644);
     free(data), free(p), free(hostname);
     return rc;
 }
@@ -202,6 +202,8 @@ static int launch(container *c, berr *e)
     char *rtroot = xasprintf("%s/runtime", D.exec_root);
     json_t *spec = NULL;
     int rc = -1;
+    int64_t t0 = now_ns();
+#define PHASE(what) log_debug("start %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
     rm_rf(edir);
     if (mkdir_p(edir, 0700) < 0) {
         berr_errno(e, 500, "creating %s", edir);
@@ -211,16 +213,20 @@ static int launch(container *c, berr *e)
         berr_errno(e, 500, "writing /etc files");
         goto out;
     }
+    PHASE("etc files");
     if (mount_rootfs(c, image_id, e) < 0) goto out;
+    PHASE("rootfs mounted");
     spec = ocispec_build(snap, root, dir, cg, e);
     if (!spec) goto out_umount;
+    PHASE("spec built");
     char *s = json_dumps(spec, JSON_COMPACT);
-    int w = write_file_atomic(bundle_cfg, s, strlen(s), 0600);
+    int w = write_file_replace(bundle_cfg, s, strlen(s), 0600);
     free(s);
     if (w < 0) {
         berr_errno(e, 500, "writing %s", bundle_cfg);
         goto out_umount;
     }
+    PHASE("spec written");
     const json_t *cfg = json_object_get(snap, "Config");
     const json_t *lcfg = json_object_get(json_object_get(snap, "HostConfig"), "LogConfig");
     const char *mf = jstr(json_object_get(lcfg, "Config"), "max-file");
@@ -240,6 +246,7 @@ static int launch(container *c, berr *e)
     if (pa ? shim_launch_attached(&o, pin, pout, perr, &pid, &afd, e) < 0
            : shim_launch(&o, &pid, e) < 0)
         goto out_umount;
+    PHASE("shim launched");
     if (pa) {
         ctr_lock();
         c->pa_fd = afd;
@@ -260,6 +267,7 @@ static int launch(container *c, berr *e)
     c->stopping = false;
     ctr_save(c);
     ctr_unlock();
+    PHASE("state saved");
     rc = 0;
     goto out;
 out_umount:

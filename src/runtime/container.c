@@ -239,7 +239,7 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     if (o->pid_file) {
         char buf[24];
         int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-        if (write_file_atomic(o->pid_file, buf, (size_t)n, 0644) < 0) {
+        if (write_file_replace(o->pid_file, buf, (size_t)n, 0644) < 0) {
             berr_errno(e, 500, "write pid file %s", o->pid_file);
             goto fail;
         }

@@ -230,7 +230,7 @@ void shim_exec_finished(shim *sh, target *t, int exit_code)
     char *path = proto_exec_exit_path(sh->state_dir, t->exec_id);
     char data[64];
     int n = snprintf(data, sizeof data, "{\"ExitCode\":%d}", exit_code);
-    if (write_file_atomic(path, data, (size_t)n, 0600) < 0)
+    if (write_file_replace(path, data, (size_t)n, 0600) < 0)
         log_warn("shim: write %s: %s", path, strerror(errno));
     free(path);
     for (client *cl = sh->clients; cl; cl = cl->next) {

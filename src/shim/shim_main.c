@@ -149,7 +149,7 @@ static int write_pid(shim *sh, const char *name, pid_t pid, berr *e)
 {
     char buf[32], *path = proto_path(sh->state_dir, name);
     int n = snprintf(buf, sizeof buf, "%d", (int)pid);
-    int r = write_file_atomic(path, buf, (size_t)n, 0644);
+    int r = write_file_replace(path, buf, (size_t)n, 0644);
     if (r < 0) berr_errno(e, 500, "shim: write %s", path);
     free(path);
     return r;
@@ -273,7 +273,7 @@ void shim_container_finished(shim *sh)
     json_t *j = json_pack("{s:i,s:b,s:s,s:s}", "ExitCode", sh->exit_code, "OOMKilled",
                           sh->oom_killed, "FinishedAt", ts, "Error", "");
     char *s = json_dumps(j, JSON_COMPACT), *path = proto_path(sh->state_dir, SHIM_EXIT);
-    if (write_file_atomic(path, s, strlen(s), 0644) < 0)
+    if (write_file_replace(path, s, strlen(s), 0644) < 0)
         log_error("shim: write %s: %s", path, strerror(errno));
     free(s), free(path), json_decref(j);
     sh->finished = true;
