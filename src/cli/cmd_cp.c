@@ -452,7 +452,19 @@ static int host_source_info(const char *path, bool follow, cpinfo *out, char **e
 {
     char *dir, *base, real[PATH_MAX];
     split_dir_entry(path, &dir, &base);
-    if (follow && strcmp(base, ".") && realpath(path, real)) {
+    if (follow && strcmp(base, ".") && !realpath(path, real)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        int e = errno;
+        if (n > 0) target[n] = 0;
+        char *shown = n > 0 ? link_abs(path, target) : xstrdup(path);
+        *err = xasprintf("lstat %s: %s", shown, go_strerror(n > 0 ? ENOENT : e));
+        free(shown);
+        free(dir);
+        free(base);
+        return -1;
+    }
+    if (follow && strcmp(base, ".")) {
         out->path = xstrdup(real);
         char *d2, *b2;
         split_dir_entry(real, &d2, &b2);

@@ -242,7 +242,6 @@ void h_container_create(req *r)
     const char *name = req_query(r, "name");
     if (name && *name) json_object_set_new(j, "Name", json_string(name));
     else json_object_del(j, "Name");
-    json_object_set_new(json_object_get(j, "Config"), "Hostname", json_string(""));
     container *c = ctr_add(j, &e);
     if (!c) {
         json_decref(j);
@@ -250,10 +249,12 @@ void h_container_create(req *r)
     }
     ctr_lock();
     json_t *cfg = json_object_get(c->j, "Config");
-    const char *hn = jstr(json_object_get(json_object_get(c->j, "HostConfig"), "NetworkMode"), "");
-    (void)hn;
-    const char *uh = NULL;
-    if (!uh) {
+    const char *uh = jstr(cfg, "Hostname");
+    const char *nmode = jstr(json_object_get(c->j, "HostConfig"), "NetworkMode");
+    char hostbuf[256] = "";
+    if ((!uh || !*uh) && nmode && !strcmp(nmode, "host") && gethostname(hostbuf, sizeof hostbuf - 1) == 0) {
+        json_object_set_new(cfg, "Hostname", json_string(hostbuf)); /* as dockerd with --network host */
+    } else if (!uh || !*uh) {
         char short_id[13];
         snprintf(short_id, sizeof short_id, "%.12s", c->id);
         json_object_set_new(cfg, "Hostname", json_string(short_id));

@@ -124,35 +124,78 @@ void lc_unmount(const char *id)
     free(target);
 }
 
+/* resolv.conf: the host's, or what --dns/--dns-search/--dns-option say. */
+static char *resolv_conf(const json_t *hc)
+{
+    const json_t *dns = json_object_get(hc, "Dns"), *search = json_object_get(hc, "DnsSearch"),
+                 *opts = json_object_get(hc, "DnsOptions");
+    char *host = NULL;
+    if (read_file("/etc/resolv.conf", &host, NULL) < 0) host = xstrdup("");
+    if (!json_array_size(dns) && !json_array_size(search) && !json_array_size(opts)) return host;
+    sbuf b = {0};
+    size_t i;
+    json_t *v;
+    json_array_foreach(search, i, v) sbuf_printf(&b, "%s%s", i ? " " : "search ", json_string_value(v));
+    if (json_array_size(search)) sbuf_adds(&b, "\n");
+    if (json_array_size(dns)) {
+        json_array_foreach(dns, i, v) sbuf_printf(&b, "nameserver %s\n", json_string_value(v));
+    } else { /* keep the host's nameservers */
+        char *save = NULL;
+        for (char *l = strtok_r(host, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+            if (str_starts(l, "nameserver")) sbuf_printf(&b, "%s\n", l);
+    }
+    json_array_foreach(opts, i, v) sbuf_printf(&b, "%s%s", i ? " " : "options ", json_string_value(v));
+    if (json_array_size(opts)) sbuf_adds(&b, "\n");
+    free(host);
+    return sbuf_steal(&b);
+}
+
+static char *hosts_file(const json_t *hc, const char *hostname, bool host_net)
+{
+    sbuf b = {0};
+    char *data = NULL;
+    if (host_net && read_file("/etc/hosts", &data, NULL) == 0) {
+        sbuf_adds(&b, data);
+        free(data);
+    } else {
+        sbuf_printf(&b, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\t"
+                        "ip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t%s\n",
+                    hostname);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(hc, "ExtraHosts"), i, v)
+    {
+        const char *s = json_string_value(v); /* "name:ip" */
+        const char *colon = s ? strchr(s, ':') : NULL;
+        if (colon) sbuf_printf(&b, "%s\t%.*s\n", colon + 1, (int)(colon - s), s);
+    }
+    return sbuf_steal(&b);
+}
+
 static int write_etc_files(container *c, const char *dir)
 {
     ctr_lock();
     const char *hn = jstr(json_object_get(c->j, "Config"), "Hostname");
     char *hostname = xstrdup(hn && *hn ? hn : c->id);
-    const char *nm = jstr(json_object_get(c->j, "HostConfig"), "NetworkMode");
-    bool host_net = nm && !strcmp(nm, "host");
+    json_t *hc = json_deep_copy(json_object_get(c->j, "HostConfig"));
     ctr_unlock();
-    char *p = xasprintf("%s/hostname", dir), *data = NULL;
+    const char *nm = jstr(hc, "NetworkMode");
+    bool host_net = nm && !strcmp(nm, "host");
+    char *p = xasprintf("%s/hostname", dir);
     char *line = xasprintf("%s\n", hostname);
     int rc = write_file_replace(p, line, strlen(line), 0644);
     free(p), free(line);
     p = xasprintf("%s/hosts", dir);
-    if (host_net && read_file("/etc/hosts", &data, NULL) == 0) {
-        rc |= write_file_replace(p, data, strlen(data), 0644);
-    } else {
-        char *hosts = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                                "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\t"
-                                "ip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t%s\n",
-                                hostname);
-        rc |= write_file_replace(p, hosts, strlen(hosts), 0644);
-        free(hosts);
-    }
-    free(data), data = NULL;
-    free(p);
+    char *data = hosts_file(hc, hostname, host_net);
+    rc |= write_file_replace(p, data, strlen(data), 0644);
+    free(p), free(data);
     p = xasprintf("%s/resolv.conf", dir);
-    if (read_file("/etc/resolv.conf", &data, NULL) < 0) data = xstrdup("");
+    data = resolv_conf(hc);
     rc |= write_file_replace(p, data, strlen(data), 0644);
     free(data), free(p), free(hostname);
+    json_decref(hc);
     return rc;
 }
 

@@ -4,7 +4,10 @@
  * seccomp, masked paths, cgroup resources, rlimits and sysctls. */
 #include "daemon/ocispec.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -88,8 +91,10 @@ static int capabilities(const json_t *hc, json_t *proc, uint64_t *out, berr *e)
         const char *badname = NULL;
         uint64_t add = cap_bits(json_object_get(hc, "CapAdd"), &bad, &badname);
         if (!bad) {
+            /* Docker: drops apply to the defaults, then adds win (so
+             * --cap-drop ALL --cap-add X leaves exactly X) */
             uint64_t drop = cap_bits(json_object_get(hc, "CapDrop"), &bad, &badname);
-            bits = (bits | add) & ~drop;
+            bits = (bits & ~drop) | add;
         }
         if (bad) return berr_set(e, 400, "invalid capability: %s", badname);
         bits &= held;
@@ -387,6 +392,35 @@ static void set_if(json_t *o, const char *k, const json_t *hc, const char *hk)
     if (v) json_object_set_new(o, k, json_integer(v));
 }
 
+/* Every device node under the host's /dev (as --privileged exposes them),
+ * skipping the filesystems the container mounts itself. */
+static void host_devices(const char *dir, json_t *out, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char *p = xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0) {
+            if (S_ISDIR(st.st_mode) && depth < 3 && strcmp(p, "/dev/pts") && strcmp(p, "/dev/shm") &&
+                strcmp(p, "/dev/mqueue") && strcmp(p, "/dev/fd"))
+                host_devices(p, out, depth + 1);
+            else if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && strcmp(p, "/dev/console") &&
+                     strcmp(p, "/dev/ptmx"))
+                json_array_append_new(
+                    out, json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i}", "path", p, "type",
+                                   S_ISCHR(st.st_mode) ? "c" : "b", "major", (int)major(st.st_rdev),
+                                   "minor", (int)minor(st.st_rdev), "fileMode",
+                                   (int)(st.st_mode & 07777), "uid", (int)st.st_uid, "gid",
+                                   (int)st.st_gid));
+        }
+        free(p);
+    }
+    closedir(d);
+}
+
 json_t *ocispec_resources(const json_t *hc, bool privileged)
 {
     json_t *r = json_object();
@@ -541,6 +575,11 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     json_object_set_new(linux, "namespaces", ns);
     json_object_set_new(linux, "cgroupsPath", json_string(cgroup_path));
     json_object_set_new(linux, "resources", ocispec_resources(hc, privileged));
+    if (privileged) {
+        json_t *devs = json_array();
+        host_devices("/dev", devs, 0);
+        json_object_set_new(linux, "devices", devs);
+    }
     if (json_object_size(json_object_get(hc, "Sysctls")))
         json_object_set(linux, "sysctl", json_object_get(hc, "Sysctls"));
     if (!privileged) {

@@ -135,7 +135,13 @@ def docker_spec(rootfs, args, cid, memory=None, pids=None, cpu_quota=None, secco
 def rootfs(tmp_path_factory):
     d = tmp_path_factory.mktemp("rt-rootfs") / "rootfs"
     subprocess.run(["sh", os.path.join(ROOT, "scripts/mkrootfs-busybox.sh"), str(d)], check=True)
-    return str(d)
+    yield str(d)
+    # the runtime removes each container's cgroup; the shared parent is ours
+    for ctrl in os.listdir(CG):
+        try:
+            os.rmdir(os.path.join(CG, ctrl, "berth-test"))
+        except OSError:
+            pass
 
 
 def cgroup_dirs(cid):

@@ -1,0 +1,321 @@
+"""Live restore and restart policies.
+
+Live restore: a private berthd (never the session one) runs a container, is killed
+with SIGKILL, and the container must keep running under its shim; a new berthd on
+the same roots finds it (ps, inspect, logs that kept growing, exec, stop, wait), and
+an exit that happened while no daemon ran is recorded with its code.
+
+Restart policies: no, on-failure[:N], always, unless-stopped, on the session daemon,
+and `always` honoured when berthd starts again.
+
+Each test removes its containers; a private daemon is restarted if needed to clean
+up, and any container process still alive at the end is killed by its PID.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import DOCKER_CLIS, uniq, wait_for
+
+TICKER = "i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.2; done"
+
+
+def pid_alive(pid):
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def state(d, n):
+    return d.api_json("GET", f"/containers/{n}/json")["State"]
+
+
+def inspect(d, n):
+    return d.api_json("GET", f"/containers/{n}/json")
+
+
+def ticks(text):
+    return [int(w[4:]) for w in text.split() if w.startswith("tick") and w[4:].isdigit()]
+
+
+@pytest.fixture
+def rd(own_daemons, rootfs_tar):
+    """A private berthd with busybox imported; cleaned up (restarted if need be)."""
+    d = own_daemons(uniq("restore")).start()
+    d.berth("import", "-c", 'CMD ["sh"]', "-", "busybox:latest", input=rootfs_tar)
+    d.pids = []
+    yield d
+    if d.proc is None:
+        try:
+            d.start()
+        except RuntimeError:
+            pass
+    if d.proc is not None:
+        try:
+            for c in d.api_json("GET", "/containers/json?all=1") or []:
+                d.api("DELETE", f"/containers/{c['Id']}?force=1", timeout=60)
+        except (OSError, AssertionError):
+            pass
+    for pid in d.pids:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def ctrs(daemon):
+    made = []
+    yield made
+    for c in reversed(made):
+        try:
+            daemon.api("DELETE", f"/containers/{c}?force=1", timeout=60)
+        except OSError:
+            pass
+
+
+def run_d(d, *args):
+    n = uniq("rs")
+    cid = d.docker("run", "-d", "--name", n, *args).out.strip()
+    pid = state(d, n)["Pid"]
+    if hasattr(d, "pids"):
+        d.pids.append(pid)
+    return n, cid, pid
+
+
+# ---------------------------------------------------------------------------
+# live restore
+
+
+def test_container_survives_kill9_and_is_restored(rd):
+    n, cid, pid = run_d(rd, "busybox", "sh", "-c", TICKER)
+    assert wait_for(lambda: len(ticks(rd.docker("logs", n).out)) >= 3, timeout=10)
+    rd.kill9()
+    # the container keeps running without a daemon
+    time.sleep(1.5)
+    assert pid_alive(pid), "the container died with berthd"
+    rd.start()
+    # found again: ps, inspect
+    assert rd.docker("ps", "-q", "--no-trunc", "--filter", f"name={n}").out.split() == [cid]
+    st = state(rd, n)
+    assert st["Status"] == "running" and st["Running"] is True and st["Pid"] == pid
+    # the log kept growing while berthd was down (no gap) and still grows
+    t1 = ticks(rd.docker("logs", n).out)
+    assert t1 == list(range(1, len(t1) + 1)), t1[:5] + ["..."] + t1[-5:]
+    assert len(t1) >= 10, t1           # >= 1.5 s of down time at 5 lines a second
+    assert wait_for(lambda: len(ticks(rd.docker("logs", n).out)) > len(t1) + 2, timeout=10)
+    # exec and top work through the restored shim
+    assert rd.docker("exec", n, "echo", "restored").out == "restored\n"
+    p = rd.docker("exec", n, "sh", "-c", "exit 5", check=False)
+    assert p.returncode == 5, (p.out, p.err)
+    assert str(pid) in rd.docker("top", n).out
+    # stop works, and wait sees the exit
+    t0 = time.time()
+    rd.docker("stop", "-t", "2", n, timeout=60)
+    assert time.time() - t0 < 15
+    assert wait_for(lambda: not pid_alive(pid), timeout=10)
+    st = state(rd, n)
+    assert st["Status"] == "exited" and st["ExitCode"] == 137
+    assert rd.docker("wait", n, timeout=30).out.strip() == "137"
+    rd.docker("rm", n)
+
+
+def test_logs_follow_and_attach_after_restore(rd):
+    n, cid, pid = run_d(rd, "-i", "busybox", "sh", "-c",
+                        'read x; echo "got $x"; exit 6')
+    rd.kill9()
+    rd.start()
+    assert state(rd, n)["Running"] is True
+    p = rd.docker("attach", n, input="after-restore\n", timeout=30, check=False)
+    assert p.returncode == 6, (p.out, p.err)
+    assert p.out == "got after-restore\n"
+    st = state(rd, n)
+    assert st["Status"] == "exited" and st["ExitCode"] == 6
+    assert rd.docker("logs", n).out == "got after-restore\n"
+
+
+def test_exit_while_daemon_down_is_recorded(rd):
+    n, cid, pid = run_d(rd, "busybox", "sh", "-c", "sleep 2; echo bye; exit 7")
+    rd.kill9()
+    assert wait_for(lambda: not pid_alive(pid), timeout=15), "the container did not end"
+    time.sleep(0.5)
+    t_down_end = time.time()
+    rd.start()
+    st = state(rd, n)
+    assert st["Status"] == "exited" and st["Running"] is False, st
+    assert st["ExitCode"] == 7 and st["Pid"] == 0, st
+    fin = st["FinishedAt"]
+    assert fin != "0001-01-01T00:00:00Z"
+    assert rd.docker("wait", n, timeout=30).out.strip() == "7"
+    assert rd.docker("logs", n).out == "bye\n"
+    assert rd.docker("ps", "-a", "--filter", f"name={n}", "--format", "{{.Status}}").out \
+        .startswith("Exited (7)")
+    assert t_down_end > 0
+    # and it starts again normally
+    rd.docker("start", n)
+    assert rd.docker("wait", n, timeout=30).out.strip() == "7"
+
+
+def test_kill9_twice_and_sigterm_restart(rd):
+    n, cid, pid = run_d(rd, "busybox", "sleep", "300")
+    for _ in range(2):
+        rd.kill9()
+        assert pid_alive(pid)
+        rd.start()
+        assert state(rd, n)["Pid"] == pid
+    assert rd.docker("exec", n, "true", check=False).returncode == 0
+    rd.docker("rm", "-f", n)
+    assert wait_for(lambda: not pid_alive(pid), timeout=10)
+
+
+def test_nothing_left_after_rm_of_restored(rd):
+    n, cid, pid = run_d(rd, "busybox", "sleep", "300")
+    rd.kill9()
+    rd.start()
+    rd.docker("rm", "-f", n)
+    assert wait_for(lambda: not pid_alive(pid), timeout=10)
+    import glob
+    import subprocess
+    assert wait_for(lambda: not [p for p in glob.glob(f"/sys/fs/cgroup/*/berth/{cid}") +
+                                 glob.glob(f"/sys/fs/cgroup/berth/{cid}") if os.path.isdir(p)],
+                    timeout=10)
+    with open("/proc/self/mountinfo") as f:
+        assert cid not in f.read()
+    out = subprocess.run(["pgrep", "-f", cid], stdout=subprocess.PIPE, text=True).stdout.split()
+    assert [x for x in out if x != str(os.getpid())] == []
+
+
+# ---------------------------------------------------------------------------
+# restart policies
+
+
+def test_on_failure_max_retries(daemon, busybox, ctrs):
+    n = uniq("rp")
+    ctrs.append(n)
+    daemon.docker("run", "-d", "--name", n, "--restart", "on-failure:2", "busybox",
+                  "sh", "-c", "exit 1")
+    ok = wait_for(lambda: inspect(daemon, n)["RestartCount"] == 2 and
+                  state(daemon, n)["Status"] == "exited", timeout=30, interval=0.2)
+    info = inspect(daemon, n)
+    assert ok, (info["RestartCount"], info["State"])
+    time.sleep(2)                         # and no more attempts
+    info = inspect(daemon, n)
+    assert info["RestartCount"] == 2
+    st = info["State"]
+    assert st["Status"] == "exited" and st["ExitCode"] == 1 and st["Restarting"] is False
+    assert info["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+
+
+def test_on_failure_not_on_success(daemon, busybox, ctrs):
+    n = uniq("rp")
+    ctrs.append(n)
+    daemon.docker("run", "-d", "--name", n, "--restart", "on-failure", "busybox", "true")
+    time.sleep(2)
+    info = inspect(daemon, n)
+    assert info["RestartCount"] == 0 and info["State"]["Status"] == "exited"
+
+
+def test_always_restarts_and_stop_ends_it(daemon, busybox, ctrs):
+    n = uniq("rp")
+    ctrs.append(n)
+    daemon.docker("run", "-d", "--name", n, "--restart", "always", "busybox",
+                  "sh", "-c", "sleep 0.3; exit 0")
+    assert wait_for(lambda: inspect(daemon, n)["RestartCount"] >= 2, timeout=30, interval=0.2), \
+        inspect(daemon, n)["State"]
+    daemon.docker("stop", "-t", "1", n, timeout=60)
+    # stopped between two runs it may still show "restarting" for a moment
+    assert wait_for(lambda: state(daemon, n)["Status"] == "exited", timeout=5, interval=0.1), \
+        state(daemon, n)
+    assert state(daemon, n)["Running"] is False
+    count = inspect(daemon, n)["RestartCount"]
+    time.sleep(2)
+    assert state(daemon, n)["Status"] == "exited"
+    assert inspect(daemon, n)["RestartCount"] == count
+
+
+def test_always_restarts_after_kill_from_inside(daemon, busybox, ctrs):
+    n = uniq("rp")
+    ctrs.append(n)
+    daemon.docker("run", "-d", "--name", n, "--restart", "always", "busybox", "sleep", "300")
+    pid = state(daemon, n)["Pid"]
+    os.kill(pid, signal.SIGKILL)          # the process dies: not a user stop
+    assert wait_for(lambda: state(daemon, n)["Pid"] not in (0, pid) and
+                    state(daemon, n)["Running"], timeout=20, interval=0.2), state(daemon, n)
+    assert inspect(daemon, n)["RestartCount"] >= 1
+
+
+def test_unless_stopped(daemon, busybox, ctrs):
+    n = uniq("rp")
+    ctrs.append(n)
+    daemon.docker("run", "-d", "--name", n, "--restart", "unless-stopped", "busybox",
+                  "sh", "-c", "sleep 0.3; exit 3")
+    assert wait_for(lambda: inspect(daemon, n)["RestartCount"] >= 1, timeout=20, interval=0.2)
+    n2 = uniq("rp")
+    ctrs.append(n2)
+    daemon.docker("run", "-d", "--name", n2, "--restart", "unless-stopped", "busybox",
+                  "sleep", "300")
+    daemon.docker("stop", "-t", "1", n2, timeout=60)
+    time.sleep(2)
+    info = inspect(daemon, n2)
+    assert info["State"]["Status"] == "exited" and info["RestartCount"] == 0
+
+
+def test_no_policy_stays_exited(daemon, busybox, ctrs):
+    n = uniq("rp")
+    ctrs.append(n)
+    daemon.docker("run", "-d", "--name", n, "busybox", "sh", "-c", "exit 1")
+    time.sleep(1.5)
+    info = inspect(daemon, n)
+    assert info["RestartCount"] == 0 and info["State"]["Status"] == "exited"
+    assert info["HostConfig"]["RestartPolicy"]["Name"] in ("no", "")
+
+
+def test_bad_restart_policy(daemon, busybox, ctrs):
+    n = uniq("rp")
+    ctrs.append(n)
+    st, _, body = daemon.api("POST", f"/containers/create?name={n}",
+                             {"Image": "busybox", "HostConfig": {"RestartPolicy":
+                                                                 {"Name": "sometimes"}}})
+    assert st == 400, body
+    assert daemon.api("GET", f"/containers/{n}/json")[0] == 404
+    p = daemon.docker("run", "--name", n, "--restart", "sometimes", "busybox", "true",
+                      check=False)
+    assert p.returncode == 125, (p.out, p.err)
+    # --rm and a restart policy together are refused
+    p = daemon.docker("run", "--name", n, "--rm", "--restart", "always", "busybox", "true",
+                      check=False)
+    assert p.returncode == 125, (p.out, p.err)
+    assert daemon.api("GET", f"/containers/{n}/json")[0] == 404
+
+
+def test_always_started_when_daemon_starts(rd):
+    a, aid, apid = run_d(rd, "--restart", "always", "busybox", "sleep", "300")
+    u, uid, upid = run_d(rd, "--restart", "unless-stopped", "busybox", "sleep", "300")
+    rd.docker("stop", "-t", "1", u, timeout=60)
+    rc = rd.stop()                         # SIGTERM while containers run
+    assert rc == 0, rd.log()[-3000:]
+    rd.start()
+    assert wait_for(lambda: state(rd, a)["Running"], timeout=20, interval=0.2), state(rd, a)
+    pid = state(rd, a)["Pid"]
+    rd.pids.append(pid)
+    assert pid_alive(pid)
+    assert rd.docker("exec", a, "echo", "up").out == "up\n"
+    time.sleep(1)
+    assert state(rd, u)["Status"] == "exited"      # stopped by the user: stays stopped
+
+
+def test_always_restarted_when_it_died_while_daemon_down(rd):
+    a, aid, apid = run_d(rd, "--restart", "always", "busybox", "sleep", "300")
+    rd.kill9()
+    os.kill(apid, signal.SIGKILL)
+    assert wait_for(lambda: not pid_alive(apid), timeout=10)
+    rd.start()
+    assert wait_for(lambda: state(rd, a)["Running"] and state(rd, a)["Pid"] != apid,
+                    timeout=20, interval=0.2), state(rd, a)
+    rd.pids.append(state(rd, a)["Pid"])
+    assert inspect(rd, a)["RestartCount"] >= 1
