@@ -227,12 +227,41 @@ static json_t *default_seccomp(uint64_t caps)
 /* Docker-format profile file (--security-opt seccomp=FILE) to spec form:
  * the keys are the same except "architectures"/"archMap"; keep what the
  * runtime understands. */
-static json_t *profile_to_spec(const char *path, berr *e)
+/* Docker profiles gate rules on the container's capabilities and arch. */
+static bool rule_applies(const json_t *r, uint64_t caps)
 {
+    const json_t *inc = json_object_get(r, "includes"), *exc = json_object_get(r, "excludes");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(inc, "caps"), i, v)
+    {
+        int cap = rt_cap_from_name(json_string_value(v) ? json_string_value(v) : "");
+        if (cap < 0 || !(caps & (1ULL << cap))) return false;
+    }
+    json_array_foreach(json_object_get(exc, "caps"), i, v)
+    {
+        int cap = rt_cap_from_name(json_string_value(v) ? json_string_value(v) : "");
+        if (cap >= 0 && (caps & (1ULL << cap))) return false;
+    }
+    bool arch_ok = !json_array_size(json_object_get(inc, "arches"));
+    json_array_foreach(json_object_get(inc, "arches"), i, v)
+        arch_ok |= json_string_value(v) && (!strcmp(json_string_value(v), "amd64") ||
+                                            !strcmp(json_string_value(v), "x86_64"));
+    json_array_foreach(json_object_get(exc, "arches"), i, v)
+        if (json_string_value(v) && (!strcmp(json_string_value(v), "amd64") ||
+                                     !strcmp(json_string_value(v), "x86_64")))
+            arch_ok = false;
+    return arch_ok;
+}
+
+static json_t *profile_to_spec(const char *path, uint64_t caps, berr *e)
+{
+    /* the docker CLI sends the profile's JSON inline; a path names a file on
+     * the daemon's host */
     json_error_t je;
-    json_t *p = json_load_file(path, 0, &je);
+    json_t *p = path[0] == '{' ? json_loads(path, 0, &je) : json_load_file(path, 0, &je);
     if (!p) {
-        berr_set(e, 400, "opening seccomp profile (%s) failed: %s", path, je.text);
+        berr_set(e, 400, "decoding seccomp profile failed: %s", je.text);
         return NULL;
     }
     json_t *out = json_object();
@@ -255,6 +284,7 @@ static json_t *profile_to_spec(const char *path, berr *e)
     json_t *r;
     json_array_foreach(json_object_get(p, "syscalls"), i, r)
     {
+        if (!rule_applies(r, caps)) continue;
         json_t *nr = json_object();
         json_t *names = json_object_get(r, "names");
         if (!names && jstr(r, "name")) names = json_pack("[s]", jstr(r, "name"));
@@ -586,7 +616,7 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
         json_object_set_new(linux, "maskedPaths", str_array(masked_paths));
         json_object_set_new(linux, "readonlyPaths", str_array(readonly_paths));
         if (so.seccomp_file) {
-            json_t *sc = profile_to_spec(so.seccomp_file, e);
+            json_t *sc = profile_to_spec(so.seccomp_file, caps, e);
             if (!sc) {
                 json_decref(linux);
                 json_decref(spec);
