@@ -291,7 +291,11 @@ static char *status_text(json_t *st)
     int64_t now = now_ns();
     if (!strcmp(s, "running") || !strcmp(s, "paused")) {
         human_duration((now - parse_rfc3339(jstr(st, "StartedAt"))) / 1000000000LL, d, sizeof d);
-        return xasprintf("Up %s%s", d, !strcmp(s, "paused") ? " (Paused)" : "");
+        const char *h = jstr(json_object_get(st, "Health"), "Status");
+        if (!strcmp(s, "paused")) return xasprintf("Up %s (Paused)", d);
+        if (h && !strcmp(h, "starting")) return xasprintf("Up %s (health: starting)", d);
+        if (h) return xasprintf("Up %s (%s)", d, h);
+        return xasprintf("Up %s", d);
     }
     if (!strcmp(s, "restarting")) {
         human_duration((now - parse_rfc3339(jstr(st, "FinishedAt"))) / 1000000000LL, d, sizeof d);

@@ -352,6 +352,7 @@ int lc_start(container *c, berr *e)
     else record_start_error(c, e);
     pthread_mutex_unlock(&c->op);
     if (rc == 0) lc_event(c, "start", NULL);
+    if (rc == 0) health_start(c);
     if (rc < 0 && !removed) {
         ctr_lock();
         bool autorm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
@@ -614,6 +615,7 @@ void lc_restore(void)
         char *edir = ctr_exec_dir(c->id);
         if (running && shim_alive(edir)) {
             start_waiter(c); /* still running: follow it again */
+            health_start(c);
         } else if (running) {
             int code = 255;
             bool oom = false;

@@ -20,6 +20,8 @@ void lc_unmount(const char *id);
 int lc_rootfs_acquire(container *c, char **path, berr *e);
 void lc_rootfs_release(container *c);
 void lc_restore(void);
+/* health.c: starts the health-check thread when the config has one. */
+void health_start(container *c);
 /* "SIGTERM", "TERM", "15" -> 15; -1 if unknown */
 int lc_parse_signal(const char *s);
 /* Publishes a container event with Docker's attributes (image, name, labels) + extra. */
