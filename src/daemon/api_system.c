@@ -148,7 +148,7 @@ void h_info(req *r)
     json_object_set_new(j, "Swarm", json_pack("{s:s,s:s,s:s,s:b,s:s}", "NodeID", "", "NodeAddr",
                                               "", "LocalNodeState", "inactive",
                                               "ControlAvailable", 0, "Error", ""));
-    json_object_set_new(j, "LiveRestoreEnabled", json_false());
+    json_object_set_new(j, "LiveRestoreEnabled", json_true()); /* containers outlive berthd */
     json_object_set_new(j, "Isolation", json_string(""));
     json_object_set_new(j, "SecurityOptions", json_array());
     json_object_set_new(j, "Warnings", json_array());

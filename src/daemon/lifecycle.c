@@ -199,6 +199,13 @@ static int write_etc_files(container *c, const char *dir)
     return rc;
 }
 
+/* Docker's HasBeenManuallyStopped: unless-stopped containers stay down. */
+static void mark_stopped_by_user(container *c, bool yes)
+{
+    c->stopping = yes;
+    json_object_set_new(c->j, "HasBeenManuallyStopped", json_boolean(yes));
+}
+
 /* ---- start ---- */
 
 static void *waiter_main(void *p);
@@ -307,7 +314,7 @@ static int launch(container *c, berr *e)
     json_object_set_new(st, "StartedAt", json_string(ts));
     json_object_set_new(st, "FinishedAt", json_string("0001-01-01T00:00:00Z"));
     json_object_set_new(c->j, "LogPath", json_string(logp));
-    c->stopping = false;
+    mark_stopped_by_user(c, false);
     ctr_save(c);
     ctr_unlock();
     PHASE("state saved");
@@ -474,7 +481,7 @@ int lc_kill(container *c, int sig, berr *e)
 {
     ctr_lock();
     bool running = ctr_running(c);
-    if (running && (sig == SIGKILL || sig == SIGTERM)) c->stopping = true;
+    if (running && (sig == SIGKILL || sig == SIGTERM)) mark_stopped_by_user(c, true), ctr_save(c);
     ctr_unlock();
     if (!running) return berr_set(e, 409, "Container %s is not running", c->id);
     char *edir = ctr_exec_dir(c->id);
@@ -514,7 +521,8 @@ int lc_stop(container *c, int timeout_s, const char *signame, berr *e)
     char *sigstr = xstrdup(signame ? signame : jstr(cfg, "StopSignal") ? jstr(cfg, "StopSignal") : "SIGTERM");
     if (timeout_s < 0 && json_object_get(cfg, "StopTimeout"))
         timeout_s = (int)json_integer_value(json_object_get(cfg, "StopTimeout"));
-    c->stopping = true;
+    mark_stopped_by_user(c, true);
+    ctr_save(c);
     ctr_unlock();
     if (timeout_s < 0) timeout_s = 10;
     if (!running) {
@@ -627,9 +635,11 @@ void lc_restore(void)
             ctr_lock();
             const json_t *rp = json_object_get(json_object_get(c->j, "HostConfig"), "RestartPolicy");
             const char *pol = jstr(rp, "Name");
-            bool again = pol && !strcmp(pol, "always") && !c->stopping &&
-                         strcmp(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "0001",
-                                "0001-01-01T00:00:00Z");
+            bool manual = json_is_true(json_object_get(c->j, "HasBeenManuallyStopped"));
+            bool started = strcmp(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "0001",
+                                  "0001-01-01T00:00:00Z");
+            bool again = pol && started && !manual &&
+                         (!strcmp(pol, "always") || !strcmp(pol, "unless-stopped"));
             ctr_unlock();
             berr e;
             if (again && lc_start(c, &e) < 0) log_warn("restarting %.12s: %s", c->id, e.msg);
