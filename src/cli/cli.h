@@ -137,7 +137,8 @@ typedef struct formatter {
     char *format; /* effective template text */
     bool table;
     tmpl *t;
-    const char *sname; /* Go type name for unknown-field errors */
+    const char *sname;   /* Go type name for unknown-field errors */
+    const json_t *hints; /* optional Go type hints of the rows */
     sbuf buf;
     int rows;
 } formatter;
@@ -180,6 +181,8 @@ typedef struct jsonmsg {
 bool jsonmsg_feed(void *ctx, const char *data, size_t n);
 void jsonmsg_print(jsonmsg *m, json_t *msg);
 
+/* s with every `from` replaced by `to` (malloc'd). */
+char *replace_all(const char *s, const char *from, const char *to);
 /* Reads a yes/no answer after printing the prompt; true for y/Y/yes. */
 bool prompt_confirm(const char *message);
 /* strerror(e) worded as Go prints it ("no such file or directory"). */

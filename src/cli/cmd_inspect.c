@@ -72,8 +72,10 @@ static int fetch(client *c, const char *kind, const char *name, bool size, sbuf 
     int rc = client_do(c, &rq, &r);
     free(path);
     if (rc < 0) return -1;
-    if (r.status == 404 || r.status == 400)
-        rc = 0;
+    char *msg = r.status >= 400 ? resp_error_message(&r) : NULL;
+    if (r.status == 404 || r.status == 400 ||
+        (msg && (strstr(msg, "not supported") || strstr(msg, "invalid reference format"))))
+        rc = 0; /* docker's isErrSkippable: try the next kind */
     else if (r.status >= 400) {
         print_daemon_error(&r);
         rc = -1;
@@ -82,6 +84,7 @@ static int fetch(client *c, const char *kind, const char *name, bool size, sbuf 
         r.body = (sbuf){0};
         rc = 1;
     }
+    free(msg);
     resp_free(&r);
     return rc;
 }

@@ -234,6 +234,23 @@ static json_t *ps_row(const json_t *ct, bool trunc)
     return row;
 }
 
+/* HeaderContext.Label: the last dotted part, '-' and '_' as spaces. */
+static void header_labels(const char *format, json_t *map)
+{
+    for (const char *p = format; (p = strstr(p, ".Label \""));) {
+        p += 8;
+        size_t n = strcspn(p, "\"");
+        char *key = xstrndup(p, n), *dot = strrchr(key, '.');
+        char *h = xstrdup(dot ? dot + 1 : key);
+        for (char *q = h; *q; q++)
+            if (*q == '-' || *q == '_') *q = ' ';
+        json_object_set_new(map, key, json_string(h));
+        free(h);
+        free(key);
+        p += n;
+    }
+}
+
 static json_t *ps_header(void)
 {
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ID",
@@ -241,6 +258,12 @@ static json_t *ps_header(void)
                      "CREATED AT", "RunningFor", "CREATED", "Ports", "PORTS", "State", "STATE",
                      "Status", "STATUS", "Size", "SIZE", "Names", "NAMES", "Labels", "LABELS",
                      "Mounts", "MOUNTS", "Networks", "NETWORKS", "LocalVolumes", "LOCAL VOLUMES");
+}
+
+/* The row has no methods: {{.Label "k"}} becomes {{index .LabelMap "k"}}. */
+static char *label_calls(const char *format)
+{
+    return replace_all(format, ".Label \"", "index .LabelMap \"");
 }
 
 /* NewContainerFormat */
@@ -261,7 +284,7 @@ static char *ps_format(const ps_opts *o, bool size)
                          "0}}\\nports: {{- pad .Ports 1 0}}\\n%s",
                          size ? "size: {{.Size}}\\n" : "");
     }
-    return xstrdup(src);
+    return label_calls(src);
 }
 
 static int ps_print(const json_t *list, const ps_opts *o, bool size)
@@ -271,21 +294,31 @@ static int ps_print(const json_t *list, const ps_opts *o, bool size)
     int rc = formatter_init(&f, fmt, "*formatter.ContainerContext");
     free(fmt);
     if (rc < 0) return 1;
+    json_t *hints = json_pack("{s:s}", "LabelMap", "mapstr");
+    f.hints = hints;
     size_t i;
     json_t *ct;
     json_array_foreach(list, i, ct)
     {
-        json_t *row = ps_row(ct, !o->no_trunc);
-        rc = formatter_row(&f, row, NULL);
+        json_t *row = ps_row(ct, !o->no_trunc), *self = json_copy(row);
+        json_t *labels = json_object_get(ct, "Labels");
+        json_object_set_new(row, "LabelMap",
+                            json_is_object(labels) ? json_deep_copy(labels) : json_object());
+        rc = formatter_row(&f, row, self);
+        json_decref(self);
         json_decref(row);
         if (rc < 0) {
             formatter_free(&f);
+            json_decref(hints);
             return 1;
         }
     }
-    json_t *h = ps_header();
+    json_t *h = ps_header(), *hl = json_object();
+    header_labels(o->format ? o->format : "", hl);
+    json_object_set_new(h, "LabelMap", hl);
     formatter_flush(&f, h);
     json_decref(h);
+    json_decref(hints);
     return 0;
 }
 
@@ -319,6 +352,51 @@ static char *ps_path(const ps_opts *o, bool size)
     return sbuf_steal(&path);
 }
 
+/* docker's preProcessor: a --format is parsed and run once on an empty
+ * row before the request, so that errors show even without containers. */
+static int ps_precheck(const char *format)
+{
+    char *err = NULL, *src = label_calls(format);
+    tmpl *t = tmpl_parse(src, &err);
+    free(src);
+    if (!t) {
+        errorf("failed to parse template: %s", err);
+        free(err);
+        return -1;
+    }
+    json_t *row = json_object(), *h = ps_header();
+    const char *k;
+    json_t *v;
+    json_object_foreach(h, k, v) json_object_set_new(row, k, json_string(""));
+    json_object_set_new(row, "LabelMap", json_object());
+    sbuf out = {0};
+    tmpl_opts o = {.struct_name = "*formatter.ContainerContext"};
+    int rc = tmpl_exec(t, row, &o, &out, &err);
+    if (rc < 0) {
+        errorf("failed to execute template: %s", err);
+        free(err);
+    }
+    sbuf_free(&out);
+    json_decref(row);
+    json_decref(h);
+    tmpl_free(t);
+    return rc;
+}
+
+static int ps_main(client *c, const ps_opts *o)
+{
+    if (o->format && *o->format && ps_precheck(o->format) < 0) return 1;
+    bool size =
+        o->size || (o->format && (strstr(o->format, ".Size") || strstr(o->format, "json .") ||
+                                  !strcmp(o->format, "json")));
+    char *path = ps_path(o, size);
+    json_t *list = NULL;
+    int rc = client_json(c, "GET", path, NULL, &list) < 0 ? 1 : ps_print(list, o, size);
+    json_decref(list);
+    free(path);
+    return rc;
+}
+
 int run_ps(client *c, const cmd_def *def, int argc, char **argv)
 {
     ps_opts o = {.last = -1};
@@ -338,16 +416,7 @@ int run_ps(client *c, const cmd_def *def, int argc, char **argv)
     };
     char **pos = NULL;
     int rc;
-    if (parse_cmd(def, flags, argc, argv, &pos, &rc) >= 0) {
-        bool size =
-            o.size || (o.format && (strstr(o.format, ".Size") || strstr(o.format, "json .") ||
-                                    !strcmp(o.format, "json")));
-        char *path = ps_path(&o, size);
-        json_t *list = NULL;
-        rc = client_json(c, "GET", path, NULL, &list) < 0 ? 1 : ps_print(list, &o, size);
-        json_decref(list);
-        free(path);
-    }
+    if (parse_cmd(def, flags, argc, argv, &pos, &rc) >= 0) rc = ps_main(c, &o);
     free(pos);
     strv_free(&o.filters);
     free(o.format);

@@ -3,8 +3,10 @@
  * Parses the global options (-H/--host, --log-level, -D, -v/--version,
  * --help), picks the daemon address (-H, then DOCKER_HOST, then
  * BERTH_HOST, then unix:///run/berth.sock), finds the command in the table
- * below (top-level commands and "image"/"system" management groups) and
- * runs it. Exit codes follow docker: 0, 1 for errors, 125 for bad flags. */
+ * below (top-level commands and the "container", "image" and "system"
+ * management groups; "container" repeats every container command, with
+ * docker's aliases such as container ls/list/ps) and runs it. Exit codes
+ * follow docker: 0, 1 for errors, 125 for bad flags. */
 #include <stdlib.h>
 #include <string.h>
 

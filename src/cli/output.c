@@ -136,7 +136,7 @@ void tabwrite(FILE *out, const char *text, size_t len, int minwidth, int tabwidt
 
 /* ---- formatter ---- */
 
-static char *replace_all(const char *s, const char *from, const char *to)
+char *replace_all(const char *s, const char *from, const char *to)
 {
     sbuf b = {0};
     size_t fl = strlen(from);
@@ -183,7 +183,7 @@ int formatter_init(formatter *f, const char *format, const char *sname)
 int formatter_row(formatter *f, const json_t *row, const json_t *json_self)
 {
     char *err = NULL;
-    tmpl_opts o = {.struct_name = f->sname, .json_self = json_self};
+    tmpl_opts o = {.struct_name = f->sname, .json_self = json_self, .hints = f->hints};
     if (tmpl_exec(f->t, row, &o, &f->buf, &err) < 0) {
         errorf("template parsing error: %s", err);
         free(err);

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ------------------------------------------------------------------ */
 /* lexer                                                               */
@@ -1521,10 +1522,21 @@ static int field_step(state *s, const node *n, val *v, const char *name)
 {
     if (v->j && json_is_object(v->j)) {
         json_t *x = json_object_get(v->j, name);
+        if (!x) { /* Go field names differ from JSON keys in case only
+                     (APIVersion / ApiVersion, ID / Id) */
+            const char *k;
+            json_t *y;
+            json_object_foreach(v->j, k, y) if (!strcasecmp(k, name)) x = y;
+        }
         if (!x && v->sname) return xerr(s, n, "can't evaluate field %s in type %s", name, v->sname);
-        if (!x && s->o->missingkey_error)
+        /* A member the type hints know is a typed struct field that the
+         * daemon omitted (omitempty): its zero value, not an error. */
+        if (!x && s->o->missingkey_error && !hint_field(v->hint, name))
             return xerr(s, n, "map has no entry for key \"%s\"", name);
-        val r = {json_incref(x), hint_field(v->hint, name), NULL};
+        val r = {x                           ? json_incref(x)
+                 : hint_field(v->hint, name) ? json_null()
+                                             : NULL,
+                 hint_field(v->hint, name), NULL};
         vfree(v);
         *v = r;
         return 0;

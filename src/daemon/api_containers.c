@@ -102,6 +102,15 @@ static void merge_image_config(json_t *cfg, const json_t *icfg)
 
 static int validate_host_config(json_t *hc, berr *e)
 {
+    static const char *const ints[] = {"Memory", "MemorySwap", "MemoryReservation", "NanoCpus",
+                                       "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit",
+                                       "BlkioWeight", "ShmSize", "OomScoreAdj", NULL};
+    for (const char *const *k = ints; *k; k++) {
+        json_t *v = json_object_get(hc, *k);
+        if (v && !json_is_integer(v) && !json_is_null(v))
+            return berr_set(e, 400, "json: cannot unmarshal %s into Go struct field HostConfig.%s of type int64",
+                            json_is_string(v) ? "string" : "non-number", *k);
+    }
     json_int_t mem = json_integer_value(json_object_get(hc, "Memory"));
     json_int_t swap = json_integer_value(json_object_get(hc, "MemorySwap"));
     if (mem < 0) return berr_set(e, 400, "invalid memory limit: must be positive");
@@ -226,15 +235,17 @@ void h_container_create(req *r)
         return resp_error(r, 400, "Config.Image is required");
     }
     if (image_resolve(D.images, image, id, &e) < 0) {
-        json_decref(body);
         if (e.status == 404) {
             ref rf;
             char full[1024];
             if (ref_parse(image, &rf, NULL) == 0) ref_familiar_string(&rf, full, sizeof full);
             else snprintf(full, sizeof full, "%s", image);
-            return resp_error(r, 404, "No such image: %s", full);
+            resp_error(r, 404, "No such image: %s", full);
+        } else {
+            resp_berr(r, &e);
         }
-        return resp_berr(r, &e);
+        json_decref(body);
+        return;
     }
     json_t *j = build_record(body, id, &e);
     json_decref(body);
@@ -386,6 +397,20 @@ void h_containers_list(req *r)
     berr e;
     json_t *f = filters_parse(req_query(r, "filters"), keys, &e);
     if (!f) return resp_berr(r, &e);
+    static const char *const states[] = {"created", "restarting", "running", "removing",
+                                         "paused", "exited", "dead", NULL};
+    size_t k0;
+    json_t *sv;
+    json_array_foreach(filters_get(f, "status"), k0, sv)
+    {
+        bool ok = false;
+        for (const char *const *st = states; *st; st++) ok |= !strcmp(*st, json_string_value(sv));
+        if (!ok) {
+            resp_error(r, 400, "Invalid filter 'status=%s'", json_string_value(sv));
+            json_decref(f);
+            return;
+        }
+    }
     bool all = req_query_bool(r, "all", false), size = req_query_bool(r, "size", false);
     const char *lim = req_query(r, "limit");
     long limit = lim && *lim ? atol(lim) : -1;
@@ -714,11 +739,19 @@ void h_container_logs(req *r)
 struct attach_arg {
     container *c;
     bool in, out, err, tty, logs, stream;
+    bool registered; /* waits for the next start's stream */
+    int start_errors;
 };
 
 static void attach_free(void *p)
 {
     struct attach_arg *a = p;
+    ctr_lock();
+    if (a->registered && a->c->pa_waiting) { /* never picked up */
+        a->c->pa_waiting = false;
+        if (a->c->pa_fd >= 0) close(a->c->pa_fd), a->c->pa_fd = -1;
+    }
+    ctr_unlock();
     ctr_put(a->c);
     free(a);
 }
@@ -764,20 +797,28 @@ static bool sock_gone(int sock)
 
 /* An attach before start (docker run, start -a): register, and take over
  * the stream the next start opens for us. Returns the fd or -1. */
+/* Registers an attach to a container that is not running (called before
+ * the 101 goes out, so a start that follows at once finds it). With ctr_lock. */
+static void register_pending(struct attach_arg *a)
+{
+    container *c = a->c;
+    if (ctr_running(c) || c->pa_waiting) return;
+    c->pa_waiting = a->registered = true;
+    c->pa_in = a->in, c->pa_out = a->out, c->pa_err = a->err;
+    a->start_errors = c->start_errors;
+}
+
 static int wait_for_start(struct attach_arg *a, int sock)
 {
     container *c = a->c;
     int fd = -1;
     ctr_lock();
-    if (strcmp(ctr_status(c), "created") || c->pa_waiting) {
+    if (!a->registered) {
         ctr_unlock();
         return -1;
     }
-    c->pa_waiting = true;
-    c->pa_in = a->in, c->pa_out = a->out, c->pa_err = a->err;
-    int errs = c->start_errors;
-    while (c->pa_fd < 0 && !c->removed && !strcmp(ctr_status(c), "created") &&
-           c->start_errors == errs) {
+    int errs = a->start_errors;
+    while (c->pa_fd < 0 && !c->removed && !ctr_running(c) && c->start_errors == errs) {
         struct timespec dl;
         clock_gettime(CLOCK_REALTIME, &dl);
         dl.tv_sec += 1;
@@ -787,6 +828,7 @@ static int wait_for_start(struct attach_arg *a, int sock)
     fd = c->pa_fd;
     c->pa_fd = -1;
     c->pa_waiting = false;
+    a->registered = false;
     ctr_unlock();
     return fd;
 }
@@ -829,12 +871,12 @@ void h_container_attach(req *r)
     a->stream = req_query_bool(r, "stream", false);
     ctr_lock();
     a->tty = json_is_true(json_object_get(json_object_get(c->j, "Config"), "Tty"));
-    bool running = ctr_running(c);
-    bool created = !strcmp(ctr_status(c), "created");
+    bool paused = !strcmp(ctr_status(c), "paused");
+    if (a->stream && !paused) register_pending(a);
     ctr_unlock();
-    if (a->stream && !running && !created) {
+    if (paused) {
         attach_free(a);
-        return resp_error(r, 409, "You cannot attach to a stopped container, start it first");
+        return resp_error(r, 409, "You cannot attach to a paused container, unpause it first");
     }
     lc_event(c, "attach", NULL);
     resp_hijack(r, a->tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.raw-stream",
@@ -894,7 +936,9 @@ void h_containers_prune(req *r)
     }
     free(cs);
     json_decref(f);
-    events_publish("container", "prune", "", json_pack("{s:s+}", "reclaimed", "0"));
+    char rec[32];
+    snprintf(rec, sizeof rec, "%lld", (long long)reclaimed);
+    events_publish("container", "prune", "", json_pack("{s:s}", "reclaimed", rec));
     resp_json(r, 200, json_pack("{s:o,s:I}", "ContainersDeleted", json_array_size(deleted) ? deleted : (json_decref(deleted), json_null()),
                                 "SpaceReclaimed", (json_int_t)reclaimed));
 }

@@ -13,6 +13,7 @@
 #include "daemon/api.h"
 #include "daemon/containers.h"
 #include "daemon/lifecycle.h"
+#include "daemon/logs.h"
 #include "daemon/ocispec.h"
 #include "shim/shim.h"
 
@@ -146,8 +147,14 @@ static void exec_stream(int sock, void *p)
     int fd = -1;
     if (shim_exec(edir, a->id, a->proc, a->in, &pid, &fd, &e) < 0) {
         set_exit(a->id, false, e.status == 404 ? 127 : 126, 0);
-        char *msg = xasprintf("OCI runtime exec failed: %s\r\n", e.msg);
-        write_all(sock, msg, strlen(msg));
+        char *msg = xasprintf("OCI runtime exec failed: %s: unknown\r\n", e.msg);
+        if (sock >= 0) {
+            sbuf out = {0};
+            if (json_is_true(json_object_get(a->proc, "terminal"))) sbuf_adds(&out, msg);
+            else logs_frame(&out, 1, msg, strlen(msg)); /* a frame, as the stream is multiplexed */
+            write_all(sock, out.data, out.len);
+            sbuf_free(&out);
+        }
         free(msg);
         free(edir);
         return;

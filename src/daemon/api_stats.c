@@ -93,11 +93,11 @@ static json_t *sample(const char *id, const char *name, json_t *pre, json_t **cp
     }
     json_t *pids = json_pack("{s:I}", "current", (json_int_t)s.pids_current);
     if (s.pids_limit) json_object_set_new(pids, "limit", json_integer((json_int_t)s.pids_limit));
-    json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:i,s:{},s:O,s:o,s:o,s:s,s:s}", "read", ts, "preread",
+    json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:i,s:{},s:o,s:o,s:o,s:s,s:s}", "read", ts, "preread",
                           "0001-01-01T00:00:00Z", "pids_stats", pids, "blkio_stats",
                           ok ? blkio_json(&s) : json_object(), "num_procs", 0, "storage_stats",
                           "cpu_stats", cpu, "precpu_stats",
-                          pre ? pre : json_pack("{s:{s:i},s:{s:i,s:i,s:i}}", "cpu_usage",
+                          pre ? json_incref(pre) : json_pack("{s:{s:i},s:{s:i,s:i,s:i}}", "cpu_usage",
                                                 "total_usage", 0, "throttling_data", "periods", 0,
                                                 "throttled_periods", 0, "throttled_time", 0),
                           "memory_stats", mem, "name", name, "id", id);
@@ -138,6 +138,7 @@ static void stats_run(stream *st, void *p)
         json_t *j = sample(a->c->id, name, pre, &cpu);
         json_object_set_new(j, "preread", json_string(pre_read));
         snprintf(pre_read, sizeof pre_read, "%s", jstr(j, "read"));
+        json_decref(pre);
         pre = cpu;
         if (stream_json(st, j) < 0 || !a->stream || !running) break;
         for (int k = 0; k < 10; k++) {

@@ -25,6 +25,8 @@ void events_publish(const char *type, const char *action, const char *id, json_t
                            "Type", type, "Action", action, "Actor", "ID", id, "Attributes", attrs,
                            "scope", "local", "time", (json_int_t)(ns / 1000000000LL), "timeNano",
                            (json_int_t)ns);
+    const char *from = jstr(json_object_get(json_object_get(ev, "Actor"), "Attributes"), "image");
+    if (!strcmp(type, "container") && from) json_object_set_new(ev, "from", json_string(from));
     if (strcmp(type, "container") && strcmp(type, "image")) {
         json_object_del(ev, "status");
         json_object_del(ev, "id");

@@ -240,7 +240,7 @@ static int64_t log_opt_size(const json_t *lc)
     return s ? parse_size(s) : 0;
 }
 
-static int launch(container *c, berr *e)
+static int launch(container *c, bool by_policy, berr *e)
 {
     ctr_lock();
     json_t *snap = json_deep_copy(c->j);
@@ -285,7 +285,9 @@ static int launch(container *c, berr *e)
         .runtime_root = rtroot, .log_path = logp, .log_max_size = log_opt_size(lcfg),
         .log_max_file = mf ? atoi(mf) : 1,
         .open_stdin = json_is_true(json_object_get(cfg, "OpenStdin")),
-        .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce"))};
+        /* as dockerd: a tty's stdin is never closed by a client going away */
+        .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce")) &&
+                      !json_is_true(json_object_get(cfg, "Tty"))};
     if (o.log_max_file < 1) o.log_max_file = 1;
     pid_t pid = 0;
     ctr_lock();
@@ -314,7 +316,7 @@ static int launch(container *c, berr *e)
     json_object_set_new(st, "StartedAt", json_string(ts));
     json_object_set_new(st, "FinishedAt", json_string("0001-01-01T00:00:00Z"));
     json_object_set_new(c->j, "LogPath", json_string(logp));
-    mark_stopped_by_user(c, false);
+    if (!by_policy) mark_stopped_by_user(c, false);
     ctr_save(c);
     ctr_unlock();
     PHASE("state saved");
@@ -346,17 +348,28 @@ static void record_start_error(container *c, const berr *e)
     ctr_unlock();
 }
 
-int lc_start(container *c, berr *e)
+/* With c->op held. A start by the restart policy does not clear a user's
+ * stop (HasBeenManuallyStopped). */
+static int start_locked(container *c, bool by_policy, berr *e)
 {
-    pthread_mutex_lock(&c->op);
     ctr_lock();
     bool running = ctr_running(c), removed = c->removed;
     ctr_unlock();
-    int rc;
-    if (removed) rc = berr_set(e, 404, "No such container: %s", c->id);
-    else if (running) rc = 1; /* 304 */
-    else if ((rc = launch(c, e)) == 0) start_waiter(c);
+    if (removed) return berr_set(e, 404, "No such container: %s", c->id);
+    if (running) return 1; /* 304 */
+    int rc = launch(c, by_policy, e);
+    if (rc == 0) start_waiter(c);
     else record_start_error(c, e);
+    return rc;
+}
+
+int lc_start(container *c, berr *e)
+{
+    pthread_mutex_lock(&c->op);
+    int rc = start_locked(c, false, e);
+    ctr_lock();
+    bool removed = c->removed;
+    ctr_unlock();
     pthread_mutex_unlock(&c->op);
     if (rc == 0) lc_event(c, "start", NULL);
     if (rc == 0) health_start(c);
@@ -416,14 +429,22 @@ static int64_t started_ms(container *c)
     return t > 0 ? (now_ns() - t) / 1000000 : 0;
 }
 
-static void after_exit(container *c, int code, bool oom, int64_t finished)
+/* Records the exit and releases the root; runs before the waiter flag is
+ * cleared, so a following start never races this cleanup. */
+static void finish_exit(container *c, int code, bool oom, int64_t finished)
 {
-    int64_t ran = started_ms(c);
     record_exit(c, code, oom, finished);
     lc_unmount(c->id);
     char buf[16];
     snprintf(buf, sizeof buf, "%d", code);
     lc_event(c, "die", json_pack("{s:s}", "exitCode", buf));
+}
+
+static int start_locked(container *c, bool by_policy, berr *e);
+
+/* Restart policy and --rm, once the container is fully down. */
+static void apply_policy(container *c, int code, int64_t ran)
+{
     int64_t delay = 0;
     if (should_restart(c, code, ran, &delay)) {
         ctr_lock();
@@ -434,12 +455,16 @@ static void after_exit(container *c, int code, bool oom, int64_t finished)
         ctr_unlock();
         struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
         nanosleep(&ts, NULL);
-        ctr_lock();
-        bool go = !c->stopping && !c->removed;
-        if (!go && !c->removed) ctr_set_status(c, "exited"), ctr_save(c);
-        ctr_unlock();
         berr e;
-        if (go && lc_start(c, &e) < 0) log_warn("restarting %.12s: %s", c->id, e.msg);
+        pthread_mutex_lock(&c->op);
+        ctr_lock();
+        bool go = !c->stopping && !c->removed && !strcmp(ctr_status(c), "restarting");
+        if (!go && !c->removed && !strcmp(ctr_status(c), "restarting")) ctr_set_status(c, "exited"), ctr_save(c);
+        ctr_unlock();
+        int rc = go ? start_locked(c, true, &e) : 0;
+        pthread_mutex_unlock(&c->op);
+        if (go && rc == 0) lc_event(c, "start", NULL), health_start(c);
+        else if (go && rc < 0) log_warn("restarting %.12s: %s", c->id, e.msg);
         return;
     }
     ctr_lock();
@@ -466,11 +491,15 @@ static void *waiter_main(void *p)
         code = 255;
     }
     shim_read_exit(edir, &code, &oom, &finished, err, sizeof err);
+    shim_wait_gone(edir, 10000, NULL); /* its cgroup cleanup is done */
     free(edir);
+    int64_t ran = started_ms(c);
+    finish_exit(c, code, oom, finished);
     ctr_lock();
     c->waiter = false;
+    pthread_cond_broadcast(&c->changed);
     ctr_unlock();
-    after_exit(c, code, oom, finished);
+    apply_policy(c, code, ran);
     ctr_put(c);
     return NULL;
 }
@@ -515,24 +544,25 @@ bool lc_wait_stopped(container *c, int timeout_ms)
 
 int lc_stop(container *c, int timeout_s, const char *signame, berr *e)
 {
+    pthread_mutex_lock(&c->op);
     ctr_lock();
-    bool running = ctr_running(c);
+    bool running = ctr_running(c), restarting = !strcmp(ctr_status(c), "restarting");
     const json_t *cfg = json_object_get(c->j, "Config");
     char *sigstr = xstrdup(signame ? signame : jstr(cfg, "StopSignal") ? jstr(cfg, "StopSignal") : "SIGTERM");
     if (timeout_s < 0 && json_object_get(cfg, "StopTimeout"))
         timeout_s = (int)json_integer_value(json_object_get(cfg, "StopTimeout"));
     mark_stopped_by_user(c, true);
+    if (restarting) ctr_set_status(c, "exited"); /* cancels the pending restart */
     ctr_save(c);
     ctr_unlock();
     if (timeout_s < 0) timeout_s = 10;
-    if (!running) {
-        free(sigstr);
-        return 1; /* 304 */
-    }
     int sig = lc_parse_signal(sigstr);
     free(sigstr);
     if (sig <= 0) sig = SIGTERM;
-    pthread_mutex_lock(&c->op);
+    if (!running) {
+        pthread_mutex_unlock(&c->op);
+        return restarting ? 0 : 1; /* 304 when it was not running */
+    }
     berr ke;
     if (lc_kill(c, sig, &ke) == 0 && lc_wait_stopped(c, timeout_s * 1000)) goto done;
     if (lc_kill(c, SIGKILL, &ke) == 0 && !lc_wait_stopped(c, 30000)) {
@@ -630,7 +660,9 @@ void lc_restore(void)
             int64_t fin = 0;
             char err[256] = "";
             shim_read_exit(edir, &code, &oom, &fin, err, sizeof err);
-            after_exit(c, code, oom, fin);
+            int64_t ran = started_ms(c);
+            finish_exit(c, code, oom, fin);
+            apply_policy(c, code, ran);
         } else {
             ctr_lock();
             const json_t *rp = json_object_get(json_object_get(c->j, "HostConfig"), "RestartPolicy");

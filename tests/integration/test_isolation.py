@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import DOCKER_CLIS, uniq, wait_for
+from conftest import DOCKER_CLIS, uniq
 
 DEFAULT_CAPS = "00000000a80425fb"
 CAP_NET_RAW = 13
@@ -20,13 +20,32 @@ CAP_SYS_ADMIN = 21
 
 @pytest.fixture
 def ctrs(daemon):
+    """Names/IDs of containers the test made; all are force-removed afterwards."""
     made = []
     yield made
+    died = _revive_if_dead(daemon)
     for c in reversed(made):
         try:
-            daemon.api("DELETE", f"/containers/{c}?force=1", timeout=60)
+            daemon.api("DELETE", f"/containers/{c}?force=1&v=1", timeout=60)
         except OSError:
             pass
+    if died:
+        pytest.fail(died, pytrace=False)
+
+
+def _revive_if_dead(daemon):
+    """If berthd died during the test, restart it on the same roots (so the test's
+    containers can still be removed) and return a message for the failure, else None.
+    The autouse fixture of conftest would restart it too, but only after this
+    fixture's teardown, too late to clean up."""
+    if daemon.proc is None or daemon.proc.poll() is None:
+        return None
+    rc = daemon.proc.returncode
+    tail = daemon.log()[-6000:]
+    daemon.proc = None
+    daemon.logf.close()
+    daemon.start()
+    return f"berthd died (exit status {rc}) during this test; restarted it.\nlog tail:\n{tail}"
 
 
 def sh(daemon, ctrs, script, *opts, check=True, cli=None):
@@ -63,7 +82,8 @@ def test_pid1_is_the_command(daemon, busybox, ctrs, which):
 
 
 def test_only_container_processes_visible(daemon, busybox, ctrs):
-    out = sh(daemon, ctrs, "sleep 30 & ps -o pid,comm; ls -d /proc/[0-9]* | wc -l; kill %1").out
+    out = sh(daemon, ctrs, "sleep 30 & sleep 0.3; ps -o pid,comm; ls -d /proc/[0-9]* | wc -l; "
+             "kill %1").out
     lines = out.splitlines()
     assert lines[0].split() == ["PID", "COMMAND"]
     procs = [l.split() for l in lines[1:-1]]
@@ -104,7 +124,7 @@ def test_ipc_and_uts_namespaces_differ(daemon, busybox, ctrs):
 
 
 def test_mount_fails(daemon, busybox, ctrs):
-    p = sh(daemon, ctrs, "mount -t tmpfs none /mnt; echo rc=$?")
+    p = sh(daemon, ctrs, "mkdir -p /mnt; mount -t tmpfs none /mnt; echo rc=$?")
     assert p.out.strip() == "rc=1", (p.out, p.err)
     assert "permission denied" in p.err.lower(), p.err
 
@@ -205,7 +225,8 @@ def test_privileged(daemon, busybox, ctrs):
         if os.path.exists("/dev/" + dev):
             assert dev in out, (dev, out)
     # and mount works
-    assert sh(daemon, ctrs, "mount -t tmpfs none /mnt && grep -c ' /mnt ' /proc/mounts",
+    assert sh(daemon, ctrs, "mkdir -p /mnt && mount -t tmpfs none /mnt && "
+              "grep -c ' /mnt ' /proc/mounts",
               "--privileged").out == "1\n"
 
 
@@ -225,7 +246,8 @@ def test_cap_drop_and_add(daemon, busybox, ctrs):
     p = sh(daemon, ctrs, "touch /tmp/f; chown 65534 /tmp/f; echo rc=$?", "--cap-drop", "CHOWN")
     assert "rc=1" in p.out, (p.out, p.err)
     # SYS_ADMIN allows mount (under the default seccomp profile, which allows it then)
-    p = sh(daemon, ctrs, "mount -t tmpfs none /mnt; echo rc=$?", "--cap-add", "SYS_ADMIN",
+    p = sh(daemon, ctrs, "mkdir -p /mnt; mount -t tmpfs none /mnt; echo rc=$?",
+           "--cap-add", "SYS_ADMIN",
            "--security-opt", "apparmor=unconfined")
     assert "rc=0" in p.out, (p.out, p.err)
 
