@@ -1,7 +1,8 @@
 #!/bin/sh
 # demo.sh: the quickstart behind `make demo`. Starts berthd on the default
 # socket (unless one already answers there), creates busybox:latest from
-# Debian's busybox-static through the import API, and lists the images.
+# Debian's busybox-static through the import API, lists the images, and runs
+# a container from it.
 set -eu
 PREFIX=${PREFIX:-/usr/local}
 BERTH="$PREFIX/bin/berth"
@@ -27,3 +28,6 @@ sh "$here/mkrootfs-busybox.sh" "$rootfs"
 echo "importing busybox:latest from $(readlink -f /bin/busybox)"
 tar --numeric-owner -C "$rootfs" -c . | "$BERTH" -H "$H" import -c 'CMD ["sh"]' - busybox:latest
 "$BERTH" -H "$H" images
+echo
+echo "running a container: berth run --rm busybox ..."
+"$BERTH" -H "$H" run --rm busybox sh -c 'echo "hello from a Berth container: $(hostname), pid $$, $(uname -sr)"'
