@@ -1,10 +1,11 @@
 /* cli.h: what the files of the berth command-line client share.
  *
  * client.c talks HTTP to the daemon (UNIX socket or TCP) with API version
- * negotiation; flags.c parses pflag-style options and prints usage;
- * output.c holds docker's table writer, the --format machinery, JSON
- * indentation, human-readable values and the JSON progress stream printer;
- * each cmd_*.c file implements one command group. */
+ * negotiation, over http.c's HTTP/1.1 wire code (http.h); flags.c parses
+ * pflag-style options and prints usage; output.c holds docker's table
+ * writer, the --format machinery, JSON indentation, human-readable values
+ * and the JSON progress stream printer; each cmd_*.c file implements one
+ * command group. */
 #ifndef BERTH_CLI_H
 #define BERTH_CLI_H
 
@@ -27,8 +28,9 @@ typedef struct client {
     char *base;   /* http://host:port or http://localhost */
     char api[16]; /* negotiated API version */
     bool negotiated;
-    bool daemon_seen; /* a response was received at least once */
-    json_t *ping;     /* headers of interest from /_ping, if fetched */
+    bool daemon_seen;   /* a response was received at least once */
+    json_t *ping;       /* headers of interest from /_ping, if fetched */
+    struct hconn *idle; /* kept-alive connection between requests, or NULL */
 } client;
 
 typedef struct resp {
@@ -203,7 +205,7 @@ const char *ref_check(const char *ref, char **name, char **tag);
 json_t *image_row(const json_t *im, const char *repo, const char *tag, const char *digest,
                   bool trunc);
 
-/* ---- raw connections, hijacked streams, terminals (stream.c) ---- */
+/* ---- connections (http.c), hijacked streams, terminals (stream.c) ---- */
 typedef struct hconn {
     int fd;
     sbuf in;    /* bytes received */
@@ -212,6 +214,11 @@ typedef struct hconn {
     long long clen; /* Content-Length, -1 when absent */
     bool chunked;
     char *content_type;
+    char api_version[16]; /* the API-Version header */
+    bool close;           /* HTTP/1.0, Connection: close or a body up to EOF */
+    bool no_body;         /* the request was HEAD */
+    bool done;            /* the response body was read to its end */
+    bool eof;             /* the peer closed the connection */
 } hconn;
 /* Connects and writes one request (versioned path); -1 after an error message. */
 int hconn_request(client *c, hconn *h, const char *method, const char *path, const char *ctype,

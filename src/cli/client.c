@@ -2,17 +2,20 @@
  *
  * Resolves the daemon address (unix:///path, /path, tcp://host:port),
  * negotiates the API version once per process with /_ping (the daemon's
- * API-Version header wins when lower than ours), sends requests with
- * libcurl, streams request bodies from a file descriptor and response
- * bodies to a callback, and turns error responses into docker's
- * "Error response from daemon: ..." messages. */
-#include <curl/curl.h>
+ * API-Version header wins when lower than ours), sends requests through
+ * http.c over one kept-alive connection (a second concurrent request, as
+ * `stats` makes from its threads, opens another), streams request bodies
+ * from a file descriptor and response bodies to a callback, and turns
+ * error responses into docker's "Error response from daemon: ..."
+ * messages. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/http.h"
 
 static int parse_tcp(client *c, const char *rest)
 {
@@ -53,7 +56,6 @@ int client_init(client *c, const char *host)
         rc = -1;
     }
     if (rc < 0) errorf("unable to parse daemon host `%s`", host);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     return rc;
 }
 
@@ -63,7 +65,11 @@ void client_free(client *c)
     free(c->sock);
     free(c->base);
     json_decref(c->ping);
-    curl_global_cleanup();
+    if (c->idle) {
+        hconn_close(c->idle);
+        free(c->idle);
+        c->idle = NULL;
+    }
 }
 
 void resp_free(resp *r)
@@ -93,76 +99,9 @@ void query_add(sbuf *path, const char *key, const char *value)
     free(e);
 }
 
-/* ---- one transfer ---- */
+/* ---- one exchange ---- */
 
-typedef struct xfer {
-    CURL *h;
-    const req *rq;
-    resp *r;
-    bool stopped;
-    char api_version[16];
-} xfer;
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    xfer *x = ud;
-    size_t n = size * nmemb;
-    long status = 0;
-    curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
-    if (x->rq->on_data && status >= 200 && status < 300) {
-        if (!x->rq->on_data(x->rq->ctx, data, n)) {
-            x->stopped = true;
-            return 0;
-        }
-        return n;
-    }
-    sbuf_add(&x->r->body, data, n);
-    return n;
-}
-
-static char *header_value(const char *line, size_t n, const char *name)
-{
-    size_t k = strlen(name);
-    if (n <= k || strncasecmp(line, name, k) || line[k] != ':') return NULL;
-    const char *v = line + k + 1;
-    const char *end = line + n;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-    return xstrndup(v, (size_t)(end - v));
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
-{
-    xfer *x = ud;
-    size_t n = size * nmemb;
-    char *v = header_value(data, n, "Content-Type");
-    if (v) {
-        free(x->r->content_type);
-        x->r->content_type = v;
-    }
-    v = header_value(data, n, "API-Version");
-    if (v) {
-        snprintf(x->api_version, sizeof x->api_version, "%s", v);
-        free(v);
-    }
-    return n;
-}
-
-static size_t on_read(char *buf, size_t size, size_t nmemb, void *ud)
-{
-    xfer *x = ud;
-    for (;;) {
-        ssize_t n = read(x->rq->body_fd, buf, size * nmemb);
-        if (n >= 0) return (size_t)n;
-        if (errno != EINTR) return CURL_READFUNC_ABORT;
-    }
-}
-
-static bool conn_error(CURLcode rc)
-{
-    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-           rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_UNSUPPORTED_PROTOCOL;
-}
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER; /* c->idle (stats uses threads) */
 
 void client_conn_error(client *c, const char *detail)
 {
@@ -172,88 +111,119 @@ void client_conn_error(client *c, const char *detail)
         errorf("error during connect: %s", detail);
 }
 
-static void print_conn_error(client *c, CURLcode rc, const char *curl_msg)
+/* Reports a failure on an open connection. */
+static void io_error(client *c, const hconn *h, int e)
 {
-    if (conn_error(rc) || !c->daemon_seen)
-        errorf("Cannot connect to the Berth daemon at %s. Is the daemon running?", c->host);
-    else
-        errorf("error during connect: %s", curl_msg[0] ? curl_msg : curl_easy_strerror(rc));
+    client_conn_error(c, h->eof ? "EOF" : go_strerror(e));
 }
 
-static struct curl_slist *build_headers(const req *rq)
+/* The kept-alive connection when it is still open, else a new one (NULL
+ * after "Cannot connect ..."). */
+static hconn *conn_take(client *c, bool *reused)
 {
-    struct curl_slist *h = NULL;
-    char *ua = xasprintf("User-Agent: Berth-Client/%s (linux)", BERTH_VERSION);
-    h = curl_slist_append(h, ua);
-    free(ua);
-    h = curl_slist_append(h, "Expect:");
-    if (rq->content_type) {
-        char *ct = xasprintf("Content-Type: %s", rq->content_type);
-        h = curl_slist_append(h, ct);
-        free(ct);
-    } else if (!rq->body && !strcmp(rq->method, "POST"))
-        h = curl_slist_append(h, "Content-Type:"); /* no form type for empty POSTs */
-    if (rq->body_fd >= 0) h = curl_slist_append(h, "Transfer-Encoding: chunked");
-    return h;
-}
-
-static void setup_body(CURL *h, const req *rq, xfer *x)
-{
-    if (rq->body_fd >= 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, x);
-    } else if (rq->body || !strcmp(rq->method, "POST")) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+    pthread_mutex_lock(&idle_mu);
+    hconn *h = c->idle;
+    c->idle = NULL;
+    pthread_mutex_unlock(&idle_mu);
+    if (h && !hconn_idle_ok(h)) {
+        hconn_close(h);
+        free(h);
+        h = NULL;
     }
-    if (strcmp(rq->method, "GET") && strcmp(rq->method, "POST"))
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
-    if (!strcmp(rq->method, "HEAD")) curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    *reused = h != NULL;
+    if (h) {
+        hconn_reset(h);
+        return h;
+    }
+    h = xcalloc(1, sizeof *h);
+    if (hconn_open(c, h) == 0) return h;
+    free(h);
+    return NULL;
+}
+
+/* Keeps h for the next request when it can carry one, else closes it. */
+static void conn_put(client *c, hconn *h)
+{
+    if (hconn_reusable(h)) {
+        pthread_mutex_lock(&idle_mu);
+        if (!c->idle) c->idle = h, h = NULL;
+        pthread_mutex_unlock(&idle_mu);
+    }
+    if (h) {
+        hconn_close(h);
+        free(h);
+    }
+}
+
+/* Writes the request: 0, -1 when the connection failed, -2 when reading
+ * rq->body_fd failed. */
+static int send_request(client *c, hconn *h, const req *rq, const char *target)
+{
+    bool fd_body = rq->body_fd >= 0;
+    hhead hd = {.method = rq->method,
+                .target = target,
+                .ctype = rq->content_type,
+                .body = rq->body,
+                .body_len = rq->body ? rq->body_len : 0,
+                .length = !fd_body && (rq->body || !strcmp(rq->method, "POST")),
+                .chunked = fd_body};
+    if (hconn_send(c, h, &hd) < 0) return -1;
+    return fd_body ? hconn_send_fd(h, rq->body_fd) : 0;
+}
+
+/* Sends the request and reads the response head into *out; when a
+ * kept-alive connection turns out closed before answering, once more on a
+ * new one. 0, or -1 after an error message. */
+static int exchange(client *c, const req *rq, const char *target, hconn **out)
+{
+    for (int attempt = 0;; attempt++) {
+        bool reused;
+        hconn *h = *out = conn_take(c, &reused);
+        if (!h) return -1;
+        int rc = send_request(c, h, rq, target);
+        if (rc == -2) {
+            errorf("error during connect: %s", go_strerror(errno));
+            return -1;
+        }
+        if (rc == 0 && hconn_head(h, -1) == 0) return 0;
+        int e = errno;
+        if (!reused || attempt || rq->body_fd >= 0 || h->in.len) {
+            io_error(c, h, e);
+            return -1;
+        }
+        hconn_close(h);
+        free(h);
+        *out = NULL;
+    }
+}
+
+/* Reads the body: to rq->on_data on 2xx, else into r->body. */
+static int read_body(client *c, hconn *h, const req *rq, resp *r)
+{
+    r->status = h->status;
+    r->content_type = h->content_type ? xstrdup(h->content_type) : NULL;
+    bool stream = rq->on_data && h->status >= 200 && h->status < 300;
+    int rc = stream ? hconn_body_stream(h, rq->on_data, rq->ctx) : hconn_body(h, &r->body);
+    if (rc >= 0 || h->eof) return 0; /* stopped by on_data, or a body cut short */
+    io_error(c, h, errno);
+    return -1;
 }
 
 static int perform(client *c, const req *rq, resp *r, char *api_out)
 {
     memset(r, 0, sizeof *r);
-    CURL *h = curl_easy_init();
-    if (!h) {
-        errorf("cannot initialize HTTP client");
-        return -1;
+    char *target = rq->unversioned ? xstrdup(rq->path) : xasprintf("/v%s%s", c->api, rq->path);
+    log_debug("%s %s", rq->method, target);
+    hconn *h = NULL;
+    int rc = exchange(c, rq, target, &h);
+    if (rc == 0) {
+        c->daemon_seen = true;
+        rc = read_body(c, h, rq, r);
     }
-    char *url = rq->unversioned ? xasprintf("%s%s", c->base, rq->path)
-                                : xasprintf("%s/v%s%s", c->base, c->api, rq->path);
-    xfer x = {.h = h, .rq = rq, .r = r};
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    struct curl_slist *hdrs = build_headers(rq);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    if (c->sock) curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->sock);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
-    setup_body(h, rq, &x);
-    log_debug("%s %s", rq->method, url);
-    CURLcode rc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    if (r->status > 0) c->daemon_seen = true;
-    int ret = 0;
-    if (rc != CURLE_OK && !(x.stopped && rc == CURLE_WRITE_ERROR)) {
-        if (r->status > 0 && rc == CURLE_PARTIAL_FILE)
-            ret = 0;
-        else {
-            print_conn_error(c, rc, errbuf);
-            ret = -1;
-        }
-    }
-    if (api_out) snprintf(api_out, 16, "%s", x.api_version);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    free(url);
-    return ret;
+    if (api_out) snprintf(api_out, 16, "%s", h ? h->api_version : "");
+    if (h) conn_put(c, h);
+    free(target);
+    return rc;
 }
 
 /* Compares dotted versions: <0, 0, >0. */

@@ -1,10 +1,9 @@
 /* stream.c: hijacked connections and the local terminal for the berth CLI.
  *
  * Attach and exec-start take over their HTTP connection (the daemon answers
- * "101 UPGRADED" to "Upgrade: tcp" and the socket then carries raw bytes),
- * so they go through the small HTTP/1.1 client here rather than libcurl;
- * the same connection type serves wait requests, whose response head must
- * have arrived before a container is started. Also here: Docker's
+ * "101 UPGRADED" to "Upgrade: tcp" and the socket then carries raw bytes):
+ * hijack() sends that request and reads the answer with http.c's wire code
+ * on a connection of its own. Also here: Docker's
  * stdout/stderr frame demultiplexer (8-byte headers), the pump that copies
  * stdin to the container and its output to ours, raw mode for the local
  * terminal (restored on exit and on fatal signals), window sizes sent to
@@ -13,224 +12,18 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 
-/* ---- connections ---- */
-
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(a.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
-/* base is "http://host:port" or "http://[v6]:port". */
-static int connect_tcp(const char *base)
-{
-    const char *hp = str_starts(base, "http://") ? base + 7 : base;
-    const char *colon = strrchr(hp, ':');
-    if (!colon) return -1;
-    char *host = xstrndup(hp, (size_t)(colon - hp));
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strcspn(host, "]")] = 0;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int fd = -1;
-    if (getaddrinfo(host, colon + 1, &hints, &res) == 0) {
-        for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-                close(fd);
-                fd = -1;
-            }
-        }
-        freeaddrinfo(res);
-    }
-    free(host);
-    return fd;
-}
-
-int hconn_open(client *c, hconn *h)
-{
-    memset(h, 0, sizeof *h);
-    h->clen = -1;
-    h->fd = c->sock ? connect_unix(c->sock) : connect_tcp(c->base);
-    if (h->fd < 0) {
-        client_conn_error(c, NULL);
-        return -1;
-    }
-    return 0;
-}
-
-void hconn_close(hconn *h)
-{
-    if (h->fd >= 0) close(h->fd);
-    h->fd = -1;
-    sbuf_free(&h->in);
-    free(h->content_type);
-    h->content_type = NULL;
-}
-
-int hconn_request(client *c, hconn *h, const char *method, const char *path, const char *ctype,
-                  const char *body, bool upgrade)
-{
-    h->fd = -1;
-    if (client_negotiate(c) < 0 || hconn_open(c, h) < 0) return -1;
-    sbuf r = {0};
-    sbuf_printf(&r, "%s /v%s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Berth-Client/%s (linux)\r\n",
-                method, c->api, path, c->sock ? "localhost" : c->base + 7, BERTH_VERSION);
-    if (upgrade) sbuf_adds(&r, "Connection: Upgrade\r\nUpgrade: tcp\r\n");
-    if (ctype) sbuf_printf(&r, "Content-Type: %s\r\n", ctype);
-    size_t bl = body ? strlen(body) : 0;
-    sbuf_printf(&r, "Content-Length: %zu\r\n\r\n", bl);
-    if (bl) sbuf_add(&r, body, bl);
-    log_debug("%s %s (raw)", method, path);
-    size_t off = 0;
-    while (off < r.len) {
-        ssize_t n = send(h->fd, r.data + off, r.len - off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            errorf("error during connect: %s", go_strerror(errno));
-            sbuf_free(&r);
-            hconn_close(h);
-            return -1;
-        }
-        off += (size_t)n;
-    }
-    sbuf_free(&r);
-    return 0;
-}
-
-/* Reads more bytes into h->in; 1 read, 0 EOF, -1 error or timeout. */
-static int hconn_fill(hconn *h, int timeout_ms)
-{
-    struct pollfd p = {.fd = h->fd, .events = POLLIN};
-    int rc;
-    do rc = poll(&p, 1, timeout_ms);
-    while (rc < 0 && errno == EINTR);
-    if (rc <= 0) return -1;
-    char buf[16384];
-    ssize_t n;
-    do n = read(h->fd, buf, sizeof buf);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) return -1;
-    if (n == 0) return 0;
-    sbuf_add(&h->in, buf, (size_t)n);
-    return 1;
-}
-
-static void parse_header_line(hconn *h, const char *l, size_t n)
-{
-    const char *colon = memchr(l, ':', n);
-    if (!colon) return;
-    size_t kl = (size_t)(colon - l);
-    const char *v = colon + 1;
-    while (v < l + n && (*v == ' ' || *v == '\t')) v++;
-    char *val = xstrndup(v, (size_t)(l + n - v));
-    if (kl == 14 && !strncasecmp(l, "Content-Length", kl))
-        h->clen = strtoll(val, NULL, 10);
-    else if (kl == 17 && !strncasecmp(l, "Transfer-Encoding", kl))
-        h->chunked = strcasestr(val, "chunked") != NULL;
-    else if (kl == 12 && !strncasecmp(l, "Content-Type", kl)) {
-        free(h->content_type);
-        h->content_type = val;
-        val = NULL;
-    }
-    free(val);
-}
-
-int hconn_head(hconn *h, int timeout_ms)
-{
-    for (;;) {
-        char *d = h->in.data;
-        char *end = d ? memmem(d, h->in.len, "\r\n\r\n", 4) : NULL;
-        if (end) {
-            if (strncmp(d, "HTTP/1.", 7) || h->in.len < 12) return -1;
-            h->status = strtol(d + 9, NULL, 10);
-            char *l = memchr(d, '\n', (size_t)(end - d)) + 1;
-            while (l < end) {
-                char *e = memmem(l, (size_t)(end + 2 - l), "\r\n", 2);
-                parse_header_line(h, l, (size_t)(e - l));
-                l = e + 2;
-            }
-            h->off = (size_t)(end + 4 - d);
-            return 0;
-        }
-        if (h->in.len > 65536 || hconn_fill(h, timeout_ms) <= 0) return -1;
-    }
-}
-
-/* Makes n bytes available after h->off; -1 at EOF first. */
-static int hconn_need(hconn *h, size_t n)
-{
-    while (h->in.len - h->off < n)
-        if (hconn_fill(h, -1) <= 0) return -1;
-    return 0;
-}
-
-static int read_chunked(hconn *h, sbuf *out)
-{
-    for (;;) {
-        char *nl;
-        while (!(nl = memchr(h->in.data + h->off, '\n', h->in.len - h->off)))
-            if (hconn_fill(h, -1) <= 0) return -1;
-        long long size = strtoll(h->in.data + h->off, NULL, 16);
-        h->off = (size_t)(nl + 1 - h->in.data);
-        if (size <= 0) return 0;
-        if (hconn_need(h, (size_t)size + 2) < 0) return -1;
-        sbuf_add(out, h->in.data + h->off, (size_t)size);
-        h->off += (size_t)size + 2;
-    }
-}
-
-int hconn_body(hconn *h, sbuf *out)
-{
-    if (h->chunked) return read_chunked(h, out);
-    if (h->clen >= 0) {
-        if (hconn_need(h, (size_t)h->clen) < 0) return -1;
-        sbuf_add(out, h->in.data + h->off, (size_t)h->clen);
-        h->off += (size_t)h->clen;
-        return 0;
-    }
-    while (hconn_fill(h, -1) > 0) {
-    }
-    sbuf_add(out, h->in.data + h->off, h->in.len - h->off);
-    h->off = h->in.len;
-    return 0;
-}
-
-char *hconn_error(hconn *h)
-{
-    resp r = {.status = h->status};
-    hconn_body(h, &r.body);
-    char *m = resp_error_message(&r);
-    sbuf_free(&r.body);
-    return m;
-}
+/* ---- hijack ---- */
 
 int hijack(client *c, hconn *h, const char *path, const char *json_body, long *status, char **err)
 {
