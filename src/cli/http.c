@@ -126,7 +126,7 @@ void hconn_reset(hconn *h)
     }
     h->status = 0;
     h->clen = -1;
-    h->chunked = h->close = h->no_body = h->done = false;
+    h->chunked = h->close = h->done = false;
     h->api_version[0] = 0;
     free(h->content_type);
     h->content_type = NULL;
