@@ -91,13 +91,17 @@ echo "50 concurrent berth runs: $fails failed"
 
 echo "== memory"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+anon() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
 bpid=$(cat "$T/berthd.pid")
-echo "berthd idle RSS: $(rss "$bpid") kB"
+echo "berthd idle RSS: $(rss "$bpid") kB (private: $(anon "$bpid") kB; the rest is shared library pages)"
 for i in $(seq 10); do $B run -d --name "m$i" busybox sleep 300 >/dev/null; done
 sleep 1
-tot=0; n=0
-for p in $(pgrep -f "berth-shim.*$T"); do tot=$((tot + $(rss "$p"))); n=$((n + 1)); done
-echo "berth-shim RSS: $((tot / (n > 0 ? n : 1))) kB each over $n shims; berthd now $(rss "$bpid") kB"
+tot=0; priv=0; n=0
+for p in $(pgrep -f "berth-shim.*$T"); do
+    tot=$((tot + $(rss "$p"))); priv=$((priv + $(anon "$p"))); n=$((n + 1))
+done
+n1=$((n > 0 ? n : 1))
+echo "berth-shim RSS: $((tot / n1)) kB each (private $((priv / n1)) kB) over $n shims; berthd now $(rss "$bpid") kB"
 if [ $have_docker = 1 ]; then
     for i in $(seq 3); do $D run -d --network none busybox sleep 300 >/dev/null; done
     sleep 1
