@@ -400,6 +400,9 @@ static json_t *std_mounts(const json_t *hc, const char *files_dir, bool privileg
                                  "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"));
     json_array_append_new(m, mnt("/sys", "sysfs", "sysfs", privileged ? "nosuid,noexec,nodev,rw"
                                                                        : "nosuid,noexec,nodev,ro"));
+    json_array_append_new(m, mnt("/sys/fs/cgroup", "cgroup", "cgroup",
+                                 privileged ? "nosuid,noexec,nodev,relatime,rw"
+                                            : "nosuid,noexec,nodev,relatime,ro"));
     json_array_append_new(m, mnt("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"));
     json_array_append_new(m, mnt("/dev/shm", "tmpfs", "shm", shmopts));
     free(shmopts);
