@@ -18,34 +18,6 @@ CG = "/sys/fs/cgroup"
 CG_V2 = os.path.exists(os.path.join(CG, "cgroup.controllers"))
 
 
-@pytest.fixture
-def ctrs(daemon):
-    """Names/IDs of containers the test made; all are force-removed afterwards."""
-    made = []
-    yield made
-    died = _revive_if_dead(daemon)
-    for c in reversed(made):
-        try:
-            daemon.api("DELETE", f"/containers/{c}?force=1&v=1", timeout=60)
-        except OSError:
-            pass
-    if died:
-        pytest.fail(died, pytrace=False)
-
-
-def _revive_if_dead(daemon):
-    """If berthd died during the test, restart it on the same roots (so the test's
-    containers can still be removed) and return a message for the failure, else None.
-    The autouse fixture of conftest would restart it too, but only after this
-    fixture's teardown, too late to clean up."""
-    if daemon.proc is None or daemon.proc.poll() is None:
-        return None
-    rc = daemon.proc.returncode
-    tail = daemon.log()[-6000:]
-    daemon.proc = None
-    daemon.logf.close()
-    daemon.start()
-    return f"berthd died (exit status {rc}) during this test; restarted it.\nlog tail:\n{tail}"
 
 
 def run_d(daemon, ctrs, *args):
