@@ -608,7 +608,8 @@ static bool wait_done(struct wait_arg *a)
     container *c = a->c;
     if (a->mode == 2) return c->removed;
     if (c->removed) return true;
-    bool running = ctr_running(c) || c->waiter || !strcmp(ctr_status(c), "restarting");
+    /* the exit is recorded before the shim's own cleanup ends (c->waiter) */
+    bool running = ctr_running(c) || !strcmp(ctr_status(c), "restarting");
     if (a->mode == 0) return !running;
     const char *st = jstr(ctr_state(c), "StartedAt");
     bool restarted = st && a->started && strcmp(st, a->started);

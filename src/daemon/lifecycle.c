@@ -353,6 +353,15 @@ static void record_start_error(container *c, const berr *e)
 static int start_locked(container *c, bool by_policy, berr *e)
 {
     ctr_lock();
+    /* the previous run's waiter may still be waiting for its shim to finish
+     * cleaning up (cgroups): let it, so runs never overlap */
+    for (int i = 0; i < 150 && c->waiter && !ctr_running(c) && !c->removed; i++) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_nsec += 100000000;
+        if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&c->changed, &ctr_mutex, &dl);
+    }
     bool running = ctr_running(c), removed = c->removed;
     ctr_unlock();
     if (removed) return berr_set(e, 404, "No such container: %s", c->id);
@@ -491,15 +500,19 @@ static void *waiter_main(void *p)
         code = 255;
     }
     shim_read_exit(edir, &code, &oom, &finished, err, sizeof err);
-    shim_wait_gone(edir, 10000, NULL); /* its cgroup cleanup is done */
-    free(edir);
     int64_t ran = started_ms(c);
-    finish_exit(c, code, oom, finished);
+    finish_exit(c, code, oom, finished); /* waiters see the exit now */
+    ctr_lock();
+    bool autorm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
+    ctr_unlock();
+    if (!autorm) shim_wait_gone(edir, 10000, NULL); /* a restart must not race its cgroup cleanup */
     ctr_lock();
     c->waiter = false;
     pthread_cond_broadcast(&c->changed);
     ctr_unlock();
-    apply_policy(c, code, ran);
+    apply_policy(c, code, ran); /* --rm removes here, off the shim's cleanup */
+    if (autorm) shim_wait_gone(edir, 10000, NULL);
+    free(edir);
     ctr_put(c);
     return NULL;
 }

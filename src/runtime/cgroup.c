@@ -192,7 +192,7 @@ static int make_dir(rt_cgdir *d, berr *e)
  * others and applies the limits while the new process sets up its root. */
 int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
 {
-    discover();
+    discover(); rt_trace("discovered");
     *out = NULL;
     if (!nhiers) return berr_set(e, 500, "no cgroup hierarchy is mounted");
     rt_cgroup *cg = xcalloc(1, sizeof *cg);
@@ -216,6 +216,7 @@ int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
     for (int i = 0; i < cg->n; i++)
         if (cg->dirs[i].name[0] && make_dir(&cg->dirs[i], e) < 0) return -1;
+    rt_trace("parent cg dirs made");
     return apply_initial(cg, s, e);
 }
 
@@ -480,6 +481,7 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
                      : mount(d.path, p, NULL, MS_BIND, NULL);
         return r < 0 ? berr_errno(e, 500, "mount cgroup2 on %s", m->dest) : 0;
     }
+    rt_trace("child cg mount begin");
     if (mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return berr_errno(e, 500, "mount tmpfs on %s", m->dest);
     _cleanup_close_ int dfd = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);

@@ -203,6 +203,10 @@ static int compile(const json_t *sc, rt_bpf *out, berr *e)
     if (!ctx) return berr_set(e, 500, "seccomp_init failed");
     int r = -1;
     seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+    /* a binary tree of syscall numbers instead of a linear list: the kernel
+     * emulates the program for every syscall of every arch when it is loaded
+     * (its allow-cache), which costs ~1.5 ms for the default profile as a list */
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     if (add_arches(ctx, json_object_get(sc, "architectures"), e) < 0) goto out;
     size_t i;
     json_t *rule;
@@ -222,7 +226,7 @@ static void profile_key(const json_t *sc, char key[DIGEST_LEN + 1])
     char *dump = json_dumps(sc, JSON_COMPACT | JSON_SORT_KEYS);
     const struct scmp_version *v = seccomp_version();
     sbuf b = {0};
-    sbuf_printf(&b, "v1 %u.%u.%u %u ", v->major, v->minor, v->micro, seccomp_arch_native());
+    sbuf_printf(&b, "v2 %u.%u.%u %u ", v->major, v->minor, v->micro, seccomp_arch_native());
     sbuf_adds(&b, dump ? dump : "");
     sha256_buf(b.data, b.len, key);
     sbuf_free(&b);
