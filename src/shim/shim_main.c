@@ -258,6 +258,7 @@ static int startup(shim *sh, berr *e)
         set_nonblock(sh->attach_fd);
         client *cl = client_new(sh, sh->attach_fd, CL_STREAM);
         client_attach(sh, cl, sh->ctr, sh->attach_in, sh->attach_out, sh->attach_err);
+        sh->attach_fd = -1; /* the fd number is reused by later clients */
     }
     return 0;
 }
