@@ -70,6 +70,7 @@ void h_exec_create(req *r);
 void h_exec_start(req *r);
 void h_exec_inspect(req *r);
 void h_exec_resize(req *r);
+json_t *containers_df(void);
 /* copies between a hijacked client socket and a container stream */
 void api_splice(int client, int ctr_fd);
 

@@ -208,7 +208,7 @@ void h_system_df(req *r)
     int64_t layers = 0;
     json_t *imgs = image_df(D.images, &layers, &e);
     if (!imgs) return resp_berr(r, &e);
-    json_t *j = json_pack("{s:I,s:o,s:[],s:[],s:[]}", "LayersSize", (json_int_t)layers, "Images",
-                          imgs, "Containers", "Volumes", "BuildCache");
+    json_t *j = json_pack("{s:I,s:o,s:o,s:[],s:[]}", "LayersSize", (json_int_t)layers, "Images",
+                          imgs, "Containers", containers_df(), "Volumes", "BuildCache");
     resp_json(r, 200, j);
 }

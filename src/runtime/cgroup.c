@@ -45,11 +45,14 @@ static char *mountinfo_field(char *line, int n)
 }
 
 /* Finds the mount of a hierarchy: for v1 the superblock options hold its controllers. */
-static bool find_mount(const char *name, char **mnt, char **root)
+static bool find_mount(const char *mountinfo, const char *name, char **mnt, char **root)
 {
-    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
     char line[4096];
-    while (f && fgets(line, sizeof line, f)) {
+    for (const char *l = mountinfo; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) + 1 : strlen(l);
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        l += len;
         char *dash = strstr(line, " - ");
         if (!dash) continue;
         char fstype[32], super[1024];
@@ -93,13 +96,17 @@ static void discover(void)
     _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
     char line[4096];
     bool v1 = false, v2 = false;
+    /* mountinfo read once, not once per hierarchy */
+    _cleanup_free_ char *mountinfo = NULL;
+    size_t milen = 0;
+    if (read_file("/proc/self/mountinfo", &mountinfo, &milen) < 0) mountinfo = NULL;
     while (f && fgets(line, sizeof line, f) && nhiers < RT_CG_MAX) {
         line[strcspn(line, "\n")] = 0;
         char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
         if (!c2) continue;
         *c2 = 0;
         hier *h = &hiers[nhiers];
-        if (!find_mount(c1 + 1, &h->mnt, &h->root)) continue;
+        if (!find_mount(mountinfo, c1 + 1, &h->mnt, &h->root)) continue;
         h->name = xstrdup(c1 + 1);
         h->own = xstrdup(c2 + 1);
         if (*h->name)
@@ -179,7 +186,9 @@ static const char *mnt_of(const char *name)
 
 static int make_dir(rt_cgdir *d, berr *e)
 {
-    if (mkdir_p(d->path, 0755) < 0) return berr_errno(e, 500, "create cgroup %s", d->path);
+    /* the parent (the /berth cgroup) is there but for the first container */
+    if (mkdir(d->path, 0755) < 0 && errno != EEXIST && mkdir_p(d->path, 0755) < 0)
+        return berr_errno(e, 500, "create cgroup %s", d->path);
     if (host_mode == RT_CG_V2)
         rt_cgv2_enable(mnt_of(d->name), d->path);
     else if (strstr(d->name, "cpuset") && rt_cgv1_cpuset_init(mnt_of(d->name), d->path) < 0)
@@ -192,7 +201,7 @@ static int make_dir(rt_cgdir *d, berr *e)
  * others and applies the limits while the new process sets up its root. */
 int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
 {
-    discover(); rt_trace("discovered");
+    discover();
     *out = NULL;
     if (!nhiers) return berr_set(e, 500, "no cgroup hierarchy is mounted");
     rt_cgroup *cg = xcalloc(1, sizeof *cg);
@@ -216,7 +225,6 @@ int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
     for (int i = 0; i < cg->n; i++)
         if (cg->dirs[i].name[0] && make_dir(&cg->dirs[i], e) < 0) return -1;
-    rt_trace("parent cg dirs made");
     return apply_initial(cg, s, e);
 }
 
@@ -481,7 +489,6 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
                      : mount(d.path, p, NULL, MS_BIND, NULL);
         return r < 0 ? berr_errno(e, 500, "mount cgroup2 on %s", m->dest) : 0;
     }
-    rt_trace("child cg mount begin");
     if (mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return berr_errno(e, 500, "mount tmpfs on %s", m->dest);
     _cleanup_close_ int dfd = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);

@@ -216,23 +216,19 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     rt_cgroup *cg = NULL;
     int master = -1, statefd = -1;
     pid_t pid = -1;
-    rt_trace("create begin");
     if (make_state_dir(o, &dir, e) < 0) {
         if (dir && e->status != 409) rm_rf(dir);
         return -1;
     }
-    rt_trace("state dir");
     if ((s->seccomp && rt_seccomp_get(s->seccomp, &bpf, e) < 0) ||
-        (rt_trace("seccomp got"), 0) || rt_cgroup_plan(s, o->id, &cg, e) < 0)
+        rt_cgroup_plan(s, o->id, &cg, e) < 0)
         goto fail;
-    rt_trace("planned");
     if ((statefd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
         berr_errno(e, 500, "open %s", dir);
         goto fail;
     }
     if (rt_spawn_init(s, o, bpf, cg, statefd, &pid, &master, e) < 0) goto fail;
     close(statefd), statefd = -1;
-    rt_trace("spawned ready");
     c = container_new(o->root, o->id);
     fill_container(c, s);
     c->pid = pid;
@@ -255,7 +251,6 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
         *console_fd = master;
     else if (master >= 0)
         close(master);
-    rt_trace("create end");
     *out = c;
     return 0;
 fail:

@@ -238,18 +238,3 @@ bool rt_container_alive(const rt_container *c);
 bool rt_id_valid(const char *id);
 
 #endif
-/* TEMP-TRACE */
-#include <time.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
-static inline void rt_trace(const char *what)
-{
-    static int fd = -2;
-    if (fd == -2) { const char *p = getenv("RT_TRACE"); fd = p ? open(p, O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, 0644) : -1; }
-    if (fd < 0) return;
-    struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts);
-    char b[128]; int n = snprintf(b, sizeof b, "%ld.%06ld %d %s\n", (long)ts.tv_sec, ts.tv_nsec/1000, (int)getpid(), what);
-    if (write(fd, b, n) < 0) {}
-}

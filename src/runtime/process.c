@@ -212,9 +212,7 @@ int rt_child_await_cgroup(berr *e)
 {
     if (child_go || child_sock < 0) return 0;
     rt_sync_msg m;
-    rt_trace("child await GO");
     if (rt_sync_recv(child_sock, &m, NULL, e) != 1 || m.type != RT_MSG_GO) _exit(1);
-    rt_trace("child got GO");
     child_go = true;
     if (!child_userns && rt_child_cgroup && rt_cgroup_enter_self(rt_child_cgroup, e) < 0) return -1;
     if (child_cgns && unshare(CLONE_NEWCGROUP) < 0)
@@ -258,11 +256,9 @@ static int init_setup(init_args *a, int *master, char **path, berr *e)
     if (setup_stdio(&a->o->io, e) < 0) return -1;
     if (rt_rootfs_prepare(s, p, master, &slave, e) < 0 || rt_child_await_cgroup(e) < 0) return -1;
     if (slave >= 0 && (use_tty(slave, e) < 0 || close(slave) < 0)) return -1;
-    rt_trace("child prepared");
     if (rt_rootfs_pivot(s, a->o->no_pivot, e) < 0 || rt_sysctl_apply(s, e) < 0 ||
         rt_rootfs_finish(s, e) < 0)
         return -1;
-    rt_trace("child finished mounts");
     return find_and_chdir(p, path, e);
 }
 
@@ -277,10 +273,8 @@ static void init_main(void *arg)
     init_args *a = arg;
     berr e = {0};
     rt_sync_msg m;
-    rt_trace("child start");
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     reset_signals();
-    rt_trace("child signals reset");
     child_sock = a->sock;
     child_userns = rt_spec_has_ns(a->s, CLONE_NEWUSER);
     child_cgns = rt_spec_has_ns(a->s, CLONE_NEWCGROUP) && !rt_spec_ns_path(a->s, CLONE_NEWCGROUP);
@@ -290,10 +284,8 @@ static void init_main(void *arg)
     char *path = NULL;
     if (init_setup(a, &master, &path, &e) < 0) rt_child_fail(a->sock, &e, errno);
     const rt_process *p = a->s->proc;
-    rt_trace("child found exec");
     if (secure(p, a->bpf, rt_spec_has_ns(a->s, CLONE_NEWUSER), &e) < 0)
         rt_child_fail(a->sock, &e, errno);
-    rt_trace("child secured");
     preserve_fds(a->o->preserve_fds);
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     m = (rt_sync_msg){.type = RT_MSG_READY};
@@ -438,7 +430,6 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
     bool userns = rt_spec_has_ns(s, CLONE_NEWUSER);
     pid = spawn(clone_flags(s), pidns, &cgfd, sv[0], &sv[1], init_main, &arg, e);
     bool born_v2 = cgfd >= 0;
-    rt_trace("parent cloned");
     if (cgfd >= 0) close(cgfd);
     if (pid < 0) goto out;
     if (rt_spec_has_ns(s, CLONE_NEWUSER) && !rt_spec_ns_path(s, CLONE_NEWUSER) &&
@@ -446,7 +437,6 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
          write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
         goto out;
     if (rt_cgroup_setup(cg, s, e) < 0 || enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
-    rt_trace("parent cgroup setup done");
     rt_sync_msg m = {.type = RT_MSG_GO};
     if (rt_sync_send(sv[0], &m, -1) < 0) {
         berr_errno(e, 500, "signal the container process");
