@@ -176,6 +176,12 @@ static char *hosts_file(const json_t *hc, const char *hostname, bool host_net)
 
 static int write_etc_files(container *c, const char *dir)
 {
+    /* made at the first start; later starts keep them (as dockerd, which
+     * writes them once and then only edits them for network changes) */
+    char *probe = xasprintf("%s/resolv.conf", dir);
+    bool have = access(probe, F_OK) == 0;
+    free(probe);
+    if (have) return 0;
     ctr_lock();
     const char *hn = jstr(json_object_get(c->j, "Config"), "Hostname");
     char *hostname = xstrdup(hn && *hn ? hn : c->id);
