@@ -14,7 +14,7 @@ DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev libmicrohttpd-d
        busybox-static python3-pytest python3-docker docker.io clang-format curl \
        iproute2 util-linux procps hyperfine libseccomp-dev zstd xz-utils runc tmux
 
-.PHONY: all build asan deps install test unit integration demo format clean
+.PHONY: all build asan deps install test unit integration demo format format-check clean
 
 all: build
 
@@ -48,6 +48,7 @@ integration: build asan
 	BERTH_BUILD=$(abspath $(ASAN_BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 test: deps
+	$(MAKE) format-check
 	$(MAKE) build asan
 	$(MAKE) unit
 	$(MAKE) integration
@@ -58,6 +59,11 @@ demo: deps build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@bad=$$(for f in $$(git ls-files '*.c' '*.h'); do \
+		clang-format --dry-run -Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "not formatted (run make format):"; echo "$$bad"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -54,4 +54,3 @@ bool digest_valid(const char *d)
         if (!isdigit((unsigned char)*p) && !(*p >= 'a' && *p <= 'f')) return false;
     return true;
 }
-

@@ -60,7 +60,8 @@ json_t *filters_parse(const char *query, const char *const *allowed, berr *e)
         } else if (json_is_object(val)) {
             const char *k;
             json_t *v;
-            json_object_foreach(val, k, v) if (json_is_true(v)) json_array_append_new(arr, json_string(k));
+            json_object_foreach(val, k, v) if (json_is_true(v))
+                json_array_append_new(arr, json_string(k));
         } else if (json_is_string(val)) {
             json_array_append(arr, val);
         }

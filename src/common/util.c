@@ -261,8 +261,8 @@ int write_file_replace(const char *path, const void *data, size_t len, mode_t mo
 static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool sync)
 {
     char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(),
-                 (unsigned long)now_ns()) >= (int)sizeof tmp) {
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d.%lx", path, (int)getpid(), (unsigned long)now_ns()) >=
+        (int)sizeof tmp) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -286,8 +286,10 @@ static int replace_file(const char *path, const void *data, size_t len, mode_t m
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (sync && slash) {
-        if (slash == dir) slash[1] = 0;
-        else *slash = 0;
+        if (slash == dir)
+            slash[1] = 0;
+        else
+            *slash = 0;
         fsync_dir(dir);
     }
     return 0;
@@ -403,11 +405,16 @@ int64_t parse_time_arg(const char *s, int64_t now)
         if (end == p) break;
         p = end;
         int64_t unit;
-        if (!strncmp(p, "ms", 2)) unit = 1000000LL, p += 2;
-        else if (*p == 'h') unit = 3600000000000LL, p++;
-        else if (*p == 'm') unit = 60000000000LL, p++;
-        else if (*p == 's') unit = 1000000000LL, p++;
-        else break;
+        if (!strncmp(p, "ms", 2))
+            unit = 1000000LL, p += 2;
+        else if (*p == 'h')
+            unit = 3600000000000LL, p++;
+        else if (*p == 'm')
+            unit = 60000000000LL, p++;
+        else if (*p == 's')
+            unit = 1000000000LL, p++;
+        else
+            break;
         total += (int64_t)(num * (double)unit);
         any = true;
     }
@@ -432,17 +439,28 @@ void human_duration(int64_t seconds, char *out, size_t n)
 {
     int64_t minutes = seconds / 60;
     int64_t hours = (seconds + 1800) / 3600; /* rounded, as Go's Duration.Round(time.Hour) */
-    if (seconds < 1) snprintf(out, n, "Less than a second");
-    else if (seconds == 1) snprintf(out, n, "1 second");
-    else if (seconds < 60) snprintf(out, n, "%lld seconds", (long long)seconds);
-    else if (minutes == 1) snprintf(out, n, "About a minute");
-    else if (minutes < 60) snprintf(out, n, "%lld minutes", (long long)minutes);
-    else if (hours == 1) snprintf(out, n, "About an hour");
-    else if (hours < 48) snprintf(out, n, "%lld hours", (long long)hours);
-    else if (hours < 24 * 7 * 2) snprintf(out, n, "%lld days", (long long)(hours / 24));
-    else if (hours < 24 * 30 * 2) snprintf(out, n, "%lld weeks", (long long)(hours / 24 / 7));
-    else if (hours < 24 * 365 * 2) snprintf(out, n, "%lld months", (long long)(hours / 24 / 30));
-    else snprintf(out, n, "%lld years", (long long)(seconds / 3600 / 24 / 365));
+    if (seconds < 1)
+        snprintf(out, n, "Less than a second");
+    else if (seconds == 1)
+        snprintf(out, n, "1 second");
+    else if (seconds < 60)
+        snprintf(out, n, "%lld seconds", (long long)seconds);
+    else if (minutes == 1)
+        snprintf(out, n, "About a minute");
+    else if (minutes < 60)
+        snprintf(out, n, "%lld minutes", (long long)minutes);
+    else if (hours == 1)
+        snprintf(out, n, "About an hour");
+    else if (hours < 48)
+        snprintf(out, n, "%lld hours", (long long)hours);
+    else if (hours < 24 * 7 * 2)
+        snprintf(out, n, "%lld days", (long long)(hours / 24));
+    else if (hours < 24 * 30 * 2)
+        snprintf(out, n, "%lld weeks", (long long)(hours / 24 / 7));
+    else if (hours < 24 * 365 * 2)
+        snprintf(out, n, "%lld months", (long long)(hours / 24 / 30));
+    else
+        snprintf(out, n, "%lld years", (long long)(seconds / 3600 / 24 / 365));
 }
 
 int64_t parse_size(const char *s)
@@ -453,12 +471,28 @@ int64_t parse_size(const char *s)
     if (*end == ' ') end++;
     int64_t mult = 1;
     switch (tolower((unsigned char)*end)) {
-    case 'k': mult = 1LL << 10; end++; break;
-    case 'm': mult = 1LL << 20; end++; break;
-    case 'g': mult = 1LL << 30; end++; break;
-    case 't': mult = 1LL << 40; end++; break;
-    case 'p': mult = 1LL << 50; end++; break;
-    default: break;
+    case 'k':
+        mult = 1LL << 10;
+        end++;
+        break;
+    case 'm':
+        mult = 1LL << 20;
+        end++;
+        break;
+    case 'g':
+        mult = 1LL << 30;
+        end++;
+        break;
+    case 't':
+        mult = 1LL << 40;
+        end++;
+        break;
+    case 'p':
+        mult = 1LL << 50;
+        end++;
+        break;
+    default:
+        break;
     }
     if (mult > 1 && tolower((unsigned char)*end) == 'i') end++;
     if (tolower((unsigned char)*end) == 'b') end++;

@@ -68,7 +68,7 @@ char *sbuf_steal(sbuf *b); /* NUL-terminated; buffer reset */
 
 /* ---- files ---- */
 int mkdir_p(const char *path, mode_t mode);
-int rm_rf(const char *path);                        /* 0 also when absent */
+int rm_rf(const char *path);                              /* 0 also when absent */
 int read_file(const char *path, char **out, size_t *len); /* NUL-terminated; -1+errno */
 /* Atomic replace: tmp in same dir, fsync, rename, fsync dir. -1+errno. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
@@ -91,16 +91,16 @@ void sha256_buf(const void *p, size_t n, char out[DIGEST_LEN + 1]);
 bool digest_valid(const char *d); /* "sha256:" + 64 lowercase hex */
 
 /* ---- time ---- */
-int64_t now_ns(void);                         /* CLOCK_REALTIME */
+int64_t now_ns(void);                                  /* CLOCK_REALTIME */
 void fmt_rfc3339nano(int64_t ns, char *out, size_t n); /* 2024-01-02T03:04:05.123456789Z */
-int64_t parse_rfc3339(const char *s);         /* ns since epoch, -1 on error */
+int64_t parse_rfc3339(const char *s);                  /* ns since epoch, -1 on error */
 /* docker's --since/--until value: unix seconds (with fraction), RFC3339, or a duration like 10m */
 int64_t parse_time_arg(const char *s, int64_t now);
 
 /* ---- human formats (as the docker CLI prints them) ---- */
-void human_size(int64_t bytes, char *out, size_t n);        /* 1.23MB (SI, 3 sig digits) */
-void human_duration(int64_t seconds, char *out, size_t n);  /* "About a minute", "2 hours" */
-int64_t parse_size(const char *s);                          /* "512m" -> bytes, -1 bad */
+void human_size(int64_t bytes, char *out, size_t n);       /* 1.23MB (SI, 3 sig digits) */
+void human_duration(int64_t seconds, char *out, size_t n); /* "About a minute", "2 hours" */
+int64_t parse_size(const char *s);                         /* "512m" -> bytes, -1 bad */
 
 /* ---- logging ---- */
 enum { LOG_ERR_ = 0, LOG_WARN_ = 1, LOG_INFO_ = 2, LOG_DEBUG_ = 3 };

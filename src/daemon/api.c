@@ -13,8 +13,7 @@ void h_unsupported(req *r)
  * a swarm member. */
 void h_swarm_unsupported(req *r)
 {
-    resp_error(r, 503,
-               "This node is not a swarm manager. Berth does not support swarm mode.");
+    resp_error(r, 503, "This node is not a swarm manager. Berth does not support swarm mode.");
 }
 
 const route api_routes[] = {

@@ -12,10 +12,10 @@ typedef struct daemon_ctx {
     store *images;
     char *data_root;
     char *exec_root;
-    char *hosts;        /* listening addresses, comma-separated (for /info) */
+    char *hosts; /* listening addresses, comma-separated (for /info) */
     char *storage_driver;
     int64_t started_ns;
-    char id[65];        /* daemon ID, persisted under the data root */
+    char id[65]; /* daemon ID, persisted under the data root */
 } daemon_ctx;
 
 extern daemon_ctx D;

@@ -77,15 +77,19 @@ static void merge_str(json_t *cfg, const json_t *icfg, const char *key)
 /* Applies the image's config under the container's, as dockerd's merge. */
 static void merge_image_config(json_t *cfg, const json_t *icfg)
 {
-    json_object_set_new(cfg, "Env", merge_env(json_object_get(icfg, "Env"), json_object_get(cfg, "Env")));
+    json_object_set_new(cfg, "Env",
+                        merge_env(json_object_get(icfg, "Env"), json_object_get(cfg, "Env")));
     bool own_ep = json_is_array(json_object_get(cfg, "Entrypoint"));
     if (!own_ep) {
-        json_object_set(cfg, "Entrypoint", json_object_get(icfg, "Entrypoint") ? json_object_get(icfg, "Entrypoint") : json_null());
+        json_object_set(cfg, "Entrypoint",
+                        json_object_get(icfg, "Entrypoint") ? json_object_get(icfg, "Entrypoint")
+                                                            : json_null());
         if (!arr_or_null(json_object_get(cfg, "Cmd")) && json_object_get(icfg, "Cmd"))
             json_object_set(cfg, "Cmd", json_object_get(icfg, "Cmd"));
     } else {
         json_t *ep = json_object_get(cfg, "Entrypoint");
-        if (json_array_size(ep) == 1 && !strcmp(json_string_value(json_array_get(ep, 0)) ?: "x", ""))
+        if (json_array_size(ep) == 1 &&
+            !strcmp(json_string_value(json_array_get(ep, 0)) ?: "x", ""))
             json_object_set_new(cfg, "Entrypoint", json_null());
     }
     merge_str(cfg, icfg, "WorkingDir");
@@ -102,14 +106,16 @@ static void merge_image_config(json_t *cfg, const json_t *icfg)
 
 static int validate_host_config(json_t *hc, berr *e)
 {
-    static const char *const ints[] = {"Memory", "MemorySwap", "MemoryReservation", "NanoCpus",
-                                       "CpuShares", "CpuQuota", "CpuPeriod", "PidsLimit",
-                                       "BlkioWeight", "ShmSize", "OomScoreAdj", NULL};
+    static const char *const ints[] = {
+        "Memory",    "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares",   "CpuQuota",
+        "CpuPeriod", "PidsLimit",  "BlkioWeight",       "ShmSize",  "OomScoreAdj", NULL};
     for (const char *const *k = ints; *k; k++) {
         json_t *v = json_object_get(hc, *k);
         if (v && !json_is_integer(v) && !json_is_null(v))
-            return berr_set(e, 400, "json: cannot unmarshal %s into Go struct field HostConfig.%s of type int64",
-                            json_is_string(v) ? "string" : "non-number", *k);
+            return berr_set(
+                e, 400,
+                "json: cannot unmarshal %s into Go struct field HostConfig.%s of type int64",
+                json_is_string(v) ? "string" : "non-number", *k);
     }
     json_int_t mem = json_integer_value(json_object_get(hc, "Memory"));
     json_int_t swap = json_integer_value(json_object_get(hc, "MemorySwap"));
@@ -117,38 +123,47 @@ static int validate_host_config(json_t *hc, berr *e)
     if (mem > 0 && mem < 6 * 1024 * 1024)
         return berr_set(e, 400, "Minimum memory limit allowed is 6MB");
     if (swap > 0 && mem > 0 && swap < mem)
-        return berr_set(e, 400, "Minimum memoryswap limit should be larger than memory limit, see usage");
+        return berr_set(e, 400,
+                        "Minimum memoryswap limit should be larger than memory limit, see usage");
     if (swap > 0 && mem == 0)
-        return berr_set(e, 400, "You should always set the Memory limit when using Memoryswap limit, see usage");
+        return berr_set(
+            e, 400,
+            "You should always set the Memory limit when using Memoryswap limit, see usage");
     if (json_integer_value(json_object_get(hc, "NanoCpus")) < 0)
         return berr_set(e, 400, "Range of CPUs is from 0.01 to the number of CPUs available");
     if (json_integer_value(json_object_get(hc, "CpuShares")) < 0)
         return berr_set(e, 400, "invalid CPU shares: must be positive");
     const json_t *rp = json_object_get(hc, "RestartPolicy");
     const char *pol = jstr(rp, "Name");
-    if (pol && *pol && strcmp(pol, "no") && strcmp(pol, "always") && strcmp(pol, "unless-stopped") &&
-        strcmp(pol, "on-failure"))
+    if (pol && *pol && strcmp(pol, "no") && strcmp(pol, "always") &&
+        strcmp(pol, "unless-stopped") && strcmp(pol, "on-failure"))
         return berr_set(e, 400, "invalid restart policy '%s'", pol);
-    if (pol && json_integer_value(json_object_get(rp, "MaximumRetryCount")) && strcmp(pol, "on-failure"))
+    if (pol && json_integer_value(json_object_get(rp, "MaximumRetryCount")) &&
+        strcmp(pol, "on-failure"))
         return berr_set(e, 400, "maximum retry count cannot be used with restart policy '%s'", pol);
     if (json_is_true(json_object_get(hc, "AutoRemove")) && pol && *pol && strcmp(pol, "no"))
         return berr_set(e, 400, "can't create 'AutoRemove' container with restart policy");
     const char *nm = jstr(hc, "NetworkMode");
     if (nm && *nm && strcmp(nm, "none") && strcmp(nm, "host") && strcmp(nm, "default"))
-        return berr_set(e, 400, "network mode %s is not supported yet: use none or host "
-                                "(bridge networking is not implemented)", nm);
-    if (!nm || !*nm || !strcmp(nm, "default")) json_object_set_new(hc, "NetworkMode", json_string("none"));
+        return berr_set(e, 400,
+                        "network mode %s is not supported yet: use none or host "
+                        "(bridge networking is not implemented)",
+                        nm);
+    if (!nm || !*nm || !strcmp(nm, "default"))
+        json_object_set_new(hc, "NetworkMode", json_string("none"));
     json_int_t mem2 = json_integer_value(json_object_get(hc, "Memory"));
     if (mem2 > 0 && json_integer_value(json_object_get(hc, "MemorySwap")) == 0)
         json_object_set_new(hc, "MemorySwap", json_integer(2 * mem2)); /* dockerd's default */
     if (!json_object_get(hc, "RestartPolicy") || json_is_null(json_object_get(hc, "RestartPolicy")))
-        json_object_set_new(hc, "RestartPolicy", json_pack("{s:s,s:i}", "Name", "no", "MaximumRetryCount", 0));
+        json_object_set_new(hc, "RestartPolicy",
+                            json_pack("{s:s,s:i}", "Name", "no", "MaximumRetryCount", 0));
     json_t *lc = json_object_get(hc, "LogConfig");
     const char *lt = jstr(lc, "Type");
     if (lt && *lt && strcmp(lt, "json-file"))
         return berr_set(e, 400, "logging driver %s is not supported (json-file only)", lt);
     if (!lc || !lt || !*lt)
-        json_object_set_new(hc, "LogConfig", json_pack("{s:s,s:{}}", "Type", "json-file", "Config"));
+        json_object_set_new(hc, "LogConfig",
+                            json_pack("{s:s,s:{}}", "Type", "json-file", "Config"));
     const char *ms = jstr(json_object_get(json_object_get(hc, "LogConfig"), "Config"), "max-size");
     if (ms && parse_size(ms) < 0) return berr_set(e, 400, "invalid max-size: %s", ms);
     return 0;
@@ -157,8 +172,8 @@ static int validate_host_config(json_t *hc, berr *e)
 static json_t *initial_state(void)
 {
     return json_pack("{s:s,s:b,s:b,s:b,s:b,s:b,s:i,s:i,s:s,s:s,s:s}", "Status", "created",
-                     "Running", 0, "Paused", 0, "Restarting", 0, "OOMKilled", 0, "Dead", 0,
-                     "Pid", 0, "ExitCode", 0, "Error", "", "StartedAt", ZERO_TIME, "FinishedAt",
+                     "Running", 0, "Paused", 0, "Restarting", 0, "OOMKilled", 0, "Dead", 0, "Pid",
+                     0, "ExitCode", 0, "Error", "", "StartedAt", ZERO_TIME, "FinishedAt",
                      ZERO_TIME);
 }
 
@@ -168,7 +183,8 @@ static int set_command(json_t *j, const json_t *cfg, berr *e)
     json_t *all = json_array();
     if (json_is_array(json_object_get(cfg, "Entrypoint")))
         json_array_extend(all, json_object_get(cfg, "Entrypoint"));
-    if (json_is_array(json_object_get(cfg, "Cmd"))) json_array_extend(all, json_object_get(cfg, "Cmd"));
+    if (json_is_array(json_object_get(cfg, "Cmd")))
+        json_array_extend(all, json_object_get(cfg, "Cmd"));
     if (json_array_size(all) == 0) {
         json_decref(all);
         return berr_set(e, 400, "No command specified");
@@ -241,8 +257,10 @@ void h_container_create(req *r)
         if (e.status == 404) {
             ref rf;
             char full[1024];
-            if (ref_parse(image, &rf, NULL) == 0) ref_familiar_string(&rf, full, sizeof full);
-            else snprintf(full, sizeof full, "%s", image);
+            if (ref_parse(image, &rf, NULL) == 0)
+                ref_familiar_string(&rf, full, sizeof full);
+            else
+                snprintf(full, sizeof full, "%s", image);
             resp_error(r, 404, "No such image: %s", full);
         } else {
             resp_berr(r, &e);
@@ -254,8 +272,10 @@ void h_container_create(req *r)
     json_decref(body);
     if (!j) return resp_berr(r, &e);
     const char *name = req_query(r, "name");
-    if (name && *name) json_object_set_new(j, "Name", json_string(name));
-    else json_object_del(j, "Name");
+    if (name && *name)
+        json_object_set_new(j, "Name", json_string(name));
+    else
+        json_object_del(j, "Name");
     container *c = ctr_add(j, &e);
     if (!c) {
         json_decref(j);
@@ -266,8 +286,10 @@ void h_container_create(req *r)
     const char *uh = jstr(cfg, "Hostname");
     const char *nmode = jstr(json_object_get(c->j, "HostConfig"), "NetworkMode");
     char hostbuf[256] = "";
-    if ((!uh || !*uh) && nmode && !strcmp(nmode, "host") && gethostname(hostbuf, sizeof hostbuf - 1) == 0) {
-        json_object_set_new(cfg, "Hostname", json_string(hostbuf)); /* as dockerd with --network host */
+    if ((!uh || !*uh) && nmode && !strcmp(nmode, "host") &&
+        gethostname(hostbuf, sizeof hostbuf - 1) == 0) {
+        json_object_set_new(cfg, "Hostname",
+                            json_string(hostbuf)); /* as dockerd with --network host */
     } else if (!uh || !*uh) {
         char short_id[13];
         snprintf(short_id, sizeof short_id, "%.12s", c->id);
@@ -275,8 +297,10 @@ void h_container_create(req *r)
     }
     char *dir = ctr_dir(c->id);
     char *p;
-    p = xasprintf("%s/resolv.conf", dir), json_object_set_new(c->j, "ResolvConfPath", json_string(p)), free(p);
-    p = xasprintf("%s/hostname", dir), json_object_set_new(c->j, "HostnamePath", json_string(p)), free(p);
+    p = xasprintf("%s/resolv.conf", dir),
+    json_object_set_new(c->j, "ResolvConfPath", json_string(p)), free(p);
+    p = xasprintf("%s/hostname", dir), json_object_set_new(c->j, "HostnamePath", json_string(p)),
+    free(p);
     p = xasprintf("%s/hosts", dir), json_object_set_new(c->j, "HostsPath", json_string(p)), free(p);
     free(dir);
     ctr_save(c);
@@ -294,7 +318,8 @@ static char *command_line(const json_t *j)
     sbuf_adds(&b, jstr(j, "Path") ? jstr(j, "Path") : "");
     size_t i;
     json_t *v;
-    json_array_foreach(json_object_get(j, "Args"), i, v) sbuf_printf(&b, " %s", json_string_value(v));
+    json_array_foreach(json_object_get(j, "Args"), i, v)
+        sbuf_printf(&b, " %s", json_string_value(v));
     return sbuf_steal(&b);
 }
 
@@ -313,11 +338,13 @@ static char *status_text(json_t *st)
     }
     if (!strcmp(s, "restarting")) {
         human_duration((now - parse_rfc3339(jstr(st, "FinishedAt"))) / 1000000000LL, d, sizeof d);
-        return xasprintf("Restarting (%lld) %s ago", (long long)json_integer_value(json_object_get(st, "ExitCode")), d);
+        return xasprintf("Restarting (%lld) %s ago",
+                         (long long)json_integer_value(json_object_get(st, "ExitCode")), d);
     }
     if (!strcmp(s, "exited")) {
         human_duration((now - parse_rfc3339(jstr(st, "FinishedAt"))) / 1000000000LL, d, sizeof d);
-        return xasprintf("Exited (%lld) %s ago", (long long)json_integer_value(json_object_get(st, "ExitCode")), d);
+        return xasprintf("Exited (%lld) %s ago",
+                         (long long)json_integer_value(json_object_get(st, "ExitCode")), d);
     }
     if (!strcmp(s, "dead")) return xstrdup("Dead");
     return xstrdup("Created");
@@ -327,15 +354,14 @@ static json_t *list_entry(container *c, bool size)
 {
     json_t *j = c->j, *cfg = json_object_get(j, "Config"), *st = ctr_state(c);
     char *cmd = command_line(j), *status = status_text(st);
-    json_t *e = json_pack("{s:s,s:[s],s:s,s:s,s:s,s:I,s:[],s:O,s:s,s:s,s:{s:s},s:{s:{}},s:[]}",
-                          "Id", c->id, "Names", jstr(j, "Name"), "Image",
-                          jstr(cfg, "Image") ? jstr(cfg, "Image") : "", "ImageID", jstr(j, "Image"),
-                          "Command", cmd, "Created",
-                          (json_int_t)(parse_rfc3339(jstr(j, "Created")) / 1000000000LL), "Ports",
-                          "Labels", json_object_get(cfg, "Labels"), "State", jstr(st, "Status"),
-                          "Status", status, "HostConfig", "NetworkMode",
-                          jstr(json_object_get(j, "HostConfig"), "NetworkMode"),
-                          "NetworkSettings", "Networks", "Mounts");
+    json_t *e = json_pack(
+        "{s:s,s:[s],s:s,s:s,s:s,s:I,s:[],s:O,s:s,s:s,s:{s:s},s:{s:{}},s:[]}", "Id", c->id, "Names",
+        jstr(j, "Name"), "Image", jstr(cfg, "Image") ? jstr(cfg, "Image") : "", "ImageID",
+        jstr(j, "Image"), "Command", cmd, "Created",
+        (json_int_t)(parse_rfc3339(jstr(j, "Created")) / 1000000000LL), "Ports", "Labels",
+        json_object_get(cfg, "Labels"), "State", jstr(st, "Status"), "Status", status, "HostConfig",
+        "NetworkMode", jstr(json_object_get(j, "HostConfig"), "NetworkMode"), "NetworkSettings",
+        "Networks", "Mounts");
     free(cmd), free(status);
     if (size) {
         char *dir = ctr_dir(c->id), *up = xasprintf("%s/upper", dir);
@@ -369,19 +395,22 @@ static bool match_filters(container *c, const json_t *f)
     if (!filters_match(f, "status", jstr(st, "Status"))) return false;
     if (filters_get(f, "id")) {
         bool ok = false;
-        json_array_foreach(filters_get(f, "id"), i, v) ok |= str_starts(c->id, json_string_value(v));
+        json_array_foreach(filters_get(f, "id"), i, v) ok |=
+            str_starts(c->id, json_string_value(v));
         if (!ok) return false;
     }
     if (filters_get(f, "name")) {
         bool ok = false;
-        json_array_foreach(filters_get(f, "name"), i, v) ok |= strstr(name, json_string_value(v)) != NULL;
+        json_array_foreach(filters_get(f, "name"), i, v) ok |=
+            strstr(name, json_string_value(v)) != NULL;
         if (!ok) return false;
     }
     if (!filters_match_labels(f, "label", json_object_get(json_object_get(j, "Config"), "Labels")))
         return false;
     if (filters_get(f, "exited")) {
         char code[16];
-        snprintf(code, sizeof code, "%lld", (long long)json_integer_value(json_object_get(st, "ExitCode")));
+        snprintf(code, sizeof code, "%lld",
+                 (long long)json_integer_value(json_object_get(st, "ExitCode")));
         if (strcmp(jstr(st, "Status"), "exited") || !filters_match(f, "exited", code)) return false;
     }
     if (filters_get(f, "ancestor")) {
@@ -408,14 +437,14 @@ static int cmp_created(const void *a, const void *b)
 
 void h_containers_list(req *r)
 {
-    static const char *const keys[] = {"ancestor", "before", "expose", "exited", "health", "id",
-                                       "isolation", "is-task", "label", "name", "network",
-                                       "publish", "since", "status", "volume", NULL};
+    static const char *const keys[] = {
+        "ancestor", "before", "expose",  "exited",  "health", "id",     "isolation", "is-task",
+        "label",    "name",   "network", "publish", "since",  "status", "volume",    NULL};
     berr e;
     json_t *f = filters_parse(req_query(r, "filters"), keys, &e);
     if (!f) return resp_berr(r, &e);
     static const char *const states[] = {"created", "restarting", "running", "removing",
-                                         "paused", "exited", "dead", NULL};
+                                         "paused",  "exited",     "dead",    NULL};
     size_t k0;
     json_t *sv;
     json_array_foreach(filters_get(f, "status"), k0, sv)
@@ -470,11 +499,12 @@ void h_container_inspect(req *r)
     char **dirs = NULL;
     int n = image_layer_dirs(D.images, jstr(j, "Image"), &dirs, NULL);
     sbuf lower = {0};
-    for (int i = n - 1; i >= 0; i--) sbuf_printf(&lower, "%s%s", i == n - 1 ? "" : ":", dirs[i]), free(dirs[i]);
+    for (int i = n - 1; i >= 0; i--)
+        sbuf_printf(&lower, "%s%s", i == n - 1 ? "" : ":", dirs[i]), free(dirs[i]);
     free(dirs);
-    json_t *gd = json_pack("{s:{s:s,s:s+,s:s+,s:s+},s:s}", "Data", "LowerDir", lower.data ? lower.data : "",
-                           "MergedDir", edir, "/rootfs", "UpperDir", dir, "/upper", "WorkDir", dir,
-                           "/work", "Name", "overlay2");
+    json_t *gd = json_pack("{s:{s:s,s:s+,s:s+,s:s+},s:s}", "Data", "LowerDir",
+                           lower.data ? lower.data : "", "MergedDir", edir, "/rootfs", "UpperDir",
+                           dir, "/upper", "WorkDir", dir, "/work", "Name", "overlay2");
     sbuf_free(&lower);
     json_object_set_new(j, "GraphDriver", gd);
     json_object_set_new(j, "NetworkSettings",
@@ -496,8 +526,10 @@ void h_container_inspect(req *r)
 static void lifecycle_result(req *r, int rc, berr *e)
 {
     if (rc < 0 && e->status == 404 && strstr(e->msg, "exec")) e->status = 400; /* as dockerd */
-    if (rc < 0) resp_berr(r, e);
-    else resp_empty(r, rc == 1 ? 304 : 204);
+    if (rc < 0)
+        resp_berr(r, e);
+    else
+        resp_empty(r, rc == 1 ? 304 : 204);
 }
 
 void h_container_start(req *r)
@@ -548,8 +580,10 @@ void h_container_kill(req *r)
     const char *s = req_query(r, "signal");
     int sig = s && *s ? lc_parse_signal(s) : SIGKILL;
     berr e;
-    if (sig < 0) resp_error(r, 400, "Invalid signal: %s", s);
-    else lifecycle_result(r, lc_kill(c, sig, &e), &e);
+    if (sig < 0)
+        resp_error(r, 400, "Invalid signal: %s", s);
+    else
+        lifecycle_result(r, lc_kill(c, sig, &e), &e);
     ctr_put(c);
 }
 
@@ -576,7 +610,8 @@ void h_container_delete(req *r)
     container *c = get_ctr(r);
     if (!c) return;
     berr e;
-    lifecycle_result(r, lc_remove(c, req_query_bool(r, "force", false), req_query_bool(r, "v", false), &e), &e);
+    lifecycle_result(
+        r, lc_remove(c, req_query_bool(r, "force", false), req_query_bool(r, "v", false), &e), &e);
     ctr_put(c);
 }
 
@@ -589,8 +624,10 @@ void h_container_rename(req *r)
     ctr_lock();
     char *old = xstrdup(jstr(c->j, "Name"));
     ctr_unlock();
-    if (!name || !*name) resp_error(r, 400, "Neither old nor new names may be empty");
-    else if (ctr_rename(c, name, &e) < 0) resp_berr(r, &e);
+    if (!name || !*name)
+        resp_error(r, 400, "Neither old nor new names may be empty");
+    else if (ctr_rename(c, name, &e) < 0)
+        resp_berr(r, &e);
     else {
         lc_event(c, "rename", json_pack("{s:s}", "oldName", old));
         resp_empty(r, 204);
@@ -658,9 +695,12 @@ void h_container_wait(req *r)
     const char *cond = req_query(r, "condition");
     struct wait_arg *a = xcalloc(1, sizeof *a);
     a->c = c;
-    if (!cond || !*cond || !strcmp(cond, "not-running")) a->mode = 0;
-    else if (!strcmp(cond, "next-exit")) a->mode = 1;
-    else if (!strcmp(cond, "removed")) a->mode = 2;
+    if (!cond || !*cond || !strcmp(cond, "not-running"))
+        a->mode = 0;
+    else if (!strcmp(cond, "next-exit"))
+        a->mode = 1;
+    else if (!strcmp(cond, "removed"))
+        a->mode = 2;
     else {
         wait_free(a);
         return resp_error(r, 400, "invalid condition: \"%s\"", cond);
@@ -726,7 +766,8 @@ void h_container_logs(req *r)
     a->o.timestamps = req_query_bool(r, "timestamps", false);
     a->follow = req_query_bool(r, "follow", false);
     a->o.tail = -1;
-    const char *tail = req_query(r, "tail"), *since = req_query(r, "since"), *until = req_query(r, "until");
+    const char *tail = req_query(r, "tail"), *since = req_query(r, "since"),
+               *until = req_query(r, "until");
     if (tail && *tail && strcmp(tail, "all")) a->o.tail = atol(tail);
     int64_t now = now_ns();
     if (since && *since && strcmp(since, "0")) a->o.since = parse_time_arg(since, now);
@@ -785,7 +826,8 @@ void api_splice(int client, int ctr_fd)
     char buf[32768];
     bool client_open = true;
     for (;;) {
-        struct pollfd pf[2] = {{.fd = ctr_fd, .events = POLLIN}, {.fd = client, .events = client_open ? POLLIN : 0}};
+        struct pollfd pf[2] = {{.fd = ctr_fd, .events = POLLIN},
+                               {.fd = client, .events = client_open ? POLLIN : 0}};
         if (poll(pf, 2, -1) < 0) {
             if (errno == EINTR) continue;
             return;
@@ -897,7 +939,8 @@ void h_container_attach(req *r)
         return resp_error(r, 409, "You cannot attach to a paused container, unpause it first");
     }
     lc_event(c, "attach", NULL);
-    resp_hijack(r, a->tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.raw-stream",
+    resp_hijack(r,
+                a->tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.raw-stream",
                 attach_run, a, attach_free);
 }
 
@@ -911,10 +954,14 @@ void h_container_resize(req *r)
     ctr_lock();
     bool running = ctr_running(c);
     ctr_unlock();
-    if (!h || !w || atoi(h) < 0 || atoi(w) < 0) resp_error(r, 400, "invalid resize parameters");
-    else if (!running) resp_error(r, 409, "Container %s is not running", c->id);
-    else if (shim_resize(edir, atoi(h), atoi(w), &e) < 0) resp_berr(r, &e);
-    else resp_empty(r, 200);
+    if (!h || !w || atoi(h) < 0 || atoi(w) < 0)
+        resp_error(r, 400, "invalid resize parameters");
+    else if (!running)
+        resp_error(r, 409, "Container %s is not running", c->id);
+    else if (shim_resize(edir, atoi(h), atoi(w), &e) < 0)
+        resp_berr(r, &e);
+    else
+        resp_empty(r, 200);
     free(edir);
     ctr_put(c);
 }
@@ -938,7 +985,9 @@ void h_containers_prune(req *r)
         container *c = cs[i];
         ctr_lock();
         bool running = ctr_running(c) || !strcmp(ctr_status(c), "restarting");
-        bool ok = !running && filters_match_labels(f, "label", json_object_get(json_object_get(c->j, "Config"), "Labels"));
+        bool ok = !running &&
+                  filters_match_labels(f, "label",
+                                       json_object_get(json_object_get(c->j, "Config"), "Labels"));
         if (until > 0 && parse_rfc3339(jstr(c->j, "Created")) > until) ok = false;
         ctr_unlock();
         if (ok) {
@@ -957,6 +1006,8 @@ void h_containers_prune(req *r)
     char rec[32];
     snprintf(rec, sizeof rec, "%lld", (long long)reclaimed);
     events_publish("container", "prune", "", json_pack("{s:s}", "reclaimed", rec));
-    resp_json(r, 200, json_pack("{s:o,s:I}", "ContainersDeleted", json_array_size(deleted) ? deleted : (json_decref(deleted), json_null()),
-                                "SpaceReclaimed", (json_int_t)reclaimed));
+    resp_json(r, 200,
+              json_pack("{s:o,s:I}", "ContainersDeleted",
+                        json_array_size(deleted) ? deleted : (json_decref(deleted), json_null()),
+                        "SpaceReclaimed", (json_int_t)reclaimed));
 }

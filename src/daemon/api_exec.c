@@ -48,9 +48,12 @@ void h_exec_create(req *r)
     bool running = ctr_running(c), paused = !strcmp(ctr_status(c), "paused");
     ctr_unlock();
     json_t *cmd = json_object_get(body, "Cmd");
-    if (!running) resp_error(r, 409, "Container %s is not running", c->id);
-    else if (paused) resp_error(r, 409, "Container %s is paused, unpause the container before exec", c->id);
-    else if (!json_is_array(cmd) || !json_array_size(cmd)) resp_error(r, 400, "No exec command specified");
+    if (!running)
+        resp_error(r, 409, "Container %s is not running", c->id);
+    else if (paused)
+        resp_error(r, 409, "Container %s is paused, unpause the container before exec", c->id);
+    else if (!json_is_array(cmd) || !json_array_size(cmd))
+        resp_error(r, 400, "No exec command specified");
     else {
         exec_rec *x = xcalloc(1, sizeof *x);
         unsigned char rnd[32];
@@ -150,8 +153,10 @@ static void exec_stream(int sock, void *p)
         char *msg = xasprintf("OCI runtime exec failed: %s: unknown\r\n", e.msg);
         if (sock >= 0) {
             sbuf out = {0};
-            if (json_is_true(json_object_get(a->proc, "terminal"))) sbuf_adds(&out, msg);
-            else logs_frame(&out, 1, msg, strlen(msg)); /* a frame, as the stream is multiplexed */
+            if (json_is_true(json_object_get(a->proc, "terminal")))
+                sbuf_adds(&out, msg);
+            else
+                logs_frame(&out, 1, msg, strlen(msg)); /* a frame, as the stream is multiplexed */
             write_all(sock, out.data, out.len);
             sbuf_free(&out);
         }
@@ -233,8 +238,9 @@ void h_exec_start(req *r)
         pthread_attr_destroy(&at);
         return resp_empty(r, 200);
     }
-    resp_hijack(r, tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream",
-                exec_stream, a, exec_run_free);
+    resp_hijack(
+        r, tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream",
+        exec_stream, a, exec_run_free);
 }
 
 void h_exec_inspect(req *r)
@@ -256,8 +262,10 @@ void h_exec_inspect(req *r)
         int code = -1;
         bool still = true;
         berr e;
-        if (shim_exec_wait(edir, id, 0, &code, &still, &e) == 0 && !still) set_exit(id, false, code, 0);
-        else if (!shim_alive(edir)) set_exit(id, false, 137, 0);
+        if (shim_exec_wait(edir, id, 0, &code, &still, &e) == 0 && !still)
+            set_exit(id, false, code, 0);
+        else if (!shim_alive(edir))
+            set_exit(id, false, 137, 0);
         free(edir);
     }
     pthread_mutex_lock(&mu);
@@ -265,8 +273,8 @@ void h_exec_inspect(req *r)
     json_t *cmd = json_object_get(x->cfg, "Cmd");
     json_t *args = json_deep_copy(cmd);
     json_array_remove(args, 0);
-    j = json_pack("{s:b,s:s,s:s,s:o,s:s,s:b,s:b,s:b,s:{s:o,s:s,s:b,s:b,s:s},s:b,s:i}", "CanRemove", 0,
-                  "ContainerID", x->cid, "DetachKeys", "", "ExitCode",
+    j = json_pack("{s:b,s:s,s:s,s:o,s:s,s:b,s:b,s:b,s:{s:o,s:s,s:b,s:b,s:s},s:b,s:i}", "CanRemove",
+                  0, "ContainerID", x->cid, "DetachKeys", "", "ExitCode",
                   x->exit_code >= 0 ? json_integer(x->exit_code) : json_null(), "ID", x->id,
                   "OpenStderr", json_is_true(json_object_get(x->cfg, "AttachStderr")), "OpenStdin",
                   json_is_true(json_object_get(x->cfg, "AttachStdin")), "OpenStdout",

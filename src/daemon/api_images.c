@@ -51,7 +51,8 @@ void h_image_tag(req *r)
 {
     berr e;
     const char *repo = req_query(r, "repo"), *tag = req_query(r, "tag");
-    if (!repo || !*repo) return resp_error(r, 400, "repository name must have at least one component");
+    if (!repo || !*repo)
+        return resp_error(r, 400, "repository name must have at least one component");
     if (image_tag(D.images, req_param(r, 0), repo, tag && *tag ? tag : NULL, &e) < 0)
         return resp_berr(r, &e);
     resp_empty(r, 201);
@@ -86,8 +87,9 @@ void h_image_create(req *r)
 {
     const char *src = req_query(r, "fromSrc"), *from = req_query(r, "fromImage");
     if (from && *from)
-        return resp_error(r, 501, "pulling images from a registry is not supported by this "
-                                  "version of berthd; use import or load");
+        return resp_error(r, 501,
+                          "pulling images from a registry is not supported by this "
+                          "version of berthd; use import or load");
     if (!src || strcmp(src, "-"))
         return resp_error(r, src ? 501 : 400,
                           src ? "importing from a URL is not supported; send the tarball in the "
@@ -95,8 +97,8 @@ void h_image_create(req *r)
                               : "fromImage or fromSrc is required");
     berr e;
     char name[768], tag[130];
-    if (import_target(req_query(r, "repo"), req_query(r, "tag"), name, sizeof name, tag,
-                      sizeof tag, &e) < 0)
+    if (import_target(req_query(r, "repo"), req_query(r, "tag"), name, sizeof name, tag, sizeof tag,
+                      &e) < 0)
         return resp_berr(r, &e);
     size_t nchanges;
     const char **changes = req_query_all(r, "changes", &nchanges);

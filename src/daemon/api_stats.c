@@ -39,15 +39,15 @@ static uint64_t system_cpu_ns(void)
 static json_t *cpu_json(const rt_stats *s, uint64_t sys)
 {
     json_t *per = json_array();
-    for (int i = 0; i < s->ncpus; i++) json_array_append_new(per, json_integer((json_int_t)s->percpu_ns[i]));
-    return json_pack("{s:{s:I,s:o,s:I,s:I},s:I,s:i,s:{s:I,s:I,s:I}}", "cpu_usage", "total_usage",
-                     (json_int_t)s->cpu_total_ns, "percpu_usage", per, "usage_in_kernelmode",
-                     (json_int_t)s->cpu_system_ns, "usage_in_usermode", (json_int_t)s->cpu_user_ns,
-                     "system_cpu_usage", (json_int_t)sys, "online_cpus",
-                     (int)sysconf(_SC_NPROCESSORS_ONLN), "throttling_data", "periods",
-                     (json_int_t)s->cpu_periods, "throttled_periods",
-                     (json_int_t)s->cpu_throttled_periods, "throttled_time",
-                     (json_int_t)s->cpu_throttled_ns);
+    for (int i = 0; i < s->ncpus; i++)
+        json_array_append_new(per, json_integer((json_int_t)s->percpu_ns[i]));
+    return json_pack(
+        "{s:{s:I,s:o,s:I,s:I},s:I,s:i,s:{s:I,s:I,s:I}}", "cpu_usage", "total_usage",
+        (json_int_t)s->cpu_total_ns, "percpu_usage", per, "usage_in_kernelmode",
+        (json_int_t)s->cpu_system_ns, "usage_in_usermode", (json_int_t)s->cpu_user_ns,
+        "system_cpu_usage", (json_int_t)sys, "online_cpus", (int)sysconf(_SC_NPROCESSORS_ONLN),
+        "throttling_data", "periods", (json_int_t)s->cpu_periods, "throttled_periods",
+        (json_int_t)s->cpu_throttled_periods, "throttled_time", (json_int_t)s->cpu_throttled_ns);
 }
 
 static json_t *blkio_json(const rt_stats *s)
@@ -68,16 +68,16 @@ static json_t *sample(const char *id, const char *name, json_t *pre, json_t **cp
     rt_stats s;
     memset(&s, 0, sizeof s);
     rt_container *rc = load_rt(id, &e);
-    bool ok = rc && rt_container_cgroup(rc) && rt_cgroup_stats(rt_container_cgroup(rc), &s, &e) == 0;
+    bool ok =
+        rc && rt_container_cgroup(rc) && rt_cgroup_stats(rt_container_cgroup(rc), &s, &e) == 0;
     if (rc) rt_container_free(rc);
     char ts[64];
     fmt_rfc3339nano(ok ? now_ns() : 0, ts, sizeof ts);
     if (!ok) snprintf(ts, sizeof ts, "0001-01-01T00:00:00Z");
-    json_t *cpu = ok ? cpu_json(&s, system_cpu_ns()) : json_pack("{s:{s:i},s:{s:i,s:i,s:i}}",
-                                                                 "cpu_usage", "total_usage", 0,
-                                                                 "throttling_data", "periods", 0,
-                                                                 "throttled_periods", 0,
-                                                                 "throttled_time", 0);
+    json_t *cpu = ok ? cpu_json(&s, system_cpu_ns())
+                     : json_pack("{s:{s:i},s:{s:i,s:i,s:i}}", "cpu_usage", "total_usage", 0,
+                                 "throttling_data", "periods", 0, "throttled_periods", 0,
+                                 "throttled_time", 0);
     json_t *mem = json_object();
     if (ok) {
         json_object_set_new(mem, "usage", json_integer((json_int_t)s.mem_usage));
@@ -97,9 +97,10 @@ static json_t *sample(const char *id, const char *name, json_t *pre, json_t **cp
                           "0001-01-01T00:00:00Z", "pids_stats", pids, "blkio_stats",
                           ok ? blkio_json(&s) : json_object(), "num_procs", 0, "storage_stats",
                           "cpu_stats", cpu, "precpu_stats",
-                          pre ? json_incref(pre) : json_pack("{s:{s:i},s:{s:i,s:i,s:i}}", "cpu_usage",
-                                                "total_usage", 0, "throttling_data", "periods", 0,
-                                                "throttled_periods", 0, "throttled_time", 0),
+                          pre ? json_incref(pre)
+                              : json_pack("{s:{s:i},s:{s:i,s:i,s:i}}", "cpu_usage", "total_usage",
+                                          0, "throttling_data", "periods", 0, "throttled_periods",
+                                          0, "throttled_time", 0),
                           "memory_stats", mem, "name", name, "id", id);
     *cpu_out = json_incref(cpu);
     return j;
@@ -210,11 +211,15 @@ void h_container_top(req *r)
     if (!args || !*args) args = "-ef";
     rt_container *rc = running ? load_rt(c->id, &e) : NULL;
     pid_t pids[4096];
-    int n = rc && rt_container_cgroup(rc) ? rt_cgroup_pids(rt_container_cgroup(rc), pids, 4096) : -1;
+    int n =
+        rc && rt_container_cgroup(rc) ? rt_cgroup_pids(rt_container_cgroup(rc), pids, 4096) : -1;
     if (rc) rt_container_free(rc);
-    if (!running) resp_error(r, 409, "Container %s is not running", c->id);
-    else if (n < 0) resp_error(r, 500, "cannot list the processes of %s", c->id);
-    else if (!ps_args_ok(args)) resp_error(r, 400, "invalid ps arguments: %s", args);
+    if (!running)
+        resp_error(r, 409, "Container %s is not running", c->id);
+    else if (n < 0)
+        resp_error(r, 500, "cannot list the processes of %s", c->id);
+    else if (!ps_args_ok(args))
+        resp_error(r, 400, "invalid ps arguments: %s", args);
     else {
         char *cmd = xasprintf("ps %s", args);
         FILE *f = popen(cmd, "r");
@@ -233,8 +238,10 @@ void h_container_top(req *r)
             }
             json_t *row = split_row(line, ncols);
             const char *pv = json_string_value(json_array_get(row, pidcol < 0 ? 0 : pidcol));
-            if (pidcol >= 0 && pv && pid_in(atoi(pv), pids, n)) json_array_append_new(procs, row);
-            else json_decref(row);
+            if (pidcol >= 0 && pv && pid_in(atoi(pv), pids, n))
+                json_array_append_new(procs, row);
+            else
+                json_decref(row);
         }
         int st = f ? pclose(f) : -1;
         if (!titles || pidcol < 0 || st != 0) {
@@ -250,10 +257,10 @@ void h_container_top(req *r)
 
 /* ---- update ---- */
 
-static const char *const updatable[] = {"Memory", "MemorySwap", "MemoryReservation", "CpuShares",
-                                        "CpuQuota", "CpuPeriod", "NanoCpus", "CpusetCpus",
-                                        "CpusetMems", "PidsLimit", "BlkioWeight", "KernelMemory",
-                                        NULL};
+static const char *const updatable[] = {
+    "Memory",   "MemorySwap", "MemoryReservation", "CpuShares", "CpuQuota",    "CpuPeriod",
+    "NanoCpus", "CpusetCpus", "CpusetMems",        "PidsLimit", "BlkioWeight", "KernelMemory",
+    NULL};
 
 void h_container_update(req *r)
 {
@@ -268,7 +275,8 @@ void h_container_update(req *r)
     ctr_unlock();
     for (const char *const *k = updatable; *k; k++) {
         json_t *v = json_object_get(body, *k);
-        if (v && !(json_is_integer(v) && json_integer_value(v) == 0) && !(json_is_string(v) && !*json_string_value(v)))
+        if (v && !(json_is_integer(v) && json_integer_value(v) == 0) &&
+            !(json_is_string(v) && !*json_string_value(v)))
             json_object_set(hc, *k, v);
     }
     json_t *rp = json_object_get(body, "RestartPolicy");
@@ -276,15 +284,21 @@ void h_container_update(req *r)
     json_int_t mem = json_integer_value(json_object_get(hc, "Memory"));
     json_int_t swap = json_integer_value(json_object_get(hc, "MemorySwap"));
     int rc = 0;
-    if (mem > 0 && mem < 6 * 1024 * 1024) rc = berr_set(&e, 400, "Minimum memory limit allowed is 6MB");
+    if (mem > 0 && mem < 6 * 1024 * 1024)
+        rc = berr_set(&e, 400, "Minimum memory limit allowed is 6MB");
     else if (mem > 0 && swap > 0 && swap < mem)
-        rc = berr_set(&e, 400, "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time");
+        rc = berr_set(&e, 400,
+                      "Memory limit should be smaller than already set memoryswap limit, update "
+                      "the memoryswap at the same time");
     if (rc == 0 && running) {
         json_t *res = ocispec_resources(hc, priv);
         json_object_del(res, "devices");
         rt_resources *rr = NULL;
         rt_container *rtc = load_rt(c->id, &e);
-        rc = !rtc || rt_resources_load(res, &rr, &e) < 0 || rt_cgroup_update(rt_container_cgroup(rtc), rr, &e) < 0 ? -1 : 0;
+        rc = !rtc || rt_resources_load(res, &rr, &e) < 0 ||
+                     rt_cgroup_update(rt_container_cgroup(rtc), rr, &e) < 0
+                 ? -1
+                 : 0;
         if (rr) rt_resources_free(rr);
         if (rtc) rt_container_free(rtc);
         json_decref(res);

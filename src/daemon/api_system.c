@@ -47,17 +47,17 @@ void h_version(req *r)
     uname(&u);
     char built[64];
     build_time(built, sizeof built);
-    json_t *details = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "ApiVersion",
-                                BERTH_API_VERSION, "Arch", go_arch(u.machine), "BuildTime", built,
-                                "Experimental", "false", "GitCommit", "", "GoVersion", "",
-                                "KernelVersion", u.release, "MinAPIVersion",
-                                BERTH_MIN_API_VERSION, "Os", "linux");
-    json_t *j = json_pack(
-        "{s:{s:s},s:[{s:s,s:s,s:o}],s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "Platform", "Name",
-        "Berth Engine", "Components", "Name", "Engine", "Version", BERTH_VERSION, "Details",
-        details, "Version", BERTH_VERSION, "ApiVersion", BERTH_API_VERSION, "MinAPIVersion",
-        BERTH_MIN_API_VERSION, "GitCommit", "", "GoVersion", "", "Os", "linux", "Arch",
-        go_arch(u.machine), "KernelVersion", u.release, "BuildTime", built);
+    json_t *details =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "ApiVersion", BERTH_API_VERSION, "Arch",
+                  go_arch(u.machine), "BuildTime", built, "Experimental", "false", "GitCommit", "",
+                  "GoVersion", "", "KernelVersion", u.release, "MinAPIVersion",
+                  BERTH_MIN_API_VERSION, "Os", "linux");
+    json_t *j = json_pack("{s:{s:s},s:[{s:s,s:s,s:o}],s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}",
+                          "Platform", "Name", "Berth Engine", "Components", "Name", "Engine",
+                          "Version", BERTH_VERSION, "Details", details, "Version", BERTH_VERSION,
+                          "ApiVersion", BERTH_API_VERSION, "MinAPIVersion", BERTH_MIN_API_VERSION,
+                          "GitCommit", "", "GoVersion", "", "Os", "linux", "Arch",
+                          go_arch(u.machine), "KernelVersion", u.release, "BuildTime", built);
     resp_json(r, 200, j);
 }
 
@@ -145,9 +145,10 @@ void h_info(req *r)
     json_object_set_new(j, "ServerVersion", json_string(BERTH_VERSION));
     json_object_set_new(j, "Runtimes", json_pack("{s:{s:s}}", "berth", "path", "berth-runtime"));
     json_object_set_new(j, "DefaultRuntime", json_string("berth"));
-    json_object_set_new(j, "Swarm", json_pack("{s:s,s:s,s:s,s:b,s:s}", "NodeID", "", "NodeAddr",
-                                              "", "LocalNodeState", "inactive",
-                                              "ControlAvailable", 0, "Error", ""));
+    json_object_set_new(j, "Swarm",
+                        json_pack("{s:s,s:s,s:s,s:b,s:s}", "NodeID", "", "NodeAddr", "",
+                                  "LocalNodeState", "inactive", "ControlAvailable", 0, "Error",
+                                  ""));
     json_object_set_new(j, "LiveRestoreEnabled", json_true()); /* containers outlive berthd */
     json_object_set_new(j, "Isolation", json_string(""));
     json_object_set_new(j, "SecurityOptions", json_array());
@@ -177,9 +178,9 @@ static void events_free(void *p)
 
 void h_events(req *r)
 {
-    static const char *const keys[] = {"config", "container", "daemon", "event", "image",
-                                       "label", "network", "node", "plugin", "scope",
-                                       "secret", "service", "type", "volume", NULL};
+    static const char *const keys[] = {"config", "container", "daemon", "event",  "image",
+                                       "label",  "network",   "node",   "plugin", "scope",
+                                       "secret", "service",   "type",   "volume", NULL};
     berr e;
     json_t *f = filters_parse(req_query(r, "filters"), keys, &e);
     if (!f) return resp_berr(r, &e);

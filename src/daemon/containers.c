@@ -73,8 +73,10 @@ int ctr_init(const char *droot, const char *eroot, berr *e)
         char *p = xasprintf("%s/%s/config.v2.json", dir, de->d_name);
         json_error_t je;
         json_t *j = json_load_file(p, 0, &je);
-        if (!j) log_warn("container %s: unreadable record %s: %s", de->d_name, p, je.text);
-        else tab_add(ctr_new(de->d_name, j));
+        if (!j)
+            log_warn("container %s: unreadable record %s: %s", de->d_name, p, je.text);
+        else
+            tab_add(ctr_new(de->d_name, j));
         free(p);
     }
     if (d) closedir(d);
@@ -163,7 +165,8 @@ static bool valid_name(const char *n)
 {
     if (*n == '/') n++;
     if (strlen(n) < 2) return false;
-    if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') || (n[0] >= '0' && n[0] <= '9')))
+    if (!((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= 'A' && n[0] <= 'Z') ||
+          (n[0] >= '0' && n[0] <= '9')))
         return false;
     for (const char *p = n + 1; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -175,7 +178,8 @@ static bool valid_name(const char *n)
 int ctr_rename(container *c, const char *name, berr *e)
 {
     if (!valid_name(name))
-        return berr_set(e, 400, "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+        return berr_set(e, 400,
+                        "Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
                         name);
     char *full = xasprintf("/%s", name[0] == '/' ? name + 1 : name);
     ctr_lock();
@@ -282,14 +286,14 @@ int ctr_save(container *c)
 
 char *ctr_random_name(void)
 {
-    static const char *left[] = {"brave",  "calm",   "eager",  "fancy",  "gentle", "happy",
-                                 "jolly",  "kind",   "lively", "merry",  "nimble", "proud",
-                                 "quiet",  "rapid",  "sharp",  "tender", "upbeat", "vivid",
-                                 "witty",  "zealous", "bold",  "clever", "daring", "frosty"};
-    static const char *right[] = {"anchor", "beacon", "bollard", "buoy",   "capstan", "cutter",
-                                  "dinghy", "ferry",  "galley",  "harbor", "hull",    "jetty",
-                                  "keel",   "lantern", "mooring", "oar",   "pier",    "quay",
-                                  "rudder", "schooner", "tugboat", "wharf", "yawl",   "skiff"};
+    static const char *left[] = {"brave", "calm",    "eager",  "fancy",  "gentle", "happy",
+                                 "jolly", "kind",    "lively", "merry",  "nimble", "proud",
+                                 "quiet", "rapid",   "sharp",  "tender", "upbeat", "vivid",
+                                 "witty", "zealous", "bold",   "clever", "daring", "frosty"};
+    static const char *right[] = {"anchor", "beacon",   "bollard", "buoy",   "capstan", "cutter",
+                                  "dinghy", "ferry",    "galley",  "harbor", "hull",    "jetty",
+                                  "keel",   "lantern",  "mooring", "oar",    "pier",    "quay",
+                                  "rudder", "schooner", "tugboat", "wharf",  "yawl",    "skiff"};
     unsigned r[2];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) r[0] = (unsigned)now_ns(), r[1] = r[0] >> 7;
     return xasprintf("%s_%s", left[r[0] % (sizeof left / sizeof *left)],
@@ -318,8 +322,8 @@ void ctr_set_status(container *c, const char *status)
 {
     json_t *st = ctr_state(c);
     json_object_set_new(st, "Status", json_string(status));
-    bool running = !strcmp(status, "running") || !strcmp(status, "paused") ||
-                   !strcmp(status, "restarting");
+    bool running =
+        !strcmp(status, "running") || !strcmp(status, "paused") || !strcmp(status, "restarting");
     json_object_set_new(st, "Running", json_boolean(running && strcmp(status, "restarting")));
     json_object_set_new(st, "Paused", json_boolean(!strcmp(status, "paused")));
     json_object_set_new(st, "Restarting", json_boolean(!strcmp(status, "restarting")));
@@ -360,9 +364,12 @@ void ctr_counts(int *total, int *running, int *paused, int *stopped)
     for (size_t i = 0; i < ntab; i++) {
         const char *s = ctr_status(tab[i]);
         (*total)++;
-        if (!strcmp(s, "paused")) (*paused)++;
-        else if (!strcmp(s, "running") || !strcmp(s, "restarting")) (*running)++;
-        else (*stopped)++;
+        if (!strcmp(s, "paused"))
+            (*paused)++;
+        else if (!strcmp(s, "running") || !strcmp(s, "restarting"))
+            (*running)++;
+        else
+            (*stopped)++;
     }
     ctr_unlock();
 }

@@ -21,10 +21,10 @@ void events_publish(const char *type, const char *action, const char *id, json_t
 {
     int64_t ns = now_ns();
     if (!attrs) attrs = json_object();
-    json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:o},s:s,s:I,s:I}", "status", action, "id", id,
-                           "Type", type, "Action", action, "Actor", "ID", id, "Attributes", attrs,
-                           "scope", "local", "time", (json_int_t)(ns / 1000000000LL), "timeNano",
-                           (json_int_t)ns);
+    json_t *ev =
+        json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:o},s:s,s:I,s:I}", "status", action, "id", id, "Type",
+                  type, "Action", action, "Actor", "ID", id, "Attributes", attrs, "scope", "local",
+                  "time", (json_int_t)(ns / 1000000000LL), "timeNano", (json_int_t)ns);
     const char *from = jstr(json_object_get(json_object_get(ev, "Actor"), "Attributes"), "image");
     if (!strcmp(type, "container") && from) json_object_set_new(ev, "from", json_string(from));
     if (strcmp(type, "container") && strcmp(type, "image")) {
@@ -46,7 +46,8 @@ static bool actor_is(const json_t *ev, const char *v)
     const char *id = jstr(json_object_get(ev, "Actor"), "ID");
     const json_t *attrs = json_object_get(json_object_get(ev, "Actor"), "Attributes");
     const char *name = jstr(attrs, "name"), *image = jstr(attrs, "image");
-    if (id && (!strcmp(id, v) || (strlen(v) >= 4 && str_starts(id + (str_starts(id, "sha256:") ? 7 : 0), v))))
+    if (id && (!strcmp(id, v) ||
+               (strlen(v) >= 4 && str_starts(id + (str_starts(id, "sha256:") ? 7 : 0), v))))
         return true;
     const char *cands[] = {name, image};
     for (int i = 0; i < 2; i++) {
@@ -79,12 +80,14 @@ static bool ev_match(const json_t *ev, const json_t *f)
     if (!filters_match(f, "type", type)) return false;
     json_t *evf = filters_get(f, "event"), *acf = filters_get(f, "action");
     const char *act = jstr(ev, "Action");
-    if ((evf || acf) && !(evf && filters_match(f, "event", act)) && !(acf && filters_match(f, "action", act)))
+    if ((evf || acf) && !(evf && filters_match(f, "event", act)) &&
+        !(acf && filters_match(f, "action", act)))
         return false;
     if (!filters_match(f, "scope", "local")) return false;
     const json_t *attrs = json_object_get(json_object_get(ev, "Actor"), "Attributes");
     if (!filters_match_labels(f, "label", attrs)) return false;
-    if (filters_get(f, "image") && (strcmp(type, "image") && strcmp(type, "container"))) return false;
+    if (filters_get(f, "image") && (strcmp(type, "image") && strcmp(type, "container")))
+        return false;
     if (!any_value(f, "image", ev)) return false;
     if (filters_get(f, "container") && strcmp(type, "container")) return false;
     if (!any_value(f, "container", ev)) return false;

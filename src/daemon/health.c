@@ -41,7 +41,8 @@ static json_t *probe_process(const char *cid, const json_t *test)
         json_array_append_new(args, json_string("-c"));
         json_array_append(args, json_array_get(test, 1));
     } else {
-        for (size_t i = 1; i < json_array_size(test); i++) json_array_append(args, json_array_get(test, i));
+        for (size_t i = 1; i < json_array_size(test); i++)
+            json_array_append(args, json_array_get(test, i));
     }
     json_object_set_new(proc, "args", args);
     json_object_set_new(proc, "terminal", json_false());
@@ -71,7 +72,8 @@ static int probe(const char *cid, const json_t *test, int64_t timeout, sbuf *out
             ssize_t n = read(fd, buf, sizeof buf);
             if (n <= 0) break;
             for (ssize_t i = 0; i + 8 <= n && out->len < 4096;) {
-                uint32_t len = (uint32_t)(unsigned char)buf[i + 4] << 24 | (uint32_t)(unsigned char)buf[i + 5] << 16 |
+                uint32_t len = (uint32_t)(unsigned char)buf[i + 4] << 24 |
+                               (uint32_t)(unsigned char)buf[i + 5] << 16 |
                                (uint32_t)(unsigned char)buf[i + 6] << 8 | (unsigned char)buf[i + 7];
                 size_t take = (size_t)(n - i - 8) < len ? (size_t)(n - i - 8) : len;
                 sbuf_add(out, buf + i + 8, take);
@@ -99,8 +101,10 @@ static void record(container *c, int64_t start, int code, const char *output, in
     fmt_rfc3339nano(now_ns(), s2, sizeof s2);
     ctr_lock();
     json_t *st = ctr_state(c), *h = json_object_get(st, "Health");
-    if (!h) json_object_set_new(st, "Health", h = json_pack("{s:s,s:i,s:[]}", "Status", "starting",
-                                                             "FailingStreak", 0, "Log"));
+    if (!h)
+        json_object_set_new(
+            st, "Health",
+            h = json_pack("{s:s,s:i,s:[]}", "Status", "starting", "FailingStreak", 0, "Log"));
     json_t *log = json_object_get(h, "Log");
     json_array_append_new(log, json_pack("{s:s,s:s,s:i,s:s}", "Start", s1, "End", s2, "ExitCode",
                                          code, "Output", output));
@@ -142,8 +146,9 @@ static void *health_main(void *p)
     ctr_lock();
     json_t *hc = json_deep_copy(json_object_get(json_object_get(c->j, "Config"), "Healthcheck"));
     char *started = xstrdup(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "");
-    json_object_set_new(ctr_state(c), "Health", json_pack("{s:s,s:i,s:[]}", "Status", "starting",
-                                                          "FailingStreak", 0, "Log"));
+    json_object_set_new(
+        ctr_state(c), "Health",
+        json_pack("{s:s,s:i,s:[]}", "Status", "starting", "FailingStreak", 0, "Log"));
     ctr_unlock();
     int64_t interval = dur(hc, "Interval", 30 * NS), timeout = dur(hc, "Timeout", 30 * NS);
     int64_t start_period = dur(hc, "StartPeriod", 0), t0 = now_ns();
@@ -176,7 +181,8 @@ void health_start(container *c)
     const json_t *hc = json_object_get(json_object_get(c->j, "Config"), "Healthcheck");
     const json_t *test = json_object_get(hc, "Test");
     const char *kind = json_string_value(json_array_get(test, 0));
-    bool on = kind && (!strcmp(kind, "CMD") || !strcmp(kind, "CMD-SHELL")) && json_array_size(test) > 1;
+    bool on =
+        kind && (!strcmp(kind, "CMD") || !strcmp(kind, "CMD-SHELL")) && json_array_size(test) > 1;
     if (on) c->refs++;
     ctr_unlock();
     if (!on) return;

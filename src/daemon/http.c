@@ -75,11 +75,15 @@ static bool route_match(const char *pattern, const char *path, req *r)
         size_t l = strlen(ps[i]);
         if (ps[i][0] == '{' && l > 3 && ps[i][l - 2] == '*') {
             int rest = np - i - 1, take = ns - j - rest;
-            if (take < 1 || nparams >= REQ_MAX_PARAMS) ok = false;
-            else params[nparams++] = join_segs(ss, j, j + take), j += take;
+            if (take < 1 || nparams >= REQ_MAX_PARAMS)
+                ok = false;
+            else
+                params[nparams++] = join_segs(ss, j, j + take), j += take;
         } else if (ps[i][0] == '{') {
-            if (j >= ns || nparams >= REQ_MAX_PARAMS) ok = false;
-            else params[nparams++] = xstrdup(ss[j++]);
+            if (j >= ns || nparams >= REQ_MAX_PARAMS)
+                ok = false;
+            else
+                params[nparams++] = xstrdup(ss[j++]);
         } else {
             ok = j < ns && !strcmp(ps[i], ss[j++]);
         }
@@ -105,7 +109,8 @@ static int strip_version(req *r, const char *url)
         (url[n] == '/' || url[n] == 0)) {
         url += n;
         if (major != 1 || minor > 41) {
-            resp_error(r, 400, "client version %d.%d is too new. Maximum supported API version is %s",
+            resp_error(r, 400,
+                       "client version %d.%d is too new. Maximum supported API version is %s",
                        major, minor, BERTH_API_VERSION);
             return -1;
         }
@@ -504,8 +509,10 @@ static void *hijack_main(void *p)
     h->fn(h->sock, h->arg);
     hj_track(h->sock, false);
     if (h->free_arg) h->free_arg(h->arg);
-    if (h->urh) MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
-    else close(h->sock);
+    if (h->urh)
+        MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+    else
+        close(h->sock);
     free(h);
     return NULL;
 }
@@ -519,8 +526,10 @@ static void spawn_hijack(struct hijack *h)
     pthread_attr_setstacksize(&a, 512u << 10);
     if (pthread_create(&t, &a, hijack_main, h) != 0) {
         if (h->free_arg) h->free_arg(h->arg);
-        if (h->urh) MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
-        else close(h->sock);
+        if (h->urh)
+            MHD_upgrade_action(h->urh, MHD_UPGRADE_ACTION_CLOSE);
+        else
+            close(h->sock);
         free(h);
     }
     pthread_attr_destroy(&a);

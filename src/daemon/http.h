@@ -33,8 +33,8 @@ typedef struct route {
 struct req {
     struct MHD_Connection *conn;
     const char *method;
-    char *path;     /* without /vN.NN prefix, decoded */
-    int api_minor;  /* 41 for v1.41; the maximum when unversioned */
+    char *path;    /* without /vN.NN prefix, decoded */
+    int api_minor; /* 41 for v1.41; the maximum when unversioned */
     char *params[REQ_MAX_PARAMS];
     int nparams;
     const route *route;
@@ -68,7 +68,8 @@ json_t *req_json(req *r);
 
 /* responses (exactly one per request) */
 void resp_json(req *r, unsigned status, json_t *j); /* steals j */
-void resp_error(req *r, unsigned status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void resp_error(req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void resp_berr(req *r, const berr *e);
 void resp_empty(req *r, unsigned status);
 void resp_bytes(req *r, unsigned status, const char *ctype, const void *data, size_t len);

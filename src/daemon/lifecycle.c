@@ -135,7 +135,8 @@ static char *resolv_conf(const json_t *hc)
     sbuf b = {0};
     size_t i;
     json_t *v;
-    json_array_foreach(search, i, v) sbuf_printf(&b, "%s%s", i ? " " : "search ", json_string_value(v));
+    json_array_foreach(search, i, v)
+        sbuf_printf(&b, "%s%s", i ? " " : "search ", json_string_value(v));
     if (json_array_size(search)) sbuf_adds(&b, "\n");
     if (json_array_size(dns)) {
         json_array_foreach(dns, i, v) sbuf_printf(&b, "nameserver %s\n", json_string_value(v));
@@ -144,7 +145,8 @@ static char *resolv_conf(const json_t *hc)
         for (char *l = strtok_r(host, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
             if (str_starts(l, "nameserver")) sbuf_printf(&b, "%s\n", l);
     }
-    json_array_foreach(opts, i, v) sbuf_printf(&b, "%s%s", i ? " " : "options ", json_string_value(v));
+    json_array_foreach(opts, i, v)
+        sbuf_printf(&b, "%s%s", i ? " " : "options ", json_string_value(v));
     if (json_array_size(opts)) sbuf_adds(&b, "\n");
     free(host);
     return sbuf_steal(&b);
@@ -158,9 +160,10 @@ static char *hosts_file(const json_t *hc, const char *hostname, bool host_net)
         sbuf_adds(&b, data);
         free(data);
     } else {
-        sbuf_printf(&b, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                        "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\t"
-                        "ip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t%s\n",
+        sbuf_printf(&b,
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\t"
+                    "ip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t%s\n",
                     hostname);
     }
     size_t i;
@@ -259,7 +262,8 @@ static int launch(container *c, bool by_policy, berr *e)
     json_t *spec = NULL;
     int rc = -1;
     int64_t t0 = now_ns();
-#define PHASE(what) log_debug("start %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
+#define PHASE(what)                                                                                \
+    log_debug("start %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
     rm_rf(edir);
     if (mkdir_p(edir, 0700) < 0) {
         berr_errno(e, 500, "creating %s", edir);
@@ -286,14 +290,18 @@ static int launch(container *c, bool by_policy, berr *e)
     const json_t *cfg = json_object_get(snap, "Config");
     const json_t *lcfg = json_object_get(json_object_get(snap, "HostConfig"), "LogConfig");
     const char *mf = jstr(json_object_get(lcfg, "Config"), "max-file");
-    shim_launch_opts o = {
-        .shim_path = shim_path, .id = c->id, .bundle = edir, .state_dir = edir,
-        .runtime_root = rtroot, .log_path = logp, .log_max_size = log_opt_size(lcfg),
-        .log_max_file = mf ? atoi(mf) : 1,
-        .open_stdin = json_is_true(json_object_get(cfg, "OpenStdin")),
-        /* as dockerd: a tty's stdin is never closed by a client going away */
-        .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce")) &&
-                      !json_is_true(json_object_get(cfg, "Tty"))};
+    shim_launch_opts o = {.shim_path = shim_path,
+                          .id = c->id,
+                          .bundle = edir,
+                          .state_dir = edir,
+                          .runtime_root = rtroot,
+                          .log_path = logp,
+                          .log_max_size = log_opt_size(lcfg),
+                          .log_max_file = mf ? atoi(mf) : 1,
+                          .open_stdin = json_is_true(json_object_get(cfg, "OpenStdin")),
+                          /* as dockerd: a tty's stdin is never closed by a client going away */
+                          .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce")) &&
+                                        !json_is_true(json_object_get(cfg, "Tty"))};
     if (o.log_max_file < 1) o.log_max_file = 1;
     pid_t pid = 0;
     ctr_lock();
@@ -373,8 +381,10 @@ static int start_locked(container *c, bool by_policy, berr *e)
     if (removed) return berr_set(e, 404, "No such container: %s", c->id);
     if (running) return 1; /* 304 */
     int rc = launch(c, by_policy, e);
-    if (rc == 0) start_waiter(c);
-    else record_start_error(c, e);
+    if (rc == 0)
+        start_waiter(c);
+    else
+        record_start_error(c, e);
     return rc;
 }
 
@@ -390,7 +400,8 @@ int lc_start(container *c, berr *e)
     if (rc == 0) health_start(c);
     if (rc < 0 && !removed) {
         ctr_lock();
-        bool autorm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
+        bool autorm =
+            json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
         ctr_unlock();
         berr re;
         if (autorm) lc_remove(c, true, false, &re); /* as dockerd: --rm also on a failed start */
@@ -439,7 +450,8 @@ static bool should_restart(container *c, int code, int64_t ran_ms, int64_t *dela
 static int64_t started_ms(container *c)
 {
     ctr_lock();
-    int64_t t = parse_rfc3339(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "");
+    int64_t t =
+        parse_rfc3339(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "");
     ctr_unlock();
     return t > 0 ? (now_ns() - t) / 1000000 : 0;
 }
@@ -464,8 +476,9 @@ static void apply_policy(container *c, int code, int64_t ran)
     if (should_restart(c, code, ran, &delay)) {
         ctr_lock();
         ctr_set_status(c, "restarting");
-        json_object_set_new(c->j, "RestartCount",
-                            json_integer(json_integer_value(json_object_get(c->j, "RestartCount")) + 1));
+        json_object_set_new(
+            c->j, "RestartCount",
+            json_integer(json_integer_value(json_object_get(c->j, "RestartCount")) + 1));
         ctr_save(c);
         ctr_unlock();
         struct timespec ts = {delay / 1000, (delay % 1000) * 1000000};
@@ -474,12 +487,15 @@ static void apply_policy(container *c, int code, int64_t ran)
         pthread_mutex_lock(&c->op);
         ctr_lock();
         bool go = !c->stopping && !c->removed && !strcmp(ctr_status(c), "restarting");
-        if (!go && !c->removed && !strcmp(ctr_status(c), "restarting")) ctr_set_status(c, "exited"), ctr_save(c);
+        if (!go && !c->removed && !strcmp(ctr_status(c), "restarting"))
+            ctr_set_status(c, "exited"), ctr_save(c);
         ctr_unlock();
         int rc = go ? start_locked(c, true, &e) : 0;
         pthread_mutex_unlock(&c->op);
-        if (go && rc == 0) lc_event(c, "start", NULL), health_start(c);
-        else if (go && rc < 0) log_warn("restarting %.12s: %s", c->id, e.msg);
+        if (go && rc == 0)
+            lc_event(c, "start", NULL), health_start(c);
+        else if (go && rc < 0)
+            log_warn("restarting %.12s: %s", c->id, e.msg);
         return;
     }
     ctr_lock();
@@ -553,8 +569,10 @@ bool lc_wait_stopped(container *c, int timeout_ms)
     dl.tv_nsec = ns % 1000000000LL;
     ctr_lock();
     while (ctr_running(c) || c->waiter) {
-        if (timeout_ms < 0) pthread_cond_wait(&c->changed, &ctr_mutex);
-        else if (pthread_cond_timedwait(&c->changed, &ctr_mutex, &dl) != 0) break;
+        if (timeout_ms < 0)
+            pthread_cond_wait(&c->changed, &ctr_mutex);
+        else if (pthread_cond_timedwait(&c->changed, &ctr_mutex, &dl) != 0)
+            break;
     }
     bool stopped = !ctr_running(c) && !c->waiter;
     ctr_unlock();
@@ -567,7 +585,9 @@ int lc_stop(container *c, int timeout_s, const char *signame, berr *e)
     ctr_lock();
     bool running = ctr_running(c), restarting = !strcmp(ctr_status(c), "restarting");
     const json_t *cfg = json_object_get(c->j, "Config");
-    char *sigstr = xstrdup(signame ? signame : jstr(cfg, "StopSignal") ? jstr(cfg, "StopSignal") : "SIGTERM");
+    char *sigstr = xstrdup(signame                   ? signame
+                           : jstr(cfg, "StopSignal") ? jstr(cfg, "StopSignal")
+                                                     : "SIGTERM");
     if (timeout_s < 0 && json_object_get(cfg, "StopTimeout"))
         timeout_s = (int)json_integer_value(json_object_get(cfg, "StopTimeout"));
     mark_stopped_by_user(c, true);
@@ -603,11 +623,14 @@ int lc_remove(container *c, bool force, bool volumes, berr *e)
     ctr_unlock();
     if (running && !force) {
         if (paused)
-            return berr_set(e, 409, "You cannot remove a paused container %s. Unpause and then "
-                                    "stop the container before attempting removal or force remove",
+            return berr_set(e, 409,
+                            "You cannot remove a paused container %s. Unpause and then "
+                            "stop the container before attempting removal or force remove",
                             c->id);
-        return berr_set(e, 409, "You cannot remove a running container %s. Stop the container "
-                                "before attempting removal or force remove", c->id);
+        return berr_set(e, 409,
+                        "You cannot remove a running container %s. Stop the container "
+                        "before attempting removal or force remove",
+                        c->id);
     }
     if (running) {
         char *edir = ctr_exec_dir(c->id);
@@ -684,11 +707,13 @@ void lc_restore(void)
             apply_policy(c, code, ran);
         } else {
             ctr_lock();
-            const json_t *rp = json_object_get(json_object_get(c->j, "HostConfig"), "RestartPolicy");
+            const json_t *rp =
+                json_object_get(json_object_get(c->j, "HostConfig"), "RestartPolicy");
             const char *pol = jstr(rp, "Name");
             bool manual = json_is_true(json_object_get(c->j, "HasBeenManuallyStopped"));
-            bool started = strcmp(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "0001",
-                                  "0001-01-01T00:00:00Z");
+            bool started =
+                strcmp(jstr(ctr_state(c), "StartedAt") ? jstr(ctr_state(c), "StartedAt") : "0001",
+                       "0001-01-01T00:00:00Z");
             bool again = pol && started && !manual &&
                          (!strcmp(pol, "always") || !strcmp(pol, "unless-stopped"));
             ctr_unlock();
@@ -708,14 +733,14 @@ int lc_parse_signal(const char *s)
     static const struct {
         const char *n;
         int v;
-    } sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-                {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-                {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-                {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD},
-                {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},
-                {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+    } sigs[] = {{"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},
+                {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"BUS", SIGBUS},     {"FPE", SIGFPE},
+                {"KILL", SIGKILL},     {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2},
+                {"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
+                {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+                {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
                 {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-                {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+                {"PWR", SIGPWR},       {"SYS", SIGSYS}};
     if (!s || !*s) return -1;
     char *end;
     long v = strtol(s, &end, 10);

@@ -40,8 +40,10 @@ static int emit_line(const char *line, const logs_opts *o, sbuf *out)
             sbuf_printf(&line_out, "%s ", tb);
         }
         sbuf_adds(&line_out, log);
-        if (o->tty) sbuf_add(out, line_out.data, line_out.len);
-        else logs_frame(out, sid, line_out.data, line_out.len);
+        if (o->tty)
+            sbuf_add(out, line_out.data, line_out.len);
+        else
+            logs_frame(out, sid, line_out.data, line_out.len);
         sbuf_free(&line_out);
         rc = 1;
     }

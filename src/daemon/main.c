@@ -63,11 +63,16 @@ static void usage(FILE *f)
 
 static int set_log_level(const char *l)
 {
-    if (!strcmp(l, "debug")) log_level = LOG_DEBUG_;
-    else if (!strcmp(l, "info")) log_level = LOG_INFO_;
-    else if (!strcmp(l, "warn")) log_level = LOG_WARN_;
-    else if (!strcmp(l, "error") || !strcmp(l, "fatal")) log_level = LOG_ERR_;
-    else return -1;
+    if (!strcmp(l, "debug"))
+        log_level = LOG_DEBUG_;
+    else if (!strcmp(l, "info"))
+        log_level = LOG_INFO_;
+    else if (!strcmp(l, "warn"))
+        log_level = LOG_WARN_;
+    else if (!strcmp(l, "error") || !strcmp(l, "fatal"))
+        log_level = LOG_ERR_;
+    else
+        return -1;
     return 0;
 }
 
@@ -96,14 +101,15 @@ static int load_config(struct opts *o, json_t **keep)
     for (size_t i = 0; i < sizeof flagged / sizeof *flagged; i++) {
         const char *flag = *(const char **)((char *)o + flagged[i].off);
         if (flag && jstr(j, flagged[i].key))
-            sbuf_printf(&conflicts, "%s%s: (from flag: %s, from file: %s)", conflicts.len ? ", " : "",
-                        flagged[i].key, flag, jstr(j, flagged[i].key));
+            sbuf_printf(&conflicts, "%s%s: (from flag: %s, from file: %s)",
+                        conflicts.len ? ", " : "", flagged[i].key, flag, jstr(j, flagged[i].key));
     }
     if (o->nhosts && json_object_get(j, "hosts"))
         sbuf_printf(&conflicts, "%shosts: (from flag and from file)", conflicts.len ? ", " : "");
     if (conflicts.len) {
-        fprintf(stderr, "berthd: unable to configure the daemon with file %s: the following "
-                        "directives are specified both as a flag and in the configuration file: %s\n",
+        fprintf(stderr,
+                "berthd: unable to configure the daemon with file %s: the following "
+                "directives are specified both as a flag and in the configuration file: %s\n",
                 path, conflicts.data);
         sbuf_free(&conflicts);
         return -1;
@@ -128,13 +134,18 @@ static int load_config(struct opts *o, json_t **keep)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    static const struct option lo[] = {
-        {"host", required_argument, 0, 'H'},         {"data-root", required_argument, 0, 'R'},
-        {"exec-root", required_argument, 0, 'E'},    {"pidfile", required_argument, 0, 'p'},
-        {"log-level", required_argument, 0, 'l'},    {"debug", no_argument, 0, 'D'},
-        {"config-file", required_argument, 0, 'C'},  {"storage-driver", required_argument, 0, 's'},
-        {"group", required_argument, 0, 'G'},        {"version", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", required_argument, 0, 'H'},
+                                       {"data-root", required_argument, 0, 'R'},
+                                       {"exec-root", required_argument, 0, 'E'},
+                                       {"pidfile", required_argument, 0, 'p'},
+                                       {"log-level", required_argument, 0, 'l'},
+                                       {"debug", no_argument, 0, 'D'},
+                                       {"config-file", required_argument, 0, 'C'},
+                                       {"storage-driver", required_argument, 0, 's'},
+                                       {"group", required_argument, 0, 'G'},
+                                       {"version", no_argument, 0, 'v'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "H:p:l:Ds:G:vh", lo, NULL)) != -1) {
         switch (c) {
@@ -142,17 +153,39 @@ static int parse_args(int argc, char **argv, struct opts *o)
             if (o->nhosts >= MAX_HOSTS) return fprintf(stderr, "berthd: too many -H\n"), -1;
             o->hosts[o->nhosts++] = optarg;
             break;
-        case 'R': o->data_root = optarg; break;
-        case 'E': o->exec_root = optarg; break;
-        case 'p': o->pidfile = optarg; break;
-        case 'l': o->log_level = optarg; break;
-        case 'D': o->debug = true; break;
-        case 'C': o->config_file = optarg; break;
-        case 's': o->storage_driver = optarg; break;
-        case 'G': o->group = optarg; break;
-        case 'v': printf("Berth version %s, API %s\n", BERTH_VERSION, BERTH_API_VERSION); exit(0);
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'R':
+            o->data_root = optarg;
+            break;
+        case 'E':
+            o->exec_root = optarg;
+            break;
+        case 'p':
+            o->pidfile = optarg;
+            break;
+        case 'l':
+            o->log_level = optarg;
+            break;
+        case 'D':
+            o->debug = true;
+            break;
+        case 'C':
+            o->config_file = optarg;
+            break;
+        case 's':
+            o->storage_driver = optarg;
+            break;
+        case 'G':
+            o->group = optarg;
+            break;
+        case 'v':
+            printf("Berth version %s, API %s\n", BERTH_VERSION, BERTH_API_VERSION);
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind < argc) {
@@ -190,8 +223,10 @@ static int listen_unix(const char *path, const char *group)
         return errno = s, -1;
     }
     struct group *gr = getgrnam(group ? group : "berth");
-    if (gr && chown(path, 0, gr->gr_gid) < 0) log_warn("chown %s: %s", path, strerror(errno));
-    else if (!gr && group) log_warn("group %s not found; socket %s stays root-only", group, path);
+    if (gr && chown(path, 0, gr->gr_gid) < 0)
+        log_warn("chown %s: %s", path, strerror(errno));
+    else if (!gr && group)
+        log_warn("group %s not found; socket %s stays root-only", group, path);
     chmod(path, 0660);
     return fd;
 }
@@ -204,7 +239,8 @@ static int listen_tcp(const char *hostport)
     if (colon) *colon = 0;
     char *host = h;
     if (*host == '[') host++, host[strlen(host) - 1] = 0;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int fd = -1;
@@ -325,7 +361,8 @@ static int run(struct opts *o)
     if (lockfd < 0) {
         if (errno == EBUSY)
             fprintf(stderr, "berthd: data root %s is in use by another berthd\n", D.data_root);
-        else fprintf(stderr, "berthd: data root %s: %s\n", D.data_root, strerror(errno));
+        else
+            fprintf(stderr, "berthd: data root %s: %s\n", D.data_root, strerror(errno));
         return 1;
     }
     if (mkdir_p(D.exec_root, 0700) < 0) {
@@ -355,7 +392,6 @@ static int run(struct opts *o)
     char *init = find_helper("BERTH_INIT", "berth-init");
     ocispec_set_init(init);
     free(init);
-
 
     char *tmpdir = xasprintf("%s/tmp", D.data_root);
     mkdir_p(tmpdir, 0700);
@@ -392,8 +428,10 @@ static int run(struct opts *o)
     for (int i = 0; i < o->nhosts; i++) {
         const char *h = o->hosts[i];
         if (!listened[i]) continue;
-        if (str_starts(h, "unix://")) unlink(h + 7);
-        else if (h[0] == '/') unlink(h);
+        if (str_starts(h, "unix://"))
+            unlink(h + 7);
+        else if (h[0] == '/')
+            unlink(h);
     }
     store_close(D.images);
     free(tmpdir);
@@ -406,7 +444,8 @@ int main(int argc, char **argv)
     struct opts o = {0};
     json_t *cfg = NULL;
     if (parse_args(argc, argv, &o) < 0 || load_config(&o, &cfg) < 0) return 1;
-    if (o.debug) log_level = LOG_DEBUG_;
+    if (o.debug)
+        log_level = LOG_DEBUG_;
     else if (o.log_level && set_log_level(o.log_level) < 0) {
         fprintf(stderr, "berthd: unknown log level %s\n", o.log_level);
         return 1;

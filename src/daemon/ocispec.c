@@ -25,19 +25,36 @@ void ocispec_set_init(const char *path)
 }
 
 /* Docker's default capability set: CapEff 00000000a80425fb. */
-static const char *const default_caps[] = {
-    "CAP_CHOWN",      "CAP_DAC_OVERRIDE",     "CAP_FSETID",     "CAP_FOWNER",
-    "CAP_MKNOD",      "CAP_NET_RAW",          "CAP_SETGID",     "CAP_SETUID",
-    "CAP_SETFCAP",    "CAP_SETPCAP",          "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-    "CAP_KILL",       "CAP_AUDIT_WRITE",      NULL};
+static const char *const default_caps[] = {"CAP_CHOWN",
+                                           "CAP_DAC_OVERRIDE",
+                                           "CAP_FSETID",
+                                           "CAP_FOWNER",
+                                           "CAP_MKNOD",
+                                           "CAP_NET_RAW",
+                                           "CAP_SETGID",
+                                           "CAP_SETUID",
+                                           "CAP_SETFCAP",
+                                           "CAP_SETPCAP",
+                                           "CAP_NET_BIND_SERVICE",
+                                           "CAP_SYS_CHROOT",
+                                           "CAP_KILL",
+                                           "CAP_AUDIT_WRITE",
+                                           NULL};
 
-static const char *const masked_paths[] = {
-    "/proc/asound",       "/proc/acpi",        "/proc/kcore",      "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi",         "/sys/firmware",     NULL};
+static const char *const masked_paths[] = {"/proc/asound",
+                                           "/proc/acpi",
+                                           "/proc/kcore",
+                                           "/proc/keys",
+                                           "/proc/latency_stats",
+                                           "/proc/timer_list",
+                                           "/proc/timer_stats",
+                                           "/proc/sched_debug",
+                                           "/proc/scsi",
+                                           "/sys/firmware",
+                                           NULL};
 
-static const char *const readonly_paths[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                                             "/proc/sysrq-trigger", NULL};
+static const char *const readonly_paths[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
 
 static json_t *str_array(const char *const *v)
 {
@@ -140,39 +157,70 @@ struct gated {
 #define C_SYS_TTY 26
 #define C_SYSLOG 34
 
-static const struct gated denied[] = {
-    {"acct", C_SYS_PACCT},        {"add_key", -1},
-    {"bpf", C_SYS_ADMIN},         {"clock_adjtime", C_SYS_TIME},
-    {"clock_settime", C_SYS_TIME}, {"settimeofday", C_SYS_TIME},
-    {"stime", C_SYS_TIME},        {"adjtimex", C_SYS_TIME},
-    {"create_module", -1},        {"delete_module", C_SYS_MODULE},
-    {"finit_module", C_SYS_MODULE}, {"init_module", C_SYS_MODULE},
-    {"get_kernel_syms", -1},      {"query_module", -1},
-    {"get_mempolicy", C_SYS_NICE}, {"mbind", C_SYS_NICE},
-    {"set_mempolicy", C_SYS_NICE}, {"move_pages", C_SYS_NICE},
-    {"ioperm", C_SYS_RAWIO},      {"iopl", C_SYS_RAWIO},
-    {"kcmp", C_SYS_PTRACE},       {"ptrace", C_SYS_PTRACE},
-    {"process_vm_readv", C_SYS_PTRACE}, {"process_vm_writev", C_SYS_PTRACE},
-    {"kexec_file_load", C_SYS_BOOT}, {"kexec_load", C_SYS_BOOT},
-    {"reboot", C_SYS_BOOT},       {"keyctl", -1},
-    {"request_key", -1},          {"lookup_dcookie", C_SYS_ADMIN},
-    {"mount", C_SYS_ADMIN},       {"umount", C_SYS_ADMIN},
-    {"umount2", C_SYS_ADMIN},     {"pivot_root", C_SYS_ADMIN},
-    {"move_mount", C_SYS_ADMIN},  {"open_tree", C_SYS_ADMIN},
-    {"fsopen", C_SYS_ADMIN},      {"fsconfig", C_SYS_ADMIN},
-    {"fsmount", C_SYS_ADMIN},     {"fspick", C_SYS_ADMIN},
-    {"mount_setattr", C_SYS_ADMIN}, {"name_to_handle_at", C_SYS_ADMIN},
-    {"open_by_handle_at", -1},    {"nfsservctl", -1},
-    {"perf_event_open", C_SYS_ADMIN}, {"quotactl", C_SYS_ADMIN},
-    {"setns", C_SYS_ADMIN},       {"unshare", C_SYS_ADMIN},
-    {"swapon", C_SYS_ADMIN},      {"swapoff", C_SYS_ADMIN},
-    {"sysfs", -1},                {"_sysctl", -1},
-    {"syslog", C_SYSLOG},         {"uselib", -1},
-    {"userfaultfd", -1},          {"ustat", -1},
-    {"vm86", -1},                 {"vm86old", -1},
-    {"vhangup", C_SYS_TTY},       {"fanotify_init", C_SYS_ADMIN},
-    {"clone", -2},                {"clone3", -2},
-    {"personality", -2},          {NULL, 0}};
+static const struct gated denied[] = {{"acct", C_SYS_PACCT},
+                                      {"add_key", -1},
+                                      {"bpf", C_SYS_ADMIN},
+                                      {"clock_adjtime", C_SYS_TIME},
+                                      {"clock_settime", C_SYS_TIME},
+                                      {"settimeofday", C_SYS_TIME},
+                                      {"stime", C_SYS_TIME},
+                                      {"adjtimex", C_SYS_TIME},
+                                      {"create_module", -1},
+                                      {"delete_module", C_SYS_MODULE},
+                                      {"finit_module", C_SYS_MODULE},
+                                      {"init_module", C_SYS_MODULE},
+                                      {"get_kernel_syms", -1},
+                                      {"query_module", -1},
+                                      {"get_mempolicy", C_SYS_NICE},
+                                      {"mbind", C_SYS_NICE},
+                                      {"set_mempolicy", C_SYS_NICE},
+                                      {"move_pages", C_SYS_NICE},
+                                      {"ioperm", C_SYS_RAWIO},
+                                      {"iopl", C_SYS_RAWIO},
+                                      {"kcmp", C_SYS_PTRACE},
+                                      {"ptrace", C_SYS_PTRACE},
+                                      {"process_vm_readv", C_SYS_PTRACE},
+                                      {"process_vm_writev", C_SYS_PTRACE},
+                                      {"kexec_file_load", C_SYS_BOOT},
+                                      {"kexec_load", C_SYS_BOOT},
+                                      {"reboot", C_SYS_BOOT},
+                                      {"keyctl", -1},
+                                      {"request_key", -1},
+                                      {"lookup_dcookie", C_SYS_ADMIN},
+                                      {"mount", C_SYS_ADMIN},
+                                      {"umount", C_SYS_ADMIN},
+                                      {"umount2", C_SYS_ADMIN},
+                                      {"pivot_root", C_SYS_ADMIN},
+                                      {"move_mount", C_SYS_ADMIN},
+                                      {"open_tree", C_SYS_ADMIN},
+                                      {"fsopen", C_SYS_ADMIN},
+                                      {"fsconfig", C_SYS_ADMIN},
+                                      {"fsmount", C_SYS_ADMIN},
+                                      {"fspick", C_SYS_ADMIN},
+                                      {"mount_setattr", C_SYS_ADMIN},
+                                      {"name_to_handle_at", C_SYS_ADMIN},
+                                      {"open_by_handle_at", -1},
+                                      {"nfsservctl", -1},
+                                      {"perf_event_open", C_SYS_ADMIN},
+                                      {"quotactl", C_SYS_ADMIN},
+                                      {"setns", C_SYS_ADMIN},
+                                      {"unshare", C_SYS_ADMIN},
+                                      {"swapon", C_SYS_ADMIN},
+                                      {"swapoff", C_SYS_ADMIN},
+                                      {"sysfs", -1},
+                                      {"_sysctl", -1},
+                                      {"syslog", C_SYSLOG},
+                                      {"uselib", -1},
+                                      {"userfaultfd", -1},
+                                      {"ustat", -1},
+                                      {"vm86", -1},
+                                      {"vm86old", -1},
+                                      {"vhangup", C_SYS_TTY},
+                                      {"fanotify_init", C_SYS_ADMIN},
+                                      {"clone", -2},
+                                      {"clone3", -2},
+                                      {"personality", -2},
+                                      {NULL, 0}};
 
 static const struct gated *find_denied(const char *name)
 {
@@ -204,9 +252,10 @@ static json_t *default_seccomp(uint64_t caps)
     } else {
         /* 0x7E020000: CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET */
         json_t *r = seccomp_rule(json_pack("[s]", "clone"), "SCMP_ACT_ALLOW");
-        json_object_set_new(r, "args", json_pack("[{s:i,s:I,s:i,s:s}]", "index", 0, "value",
-                                                 (json_int_t)0x7E020000, "valueTwo", 0, "op",
-                                                 "SCMP_CMP_MASKED_EQ"));
+        json_object_set_new(r, "args",
+                            json_pack("[{s:i,s:I,s:i,s:s}]", "index", 0, "value",
+                                      (json_int_t)0x7E020000, "valueTwo", 0, "op",
+                                      "SCMP_CMP_MASKED_EQ"));
         json_array_append_new(rules, r);
     }
     json_t *c3 = seccomp_rule(json_pack("[s]", "clone3"), "SCMP_ACT_ERRNO");
@@ -215,13 +264,14 @@ static json_t *default_seccomp(uint64_t caps)
     static const json_int_t personas[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
     for (size_t i = 0; i < sizeof personas / sizeof *personas; i++) {
         json_t *r = seccomp_rule(json_pack("[s]", "personality"), "SCMP_ACT_ALLOW");
-        json_object_set_new(r, "args", json_pack("[{s:i,s:I,s:s}]", "index", 0, "value",
-                                                 personas[i], "op", "SCMP_CMP_EQ"));
+        json_object_set_new(
+            r, "args",
+            json_pack("[{s:i,s:I,s:s}]", "index", 0, "value", personas[i], "op", "SCMP_CMP_EQ"));
         json_array_append_new(rules, r);
     }
     return json_pack("{s:s,s:i,s:[s,s,s],s:o}", "defaultAction", "SCMP_ACT_ERRNO",
-                     "defaultErrnoRet", EPERM, "architectures", "SCMP_ARCH_X86_64",
-                     "SCMP_ARCH_X86", "SCMP_ARCH_X32", "syscalls", rules);
+                     "defaultErrnoRet", EPERM, "architectures", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
+                     "SCMP_ARCH_X32", "syscalls", rules);
 }
 
 /* Docker-format profile file (--security-opt seccomp=FILE) to spec form:
@@ -244,13 +294,13 @@ static bool rule_applies(const json_t *r, uint64_t caps)
         if (cap >= 0 && (caps & (1ULL << cap))) return false;
     }
     bool arch_ok = !json_array_size(json_object_get(inc, "arches"));
-    json_array_foreach(json_object_get(inc, "arches"), i, v)
-        arch_ok |= json_string_value(v) && (!strcmp(json_string_value(v), "amd64") ||
-                                            !strcmp(json_string_value(v), "x86_64"));
-    json_array_foreach(json_object_get(exc, "arches"), i, v)
-        if (json_string_value(v) && (!strcmp(json_string_value(v), "amd64") ||
-                                     !strcmp(json_string_value(v), "x86_64")))
-            arch_ok = false;
+    json_array_foreach(json_object_get(inc, "arches"), i, v) arch_ok |=
+        json_string_value(v) &&
+        (!strcmp(json_string_value(v), "amd64") || !strcmp(json_string_value(v), "x86_64"));
+    json_array_foreach(json_object_get(exc, "arches"), i,
+                       v) if (json_string_value(v) && (!strcmp(json_string_value(v), "amd64") ||
+                                                       !strcmp(json_string_value(v), "x86_64")))
+        arch_ok = false;
     return arch_ok;
 }
 
@@ -287,13 +337,16 @@ static json_t *profile_to_spec(const char *path, uint64_t caps, berr *e)
         if (!rule_applies(r, caps)) continue;
         json_t *nr = json_object();
         json_t *names = json_object_get(r, "names");
-        if (!names && jstr(r, "name")) names = json_pack("[s]", jstr(r, "name"));
-        else json_incref(names);
+        if (!names && jstr(r, "name"))
+            names = json_pack("[s]", jstr(r, "name"));
+        else
+            json_incref(names);
         json_object_set_new(nr, "names", names ? names : json_array());
         json_object_set(nr, "action", json_object_get(r, "action"));
         if (json_object_get(r, "args") && !json_is_null(json_object_get(r, "args")))
             json_object_set(nr, "args", json_object_get(r, "args"));
-        if (json_object_get(r, "errnoRet")) json_object_set(nr, "errnoRet", json_object_get(r, "errnoRet"));
+        if (json_object_get(r, "errnoRet"))
+            json_object_set(nr, "errnoRet", json_object_get(r, "errnoRet"));
         json_array_append_new(rules, nr);
     }
     json_object_set_new(out, "syscalls", rules);
@@ -345,7 +398,8 @@ static json_t *mnt(const char *dst, const char *type, const char *src, const cha
 {
     json_t *o = json_array();
     char *copy = xstrdup(opts);
-    for (char *t = strtok(copy, ","); t; t = strtok(NULL, ",")) json_array_append_new(o, json_string(t));
+    for (char *t = strtok(copy, ","); t; t = strtok(NULL, ","))
+        json_array_append_new(o, json_string(t));
     free(copy);
     return json_pack("{s:s,s:s,s:s,s:o}", "destination", dst, "type", type, "source", src,
                      "options", o);
@@ -368,8 +422,10 @@ static int add_binds(const json_t *hc, json_t *mounts, berr *e)
         }
         if (!dst || src[0] != '/' || dst[0] != '/') {
             free(copy);
-            return berr_set(e, 400, "invalid mount config: %s (named volumes are not supported yet; "
-                                    "use /host/path:/container/path)", s);
+            return berr_set(e, 400,
+                            "invalid mount config: %s (named volumes are not supported yet; "
+                            "use /host/path:/container/path)",
+                            s);
         }
         bool ro = mode && strstr(mode, "ro");
         char *opts = xasprintf("rbind,%s", ro ? "ro" : "rw");
@@ -395,14 +451,15 @@ static json_t *std_mounts(const json_t *hc, const char *files_dir, bool privileg
     char *shmopts = xasprintf("nosuid,noexec,nodev,mode=1777,size=%lld", (long long)shm);
     json_t *m = json_array();
     json_array_append_new(m, mnt("/proc", "proc", "proc", "nosuid,noexec,nodev"));
-    json_array_append_new(m, mnt("/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"));
+    json_array_append_new(m,
+                          mnt("/dev", "tmpfs", "tmpfs", "nosuid,strictatime,mode=755,size=65536k"));
     json_array_append_new(m, mnt("/dev/pts", "devpts", "devpts",
                                  "nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5"));
-    json_array_append_new(m, mnt("/sys", "sysfs", "sysfs", privileged ? "nosuid,noexec,nodev,rw"
-                                                                       : "nosuid,noexec,nodev,ro"));
-    json_array_append_new(m, mnt("/sys/fs/cgroup", "cgroup", "cgroup",
-                                 privileged ? "nosuid,noexec,nodev,relatime,rw"
-                                            : "nosuid,noexec,nodev,relatime,ro"));
+    json_array_append_new(m, mnt("/sys", "sysfs", "sysfs",
+                                 privileged ? "nosuid,noexec,nodev,rw" : "nosuid,noexec,nodev,ro"));
+    json_array_append_new(
+        m, mnt("/sys/fs/cgroup", "cgroup", "cgroup",
+               privileged ? "nosuid,noexec,nodev,relatime,rw" : "nosuid,noexec,nodev,relatime,ro"));
     json_array_append_new(m, mnt("/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"));
     json_array_append_new(m, mnt("/dev/shm", "tmpfs", "shm", shmopts));
     free(shmopts);
@@ -437,17 +494,17 @@ static void host_devices(const char *dir, json_t *out, int depth)
         char *p = xasprintf("%s/%s", dir, de->d_name);
         struct stat st;
         if (lstat(p, &st) == 0) {
-            if (S_ISDIR(st.st_mode) && depth < 3 && strcmp(p, "/dev/pts") && strcmp(p, "/dev/shm") &&
-                strcmp(p, "/dev/mqueue") && strcmp(p, "/dev/fd"))
+            if (S_ISDIR(st.st_mode) && depth < 3 && strcmp(p, "/dev/pts") &&
+                strcmp(p, "/dev/shm") && strcmp(p, "/dev/mqueue") && strcmp(p, "/dev/fd"))
                 host_devices(p, out, depth + 1);
             else if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && strcmp(p, "/dev/console") &&
                      strcmp(p, "/dev/ptmx"))
-                json_array_append_new(
-                    out, json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i}", "path", p, "type",
-                                   S_ISCHR(st.st_mode) ? "c" : "b", "major", (int)major(st.st_rdev),
-                                   "minor", (int)minor(st.st_rdev), "fileMode",
-                                   (int)(st.st_mode & 07777), "uid", (int)st.st_uid, "gid",
-                                   (int)st.st_gid));
+                json_array_append_new(out, json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i}", "path", p,
+                                                     "type", S_ISCHR(st.st_mode) ? "c" : "b",
+                                                     "major", (int)major(st.st_rdev), "minor",
+                                                     (int)minor(st.st_rdev), "fileMode",
+                                                     (int)(st.st_mode & 07777), "uid",
+                                                     (int)st.st_uid, "gid", (int)st.st_gid));
         }
         free(p);
     }
@@ -462,7 +519,8 @@ json_t *ocispec_resources(const json_t *hc, bool privileged)
     set_if(mem, "swap", hc, "MemorySwap");
     json_int_t m = json_integer_value(json_object_get(hc, "Memory"));
     if (m > 0 && json_integer_value(json_object_get(hc, "MemorySwap")) == 0)
-        json_object_set_new(mem, "swap", json_integer(2 * m)); /* dockerd's default: swap = memory */
+        json_object_set_new(mem, "swap",
+                            json_integer(2 * m)); /* dockerd's default: swap = memory */
     set_if(mem, "reservation", hc, "MemoryReservation");
     if (json_is_true(json_object_get(hc, "OomKillDisable")))
         json_object_set_new(mem, "disableOOMKiller", json_true());
@@ -491,8 +549,8 @@ json_t *ocispec_resources(const json_t *hc, bool privileged)
         json_array_append_new(dev, json_pack("{s:b,s:s}", "allow", 1, "access", "rwm"));
     } else {
         json_array_append_new(dev, json_pack("{s:b,s:s}", "allow", 0, "access", "rwm"));
-        static const int nodes[][3] = {{'c', 1, 3},  {'c', 1, 5},  {'c', 1, 7}, {'c', 1, 8},
-                                       {'c', 1, 9},  {'c', 5, 0},  {'c', 5, 1}, {'c', 5, 2},
+        static const int nodes[][3] = {{'c', 1, 3},    {'c', 1, 5},   {'c', 1, 7}, {'c', 1, 8},
+                                       {'c', 1, 9},    {'c', 5, 0},   {'c', 5, 1}, {'c', 5, 2},
                                        {'c', 136, -1}, {'c', 10, 200}};
         for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
             json_t *d = json_pack("{s:b,s:s,s:i,s:s}", "allow", 1, "type", "c", "major",
@@ -545,7 +603,9 @@ static json_t *merge_env(const json_t *cfg, const char *hostname, bool tty)
         json_array_append(env, v);
     }
     if (!has_path)
-        json_array_insert_new(env, 0, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+        json_array_insert_new(
+            env, 0,
+            json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
     if (!has_host) {
         char *h = xasprintf("HOSTNAME=%s", hostname);
         json_array_insert_new(env, 1, json_string(h));
@@ -577,10 +637,10 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     json_t *proc = json_pack("{s:b,s:o,s:o,s:s,s:b}", "terminal", tty, "args", args, "env",
                              merge_env(cfg, hostname ? hostname : "", tty), "cwd",
                              wd && *wd ? wd : "/", "noNewPrivileges", so.no_new_privs);
-    json_t *spec = json_pack("{s:s,s:o,s:{s:s,s:b},s:s}", "ociVersion", "1.0.2", "process", proc,
-                             "root", "path", rootfs, "readonly",
-                             json_is_true(json_object_get(hc, "ReadonlyRootfs")), "hostname",
-                             hostname ? hostname : "");
+    json_t *spec =
+        json_pack("{s:s,s:o,s:{s:s,s:b},s:s}", "ociVersion", "1.0.2", "process", proc, "root",
+                  "path", rootfs, "readonly", json_is_true(json_object_get(hc, "ReadonlyRootfs")),
+                  "hostname", hostname ? hostname : "");
     uint64_t caps = 0;
     berr ue;
     json_t *user = ocispec_user(rootfs, jstr(cfg, "User"), json_object_get(hc, "GroupAdd"), &ue);
@@ -595,7 +655,10 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     if (oom) json_object_set_new(proc, "oomScoreAdj", json_integer(oom));
 
     json_t *mounts = std_mounts(hc, files_dir, privileged);
-    if (init) json_array_append_new(mounts, mnt("/sbin/docker-init", "bind", init_path ? init_path : "/usr/local/libexec/berth/berth-init", "bind,ro"));
+    if (init)
+        json_array_append_new(
+            mounts, mnt("/sbin/docker-init", "bind",
+                        init_path ? init_path : "/usr/local/libexec/berth/berth-init", "bind,ro"));
     if (add_binds(hc, mounts, e) < 0) {
         json_decref(mounts);
         json_decref(spec);
@@ -607,7 +670,8 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     json_t *ns = json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s}]", "type", "pid", "type", "ipc", "type",
                            "uts", "type", "mount", "type", "cgroup");
     const char *netmode = jstr(hc, "NetworkMode");
-    if (!netmode || strcmp(netmode, "host")) json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+    if (!netmode || strcmp(netmode, "host"))
+        json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
     json_object_set_new(linux, "namespaces", ns);
     json_object_set_new(linux, "cgroupsPath", json_string(cgroup_path));
     json_object_set_new(linux, "resources", ocispec_resources(hc, privileged));

@@ -116,11 +116,11 @@ int image_layer_dirs(store *s, const char *id, char ***dirs_out, berr *e);
  * comment. Tags repo:tag when repo is set ("tag" event). 400 on a bad
  * repo/tag or change, 404 when the parent image is gone. */
 typedef struct commit_opts {
-    const char *parent_id;          /* the container's image ID */
+    const char *parent_id; /* the container's image ID */
     const char *container_id;
-    const json_t *container_config; /* the container's Config */
-    const json_t *config;           /* the request's Config, or NULL */
-    const json_t *changes;          /* array of Dockerfile lines, or NULL */
+    const json_t *container_config;            /* the container's Config */
+    const json_t *config;                      /* the request's Config, or NULL */
+    const json_t *changes;                     /* array of Dockerfile lines, or NULL */
     const char *comment, *author, *repo, *tag; /* each may be NULL */
 } commit_opts;
 int image_commit_container(store *s, const char *upper_dir, const commit_opts *o,

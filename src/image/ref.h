@@ -11,9 +11,9 @@
 #include "common/util.h"
 
 typedef struct ref {
-    char domain[256]; /* "docker.io" when none given */
-    char path[512];   /* "library/busybox" */
-    char tag[129];    /* "" when none given */
+    char domain[256];            /* "docker.io" when none given */
+    char path[512];              /* "library/busybox" */
+    char tag[129];               /* "" when none given */
     char digest[DIGEST_LEN + 1]; /* "" when none */
 } ref;
 

@@ -92,11 +92,14 @@ static void test_digest(void **st)
 {
     char d[DIGEST_LEN + 1];
     sha256_buf("", 0, d);
-    assert_string_equal(d, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert_string_equal(d,
+                        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     assert_true(digest_valid(d));
     assert_false(digest_valid("sha256:abc"));
-    assert_false(digest_valid("md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
-    assert_false(digest_valid("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
+    assert_false(
+        digest_valid("md5:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_false(
+        digest_valid("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
 }
 
 static void test_atomic_file(void **st)
@@ -125,7 +128,8 @@ static void test_filters(void **st)
 {
     static const char *const keys[] = {"reference", "dangling", "label", NULL};
     berr e;
-    json_t *f = filters_parse("{\"reference\":{\"busybox\":true},\"dangling\":[\"true\"]}", keys, &e);
+    json_t *f =
+        filters_parse("{\"reference\":{\"busybox\":true},\"dangling\":[\"true\"]}", keys, &e);
     assert_non_null(f);
     assert_true(filters_match(f, "reference", "busybox"));
     assert_false(filters_match(f, "reference", "alpine"));
