@@ -511,6 +511,9 @@ static void apply_policy(container *c, int code, int64_t ran)
 static void *waiter_main(void *p)
 {
     container *c = p;
+    int64_t t0 = 0;
+#define WPHASE(what)                                                                               \
+    log_debug("exit %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
     char *edir = ctr_exec_dir(c->id);
     int code = 0;
     bool timed_out = false, oom = false;
@@ -521,9 +524,11 @@ static void *waiter_main(void *p)
         log_warn("waiting for %.12s: %s", c->id, e.msg);
         code = 255;
     }
+    t0 = now_ns();
     shim_read_exit(edir, &code, &oom, &finished, err, sizeof err);
     int64_t ran = started_ms(c);
     finish_exit(c, code, oom, finished); /* waiters see the exit now */
+    WPHASE("exit recorded");
     ctr_lock();
     bool autorm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
     ctr_unlock();
@@ -533,6 +538,7 @@ static void *waiter_main(void *p)
     pthread_cond_broadcast(&c->changed);
     ctr_unlock();
     apply_policy(c, code, ran); /* --rm removes here, off the shim's cleanup */
+    WPHASE("policy applied");
     if (autorm) shim_wait_gone(edir, 10000, NULL);
     free(edir);
     ctr_put(c);
@@ -648,8 +654,11 @@ int lc_remove(container *c, bool force, bool volumes, berr *e)
     bool gone = c->removed;
     ctr_unlock();
     if (!gone) {
+        int64_t t0 = now_ns();
         lc_unmount(c->id);
+        log_debug("rm %.12s: +%lldus unmounted", c->id, (long long)((now_ns() - t0) / 1000));
         ctr_remove(c);
+        log_debug("rm %.12s: +%lldus removed", c->id, (long long)((now_ns() - t0) / 1000));
     }
     pthread_mutex_unlock(&c->op);
     (void)volumes;
