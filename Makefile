@@ -12,9 +12,10 @@ PYTHON ?= /usr/bin/python3
 DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev libmicrohttpd-dev \
        libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev libcmocka-dev \
        busybox-static python3-pytest python3-docker docker.io clang-format curl \
-       iproute2 util-linux procps hyperfine libseccomp-dev zstd xz-utils runc tmux
+       iproute2 util-linux procps hyperfine libseccomp-dev zstd xz-utils runc tmux \
+       clang libclang-rt-14-dev
 
-.PHONY: all build asan deps install test unit integration demo format format-check clean
+.PHONY: all build asan deps install test unit integration fuzz demo format format-check clean
 
 all: build
 
@@ -51,7 +52,35 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) build asan
 	$(MAKE) unit
+	$(MAKE) fuzz
 	$(MAKE) integration
+
+# libFuzzer targets for the parsers of untrusted input (tests/fuzz), each run
+# for FUZZ_SECONDS from its seed corpus (copied: the run adds to the copy).
+FUZZ_SECONDS ?= 10
+FUZZ_DIR = build-fuzz
+FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
+              -fno-sanitize-recover=undefined
+COMMON_SRC = src/common/util.c src/common/digest.c src/common/jsonutil.c
+FUZZ_SRC_ref = src/image/ref.c
+FUZZ_SRC_filters =
+FUZZ_SRC_template = src/cli/template_parse.c src/cli/template_exec.c src/cli/template_print.c
+FUZZ_SRC_tarx = src/image/tarx.c
+FUZZ_LIBS = -ljansson -lcrypto -larchive
+FUZZ_TARGETS = ref filters template tarx
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) src/image/*.c src/cli/template*.c
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_SRC_$*) $(FUZZ_LIBS)
+
+fuzz: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+		rm -rf $(FUZZ_DIR)/corpus-$$t && cp -r tests/fuzz/corpus/$$t $(FUZZ_DIR)/corpus-$$t && \
+		echo "fuzz $$t for $(FUZZ_SECONDS)s" && \
+		$(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=0 \
+			$(FUZZ_DIR)/corpus-$$t 2>$(FUZZ_DIR)/fuzz_$$t.log || \
+			{ tail -40 $(FUZZ_DIR)/fuzz_$$t.log; exit 1; }; \
+	done; echo "fuzz: $(words $(FUZZ_TARGETS)) targets ran without a crash"
 
 demo: deps build
 	$(MAKE) install
