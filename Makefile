@@ -77,7 +77,8 @@ fuzz: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
 		rm -rf $(FUZZ_DIR)/corpus-$$t && cp -r tests/fuzz/corpus/$$t $(FUZZ_DIR)/corpus-$$t && \
 		echo "fuzz $$t for $(FUZZ_SECONDS)s" && \
-		$(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=0 \
+		$(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			-artifact_prefix=$(FUZZ_DIR)/$$t- \
 			$(FUZZ_DIR)/corpus-$$t 2>$(FUZZ_DIR)/fuzz_$$t.log || \
 			{ tail -40 $(FUZZ_DIR)/fuzz_$$t.log; exit 1; }; \
 	done; echo "fuzz: $(words $(FUZZ_TARGETS)) targets ran without a crash"
