@@ -154,7 +154,7 @@ int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-static int rm_rf_at(int dfd, const char *name)
+int rm_rf_at(int dfd, const char *name)
 {
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT ? 0 : -1;

@@ -68,7 +68,9 @@ char *sbuf_steal(sbuf *b); /* NUL-terminated; buffer reset */
 
 /* ---- files ---- */
 int mkdir_p(const char *path, mode_t mode);
-int rm_rf(const char *path);                              /* 0 also when absent */
+int rm_rf(const char *path); /* 0 also when absent */
+/* rm -rf of name in the directory dfd, never following symlinks. */
+int rm_rf_at(int dfd, const char *name);
 int read_file(const char *path, char **out, size_t *len); /* NUL-terminated; -1+errno */
 /* Atomic replace: tmp in same dir, fsync, rename, fsync dir. -1+errno. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);

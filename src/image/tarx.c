@@ -321,29 +321,6 @@ static int open_in_root(int rootfd, const char *rel)
     return -1;
 }
 
-/* rm -rf of name in dfd, never following symlinks. */
-static int remove_at(int dfd, const char *name)
-{
-    struct stat st;
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode)) return unlinkat(dfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
-    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    int rc = 0;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && remove_at(dirfd(d), de->d_name))
-            rc = -1;
-    closedir(d);
-    if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT) rc = -1;
-    return rc;
-}
-
 /* ---- a set of strings (paths unpacked from this archive) ---- */
 
 typedef struct strset {
@@ -488,7 +465,7 @@ static int clear_existing(xctx *x, int pfd, const char *base, bool want_dir)
         return berr_errno(x->e, 500, "stat %s", x->name);
     }
     if (want_dir && S_ISDIR(st.st_mode)) return 1;
-    if (remove_at(pfd, base) < 0) return berr_errno(x->e, 500, "replace %s", x->name);
+    if (rm_rf_at(pfd, base) < 0) return berr_errno(x->e, 500, "replace %s", x->name);
     return 0;
 }
 
@@ -676,7 +653,7 @@ static int opaque_plain(xctx *x, int dfd, const char *dir)
         _cleanup_free_ char *child =
             *dir ? xasprintf("%s/%s", dir, de->d_name) : xstrdup(de->d_name);
         if (!strset_has(&x->seen, child)) {
-            if (remove_at(dirfd(d), de->d_name) < 0) rc = berr_errno(x->e, 500, "rm %s", child);
+            if (rm_rf_at(dirfd(d), de->d_name) < 0) rc = berr_errno(x->e, 500, "rm %s", child);
             continue;
         }
         int cfd = openat(dirfd(d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -702,7 +679,7 @@ static int x_whiteout(xctx *x, const char *dir, int pfd, const char *base,
     const char *victim = base + strlen(WH_PREFIX);
     if (!*victim || !strcmp(victim, ".") || !strcmp(victim, ".."))
         return bad_entry(x, "invalid whiteout");
-    if (remove_at(pfd, victim) < 0) return berr_errno(x->e, 500, "whiteout %s", x->name);
+    if (rm_rf_at(pfd, victim) < 0) return berr_errno(x->e, 500, "whiteout %s", x->name);
     if (!(x->flags & TARX_OVERLAY)) return 0;
     if (mknodat(pfd, victim, S_IFCHR, makedev(0, 0)) < 0)
         return berr_errno(x->e, 500, "whiteout %s", x->name);
