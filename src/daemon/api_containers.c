@@ -151,9 +151,8 @@ static int validate_host_config(json_t *hc, berr *e)
                         nm);
     if (!nm || !*nm || !strcmp(nm, "default"))
         json_object_set_new(hc, "NetworkMode", json_string("none"));
-    json_int_t mem2 = json_integer_value(json_object_get(hc, "Memory"));
-    if (mem2 > 0 && json_integer_value(json_object_get(hc, "MemorySwap")) == 0)
-        json_object_set_new(hc, "MemorySwap", json_integer(2 * mem2)); /* dockerd's default */
+    if (mem > 0 && swap == 0)
+        json_object_set_new(hc, "MemorySwap", json_integer(2 * mem)); /* dockerd's default */
     if (!json_object_get(hc, "RestartPolicy") || json_is_null(json_object_get(hc, "RestartPolicy")))
         json_object_set_new(hc, "RestartPolicy",
                             json_pack("{s:s,s:i}", "Name", "no", "MaximumRetryCount", 0));

@@ -15,6 +15,7 @@
 #include "daemon/lifecycle.h"
 #include "daemon/logs.h"
 #include "daemon/ocispec.h"
+#include "runtime/runtime.h"
 #include "shim/shim.h"
 
 typedef struct exec_rec {
@@ -83,17 +84,12 @@ void h_exec_create(req *r)
 /* The container's process spec with the exec's command, env, user, cwd, tty. */
 static json_t *exec_process(const exec_rec *x, bool tty, berr *e)
 {
-    char *edir = ctr_exec_dir(x->cid), *p = xasprintf("%s/config.json", edir);
-    json_error_t je;
-    json_t *spec = json_load_file(p, 0, &je);
-    free(p);
-    if (!spec) {
-        free(edir);
-        berr_set(e, 409, "container %s is not running", x->cid);
+    json_t *proc = lc_spec_process(x->cid);
+    if (!proc) {
+        berr_set(e, 409, "Container %s is not running", x->cid);
         return NULL;
     }
-    json_t *proc = json_deep_copy(json_object_get(spec, "process"));
-    json_decref(spec);
+    char *edir = ctr_exec_dir(x->cid), *p;
     json_object_set(proc, "args", json_object_get(x->cfg, "Cmd"));
     json_t *env = json_object_get(proc, "env");
     size_t i;
@@ -103,6 +99,18 @@ static json_t *exec_process(const exec_rec *x, bool tty, berr *e)
     if (wd && *wd) json_object_set_new(proc, "cwd", json_string(wd));
     json_object_set_new(proc, "terminal", json_boolean(tty));
     if (tty) json_array_append_new(env, json_string("TERM=xterm"));
+    if (json_is_true(
+            json_object_get(x->cfg, "Privileged"))) { /* every capability the daemon holds */
+        json_t *all = json_array();
+        uint64_t held = rt_caps_held();
+        for (int c = 0; c < 64; c++)
+            if ((held & (1ULL << c)) && rt_cap_name(c))
+                json_array_append_new(all, json_string(rt_cap_name(c)));
+        json_object_set_new(proc, "capabilities",
+                            json_pack("{s:O,s:O,s:O,s:[]}", "bounding", all, "effective", all,
+                                      "permitted", all, "inheritable"));
+        json_decref(all);
+    }
     if (user && *user) {
         p = xasprintf("%s/rootfs", edir);
         json_t *u = ocispec_user(p, user, NULL, e);

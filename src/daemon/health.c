@@ -28,12 +28,8 @@ static int64_t dur(const json_t *hc, const char *key, int64_t dflt)
 /* The probe's process: the container's own process spec, with its args. */
 static json_t *probe_process(const char *cid, const json_t *test)
 {
-    char *edir = ctr_exec_dir(cid), *p = xasprintf("%s/config.json", edir);
-    json_t *spec = json_load_file(p, 0, NULL);
-    free(p), free(edir);
-    if (!spec) return NULL;
-    json_t *proc = json_deep_copy(json_object_get(spec, "process"));
-    json_decref(spec);
+    json_t *proc = lc_spec_process(cid);
+    if (!proc) return NULL;
     const char *kind = json_string_value(json_array_get(test, 0));
     json_t *args = json_array();
     if (kind && !strcmp(kind, "CMD-SHELL")) {

@@ -735,6 +735,18 @@ void lc_restore(void)
     free(all);
 }
 
+/* The running container's process spec (from its bundle's config.json), for
+ * exec and health probes to start from; NULL when it is not running. */
+json_t *lc_spec_process(const char *id)
+{
+    char *edir = ctr_exec_dir(id), *p = xasprintf("%s/config.json", edir);
+    json_t *spec = json_load_file(p, 0, NULL);
+    free(p), free(edir);
+    json_t *proc = spec ? json_deep_copy(json_object_get(spec, "process")) : NULL;
+    json_decref(spec);
+    return proc;
+}
+
 /* ---- signals ---- */
 
 int lc_parse_signal(const char *s)

@@ -22,6 +22,8 @@ void lc_rootfs_release(container *c);
 void lc_restore(void);
 /* health.c: starts the health-check thread when the config has one. */
 void health_start(container *c);
+/* The running container's OCI process spec (a copy), or NULL. */
+json_t *lc_spec_process(const char *id);
 /* "SIGTERM", "TERM", "15" -> 15; -1 if unknown */
 int lc_parse_signal(const char *s);
 /* Publishes a container event with Docker's attributes (image, name, labels) + extra. */

@@ -517,10 +517,6 @@ json_t *ocispec_resources(const json_t *hc, bool privileged)
     json_t *mem = json_object();
     set_if(mem, "limit", hc, "Memory");
     set_if(mem, "swap", hc, "MemorySwap");
-    json_int_t m = json_integer_value(json_object_get(hc, "Memory"));
-    if (m > 0 && json_integer_value(json_object_get(hc, "MemorySwap")) == 0)
-        json_object_set_new(mem, "swap",
-                            json_integer(2 * m)); /* dockerd's default: swap = memory */
     set_if(mem, "reservation", hc, "MemoryReservation");
     if (json_is_true(json_object_get(hc, "OomKillDisable")))
         json_object_set_new(mem, "disableOOMKiller", json_true());
