@@ -291,8 +291,15 @@ static void globals_free(globals *g)
     free(g->context);
 }
 
+static void trace_exit(void)
+{
+    trace_mark("cli exit");
+}
+
 int main(int argc, char **argv)
 {
+    trace_mark("cli main");
+    atexit(trace_exit);
     globals g = {0};
     flag gflags[] = {
         {"debug", 'D', FLAG_BOOL, &g.debug, "Enable debug mode", NULL, NULL},

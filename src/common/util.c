@@ -515,3 +515,40 @@ void logmsg(int level, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "time=\"%s\" level=%s msg=\"%s\"\n", ts, names[level], msg);
 }
+
+/* ---- tracing (BERTH_TRACE=FILE) ---- */
+/* The file is opened for each mark: processes close fds they do not know
+ * (the shim, the container's init), and a kept fd could be reused. */
+int trace_hold_fd = -1;
+void trace_hold(void)
+{
+    const char *p = getenv("BERTH_TRACE");
+    if (p && *p) trace_hold_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+void trace_mark(const char *fmt, ...)
+{
+    static int on = -1;
+    static const char *path;
+    if (on < 0) path = getenv("BERTH_TRACE"), on = path && *path;
+    if (!on) return;
+    int saved = errno;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "%lld.%06ld %d ", (long long)ts.tv_sec, ts.tv_nsec / 1000,
+                     (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    n += vsnprintf(buf + n, sizeof buf - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
+    buf[n++] = '\n';
+    int fd = trace_hold_fd >= 0 ? trace_hold_fd
+                                : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        if (write(fd, buf, (size_t)n) < 0) n = 0;
+        if (fd != trace_hold_fd) close(fd);
+    }
+    errno = saved;
+}

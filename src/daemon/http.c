@@ -213,6 +213,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     http_server *s = cls;
     req *r = *con_cls;
     if (!r) {
+        trace_mark("http %s %s", method, url);
         *con_cls = req_new(s, c, method, url);
         return MHD_YES;
     }
@@ -229,6 +230,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         log_debug("%s %s -> %u (%.3f ms)", method, url, r->status, (now_ns() - t0) / 1e6);
     }
     add_std_headers(r->resp);
+    trace_mark("http -> %u", r->status);
     enum MHD_Result rc = MHD_queue_response(c, r->status, r->resp);
     return rc;
 }

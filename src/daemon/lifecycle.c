@@ -263,7 +263,8 @@ static int launch(container *c, bool by_policy, berr *e)
     int rc = -1;
     int64_t t0 = now_ns();
 #define PHASE(what)                                                                                \
-    log_debug("start %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
+    trace_mark("start %s", what),                                                                  \
+        log_debug("start %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
     rm_rf(edir);
     if (mkdir_p(edir, 0700) < 0) {
         berr_errno(e, 500, "creating %s", edir);
@@ -513,7 +514,8 @@ static void *waiter_main(void *p)
     container *c = p;
     int64_t t0 = 0;
 #define WPHASE(what)                                                                               \
-    log_debug("exit %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
+    trace_mark("exit %s", what),                                                                   \
+        log_debug("exit %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
     char *edir = ctr_exec_dir(c->id);
     int code = 0;
     bool timed_out = false, oom = false;

@@ -216,19 +216,23 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     rt_cgroup *cg = NULL;
     int master = -1, statefd = -1;
     pid_t pid = -1;
+    trace_mark("rt create");
     if (make_state_dir(o, &dir, e) < 0) {
         if (dir && e->status != 409) rm_rf(dir);
         return -1;
     }
-    if ((s->seccomp && rt_seccomp_get(s->seccomp, &bpf, e) < 0) ||
+    trace_mark("rt state dir");
+    if ((s->seccomp && rt_seccomp_get(s->seccomp, &bpf, e) < 0) || (trace_mark("rt seccomp"), 0) ||
         rt_cgroup_plan(s, o->id, &cg, e) < 0)
         goto fail;
+    trace_mark("rt seccomp+cgplan");
     if ((statefd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
         berr_errno(e, 500, "open %s", dir);
         goto fail;
     }
     if (rt_spawn_init(s, o, bpf, cg, statefd, &pid, &master, e) < 0) goto fail;
     close(statefd), statefd = -1;
+    trace_mark("rt spawned");
     c = container_new(o->root, o->id);
     fill_container(c, s);
     c->pid = pid;
@@ -252,6 +256,7 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     else if (master >= 0)
         close(master);
     *out = c;
+    trace_mark("rt created");
     return 0;
 fail:
     if (statefd >= 0) close(statefd);

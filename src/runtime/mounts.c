@@ -183,9 +183,13 @@ int rt_rootfs_prepare(const rt_spec *s, const rt_process *proc, int *master, int
         return berr_errno(e, 500, "bind the root %s", s->rootfs);
     _cleanup_close_ int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) return berr_errno(e, 500, "open root %s", s->rootfs);
-    for (size_t i = 0; i < s->nmounts; i++)
+    trace_mark("child root bound");
+    for (size_t i = 0; i < s->nmounts; i++) {
         if (strcmp(s->mounts[i].dest, "/") && mount_one(rootfd, s, &s->mounts[i], e) < 0) return -1;
+        trace_mark("child mount %s", s->mounts[i].dest);
+    }
     if (rt_dev_is_ours(s) && rt_devices_create(s, rootfd, e) < 0) return -1;
+    trace_mark("child devices");
     if (proc->terminal) {
         if (rt_pty_open(rootfd, master, slave, e) < 0) return -1;
         if (proc->rows || proc->cols) {
@@ -255,6 +259,7 @@ int rt_rootfs_finish(const rt_spec *s, berr *e)
         return berr_errno(e, 500, "remount the root read-only");
     for (char **p = s->readonly; *p; p++)
         if (readonly_path(*p, e) < 0) return -1;
+    trace_mark("child ro paths");
     for (char **p = s->masked; *p; p++)
         if (mask_path(*p, e) < 0) return -1;
     return 0;

@@ -245,6 +245,8 @@ static int init_setup(init_args *a, int *master, char **path, berr *e)
     const rt_spec *s = a->s;
     const rt_process *p = s->proc;
     int slave = -1;
+    trace_hold();
+    trace_mark("child start");
     if (join_namespaces(s, a->nsfd, e) < 0) return -1;
     setsid();
     if (rt_spec_has_ns(s, CLONE_NEWUSER) && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
@@ -254,11 +256,15 @@ static int init_setup(init_args *a, int *master, char **path, berr *e)
     if (s->domainname && setdomainname(s->domainname, strlen(s->domainname)) < 0)
         return berr_errno(e, 500, "setdomainname");
     if (setup_stdio(&a->o->io, e) < 0) return -1;
-    if (rt_rootfs_prepare(s, p, master, &slave, e) < 0 || rt_child_await_cgroup(e) < 0) return -1;
+    if (rt_rootfs_prepare(s, p, master, &slave, e) < 0) return -1;
+    trace_mark("child prepared");
+    if (rt_child_await_cgroup(e) < 0) return -1;
+    trace_mark("child cgroup");
     if (slave >= 0 && (use_tty(slave, e) < 0 || close(slave) < 0)) return -1;
-    if (rt_rootfs_pivot(s, a->o->no_pivot, e) < 0 || rt_sysctl_apply(s, e) < 0 ||
-        rt_rootfs_finish(s, e) < 0)
-        return -1;
+    if (rt_rootfs_pivot(s, a->o->no_pivot, e) < 0 || rt_sysctl_apply(s, e) < 0) return -1;
+    trace_mark("child pivoted");
+    if (rt_rootfs_finish(s, e) < 0) return -1;
+    trace_mark("child finished");
     return find_and_chdir(p, path, e);
 }
 
@@ -286,6 +292,7 @@ static void init_main(void *arg)
     const rt_process *p = a->s->proc;
     if (secure(p, a->bpf, rt_spec_has_ns(a->s, CLONE_NEWUSER), &e) < 0)
         rt_child_fail(a->sock, &e, errno);
+    trace_mark("child secured");
     preserve_fds(a->o->preserve_fds);
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     m = (rt_sync_msg){.type = RT_MSG_READY};
@@ -296,6 +303,7 @@ static void init_main(void *arg)
     int fifo = openat(a->statefd, "exec.fifo", O_WRONLY | O_CLOEXEC);
     if (fifo < 0) _exit(1);
     close(a->statefd);
+    trace_mark("child exec");
     execve(path, p->args, p->env);
     err = errno;
     if (write(fifo, &err, sizeof err) < 0) _exit(127);
@@ -428,7 +436,9 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
     rt_child_cgroup = cg;
     int cgfd = open_v2_dir(cg);
     bool userns = rt_spec_has_ns(s, CLONE_NEWUSER);
+    trace_mark("parent clone");
     pid = spawn(clone_flags(s), pidns, &cgfd, sv[0], &sv[1], init_main, &arg, e);
+    trace_mark("parent cloned");
     bool born_v2 = cgfd >= 0;
     if (cgfd >= 0) close(cgfd);
     if (pid < 0) goto out;
@@ -437,6 +447,7 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
          write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
         goto out;
     if (rt_cgroup_setup(cg, s, e) < 0 || enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
+    trace_mark("parent cgroups set");
     rt_sync_msg m = {.type = RT_MSG_GO};
     if (rt_sync_send(sv[0], &m, -1) < 0) {
         berr_errno(e, 500, "signal the container process");

@@ -36,6 +36,7 @@
 static int64_t t_start;
 static void phase(const char *what)
 {
+    trace_mark("shim %s", what);
     if (log_level < LOG_DEBUG_) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
