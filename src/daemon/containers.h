@@ -48,7 +48,10 @@ void ctr_put(container *c);
 /* A new record; fails 409 if the name is taken. Returned referenced. */
 container *ctr_add(json_t *j, berr *e);
 /* Drops the record and its files under the data root (not the exec root). */
-void ctr_remove(container *c);
+/* Takes c out of the table and marks it removed (waiters wake), then runs
+ * before_files(id) (may be NULL; e.g. unmounting its root) and deletes its
+ * directories. */
+void ctr_remove(container *c, void (*before_files)(const char *id));
 /* Persists c->j atomically (call with ctr_lock held). */
 int ctr_save(container *c);
 /* A snapshot array of referenced containers (ctr_put each, free array). */

@@ -23,6 +23,7 @@
 #include "daemon/lifecycle.h"
 #include "daemon/ocispec.h"
 #include "runtime/runtime.h"
+#include "shim/shim.h"
 #include "daemon/events.h"
 
 daemon_ctx D;
@@ -382,6 +383,8 @@ static int run(struct opts *o)
     store_set_usage_hook(D.images, image_usage);
     char *shim = find_helper("BERTH_SHIM", "berth-shim");
     lc_init(shim);
+    if (!getenv("BERTH_NO_ZYGOTE") && shim_zygote_start(shim, &e) < 0)
+        log_warn("%s: shims are spawned directly", e.msg);
     free(shim);
     char *cache = xasprintf("%s/runtime/.cache", D.exec_root);
     mkdir_p(cache, 0700);
@@ -433,6 +436,7 @@ static int run(struct opts *o)
         else if (h[0] == '/')
             unlink(h);
     }
+    shim_zygote_stop();
     store_close(D.images);
     free(tmpdir);
     close(lockfd);

@@ -186,7 +186,9 @@ static int secure(const rt_process *p, const rt_bpf *bpf, bool userns, berr *e)
     if (rt_caps_apply_bounding(&p->caps, e) < 0) return -1;
     if (p->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return berr_errno(e, 500, "no_new_privs");
+    trace_mark("child pre-seccomp");
     if (bpf && !p->nnp && rt_seccomp_load(bpf, e) < 0) return -1; /* still has CAP_SYS_ADMIN */
+    trace_mark("child seccomp");
     if (rt_user_apply(p, userns, e) < 0 || rt_caps_apply(&p->caps, e) < 0) return -1;
     if (bpf && p->nnp && rt_seccomp_load(bpf, e) < 0) return -1;
     return 0;

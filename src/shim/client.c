@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -69,6 +70,109 @@ static void spawn_files(posix_spawn_file_actions_t *fa, int ready, int attach)
     if (attach >= 0) posix_spawn_file_actions_adddup2(fa, attach, 4);
 }
 
+/* ---- the zygote (zygote.c) ---- */
+static pthread_mutex_t zyg_mu = PTHREAD_MUTEX_INITIALIZER;
+static int zyg_sock = -1;
+static pid_t zyg_pid = -1;
+
+int shim_zygote_start(const char *shim_path, berr *e)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berr_errno(e, 500, "socketpair");
+    /* room for the shims' argv, which each child shows in place of the zygote's */
+    static char pad[1536];
+    memset(pad, ' ', sizeof pad - 1);
+    const char *argv[] = {"berth-shim", "--zygote", pad, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    int hi = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+    close(sv[1]);
+    spawn_files(&fa, hi, -1);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &all);
+    posix_spawnattr_setflags(&at,
+                             POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+    pid_t pid;
+    int r = posix_spawn(&pid, shim_path, &fa, &at, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(hi);
+    if (r != 0) {
+        close(sv[0]);
+        errno = r;
+        return berr_errno(e, 500, "start %s --zygote", shim_path);
+    }
+    pthread_mutex_lock(&zyg_mu);
+    zyg_sock = sv[0];
+    zyg_pid = pid;
+    pthread_mutex_unlock(&zyg_mu);
+    return 0;
+}
+
+/* Called with zyg_mu held. */
+static void zygote_drop(void)
+{
+    if (zyg_sock >= 0) close(zyg_sock);
+    zyg_sock = -1;
+    if (zyg_pid > 0)
+        while (waitpid(zyg_pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    zyg_pid = -1;
+}
+
+void shim_zygote_stop(void)
+{
+    pthread_mutex_lock(&zyg_mu);
+    zygote_drop();
+    pthread_mutex_unlock(&zyg_mu);
+}
+
+/* 0: the zygote forks the shim; -1: no zygote (or it is gone). */
+static int zygote_spawn(const argv_buf *a, int ready, int attach_fd)
+{
+    char buf[16384];
+    size_t len = 0;
+    for (int i = 0; i < a->n; i++) {
+        size_t l = strlen(a->v[i]) + 1;
+        if (len + l > sizeof buf) return -1;
+        memcpy(buf + len, a->v[i], l);
+        len += l;
+    }
+    int fds[2] = {ready, attach_fd}, nfds = attach_fd >= 0 ? 2 : 1;
+    union {
+        char b[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct iovec iov = {buf, len};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = u.b,
+                        .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+    memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    pthread_mutex_lock(&zyg_mu);
+    ssize_t r = -1;
+    if (zyg_sock >= 0) {
+        while ((r = sendmsg(zyg_sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+        }
+        if (r != (ssize_t)len) {
+            log_warn("shim zygote gone (%s): shims are spawned directly", strerror(errno));
+            zygote_drop();
+        }
+    }
+    pthread_mutex_unlock(&zyg_mu);
+    return r == (ssize_t)len ? 0 : -1;
+}
+
 static int spawn_shim(const shim_launch_opts *o, const char *attach, int ready, int attach_fd,
                       berr *e)
 {
@@ -79,6 +183,7 @@ static int spawn_shim(const shim_launch_opts *o, const char *attach, int ready, 
     sigemptyset(&none);
     sigfillset(&all);
     build_argv(&a, o, attach);
+    if (zygote_spawn(&a, ready, attach_fd) == 0) return 0;
     spawn_files(&fa, ready, attach_fd);
     posix_spawnattr_init(&at);
     posix_spawnattr_setsigmask(&at, &none);

@@ -112,4 +112,8 @@ int shim_exit_code(int status);
 /* shim_main.c */
 void shim_container_finished(shim *sh);
 
+/* zygote.c */
+void zygote_set_title_area(int argc, char **argv);
+int zygote_main(int sock, int (*run)(int argc, char **argv));
+
 #endif

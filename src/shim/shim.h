@@ -55,6 +55,10 @@ typedef struct shim_launch_opts {
  * -1 with e->status 404 (command not found: Docker's exit 127), 403 (not
  * executable: 126), or 500 with the runtime's message. */
 int shim_launch(const shim_launch_opts *o, pid_t *pid, berr *e);
+/* The zygote (zygote.c): shims are forked from it, not spawned, once it
+ * runs; without it (or when it has gone) they are spawned as before. */
+int shim_zygote_start(const char *shim_path, berr *e);
+void shim_zygote_stop(void);
 /* As shim_launch, and attached from before the container starts, so that no
  * output is missed (docker run without -d, docker start -a): *attach_fd
  * gets a socket as shim_attach returns one (same framing, stdin, close). */

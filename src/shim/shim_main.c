@@ -12,7 +12,8 @@
  *              [--log PATH [--log-max-size N] [--log-max-file N]]
  *              [--open-stdin] [--stdin-once] [--ready-fd FD]
  *              [--attach-fd FD --attach [i][o][e]] [--debug]
- *   berth-shim --sha256 < DATA     (self-test of sha256_lite.c) */
+ *   berth-shim --sha256 < DATA     (self-test of sha256_lite.c)
+ *   berth-shim --zygote [PADDING]  (fd 3: berthd's socket; see zygote.c) */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -96,11 +97,15 @@ static int parse_args(shim *sh, int argc, char **argv)
 
 /* The process berthd spawned exits now; the shim goes on in a new session,
  * an orphan adopted by init, and reaps everything below it. */
+static bool from_zygote; /* forked by the zygote: already away from berthd */
+
 static int detach(berr *e)
 {
-    pid_t pid = fork();
-    if (pid < 0) return berr_errno(e, 500, "shim: fork");
-    if (pid > 0) _exit(0);
+    if (!from_zygote) {
+        pid_t pid = fork();
+        if (pid < 0) return berr_errno(e, 500, "shim: fork");
+        if (pid > 0) _exit(0);
+    }
     setsid();
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
         return berr_errno(e, 500, "shim: set child subreaper");
@@ -163,6 +168,7 @@ static int load_spec(shim *sh, rt_spec **spec, bool *tty, berr *e)
     json_t *cfg = json_load_file(path, 0, &je);
     free(path);
     if (!cfg) return berr_set(e, 400, "shim: %s/config.json: %s", sh->bundle, je.text);
+    trace_mark("shim spec parsed");
     *tty = json_is_true(json_object_get(json_object_get(cfg, "process"), "terminal"));
     int r = rt_spec_load(cfg, sh->bundle, spec, e);
     json_decref(cfg);
@@ -267,6 +273,7 @@ static int startup(shim *sh, berr *e)
 /* Called from the loop once the init is reaped and its output drained. */
 void shim_container_finished(shim *sh)
 {
+    trace_mark("shim reaped");
     rt_cgroup *cg = rt_container_cgroup(sh->c);
     sh->exit_code = shim_exit_code(sh->ctr->status);
     sh->oom_killed = cg && rt_cgroup_oom_kills(cg) > 0;
@@ -278,6 +285,7 @@ void shim_container_finished(shim *sh)
     if (write_file_replace(path, s, strlen(s), 0644) < 0)
         log_error("shim: write %s: %s", path, strerror(errno));
     free(s), free(path), json_decref(j);
+    trace_mark("shim exit written");
     sh->finished = true;
     sh->close_deadline = shim_now_ms() + SHIM_CLOSE_TIMEOUT_MS;
     for (client *cl = sh->clients; cl; cl = cl->next) {
@@ -325,12 +333,10 @@ static int sha256_stdin(void)
     return n < 0;
 }
 
-int main(int argc, char **argv)
+static int shim_run(int argc, char **argv)
 {
     shim sh = {.ready_fd = -1, .attach_fd = -1, .sig_fd = -1, .listen_fd = -1};
     berr e = {0};
-    if (getenv("BERTH_SHIM_DEBUG")) log_level = LOG_DEBUG_;
-    if (argc == 2 && !strcmp(argv[1], "--sha256")) return sha256_stdin();
     if (parse_args(&sh, argc, argv)) return 2;
     phase("main");
     if (sh.ready_fd >= 0) fcntl(sh.ready_fd, F_SETFD, FD_CLOEXEC);
@@ -357,4 +363,23 @@ int main(int argc, char **argv)
     shim_loop(&sh);
     cleanup(&sh);
     return 0;
+}
+
+/* forked by the zygote (zygote.c) */
+static int shim_run_forked(int argc, char **argv)
+{
+    from_zygote = true;
+    optind = 1;
+    return shim_run(argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+    if (getenv("BERTH_SHIM_DEBUG")) log_level = LOG_DEBUG_;
+    if (argc == 2 && !strcmp(argv[1], "--sha256")) return sha256_stdin();
+    if (argc >= 2 && !strcmp(argv[1], "--zygote")) {
+        zygote_set_title_area(argc, argv);
+        return zygote_main(3, shim_run_forked);
+    }
+    return shim_run(argc, argv);
 }

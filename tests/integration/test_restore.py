@@ -310,3 +310,70 @@ def test_always_restarted_when_it_died_while_daemon_down(rd):
                     timeout=20, interval=0.2), state(rd, a)
     rd.pids.append(state(rd, a)["Pid"])
     assert inspect(rd, a)["RestartCount"] >= 1
+
+
+# ---------------------------------------------------------------------------
+# the shim zygote
+
+def zygote_pids(d):
+    """berth-shim --zygote processes whose parent is this daemon."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+            ppid = int(open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if len(cmd) > 1 and cmd[1] == b"--zygote" and d.proc and ppid == d.proc.pid:
+            out.append(int(p))
+    return out
+
+
+def shim_of(d, cid):
+    with open(os.path.join(d.exec_root, "containers", cid, "shim.pid")) as f:
+        return int(f.read())
+
+
+def test_shims_fork_from_the_zygote(rd):
+    """Shims are the zygote's children and show their own argv (ps, pgrep -f)."""
+    zs = zygote_pids(rd)
+    assert len(zs) == 1
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    spid = shim_of(rd, cid)
+    stat = open(f"/proc/{spid}/stat").read().rsplit(")", 1)[1].split()
+    assert int(stat[1]) == zs[0]
+    cmd = open(f"/proc/{spid}/cmdline", "rb").read().split(b"\0")
+    assert cmd[:3] == [b"berth-shim", b"--id", cid.encode()]
+    rd.docker("rm", "-f", n)
+    assert wait_for(lambda: not pid_alive(spid), timeout=10)
+    # the ended shim was reaped by the zygote: no zombie left
+    assert not os.path.exists(f"/proc/{spid}")
+
+
+def test_zygote_gone_falls_back_to_spawning(rd):
+    """Without the zygote, berthd spawns shims itself; containers still run."""
+    (z,) = zygote_pids(rd)
+    os.kill(z, signal.SIGKILL)
+    assert wait_for(lambda: not zygote_pids(rd), timeout=10)  # gone (a zombie has no cmdline)
+    r = rd.docker("run", "--rm", "busybox", "echo", "spawned")
+    assert r.out.strip() == "spawned"
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    assert pid_alive(pid)
+    rd.docker("rm", "-f", n)
+    assert "shims are spawned directly" in rd.log()
+
+
+def test_zygote_ends_with_berthd_and_shims_survive(rd):
+    """kill -9 of berthd: the zygote exits (its socket closed), shims run on."""
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    (z,) = zygote_pids(rd)
+    spid = shim_of(rd, cid)
+    rd.kill9()
+    assert wait_for(lambda: not pid_alive(z), timeout=10)
+    assert pid_alive(spid) and pid_alive(pid)
+    rd.start()
+    assert state(rd, n)["Running"] is True
+    assert len(zygote_pids(rd)) == 1
+    rd.docker("rm", "-f", n)

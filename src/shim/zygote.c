@@ -1,0 +1,168 @@
+/* zygote.c: `berth-shim --zygote`, the process berthd forks shims from.
+ *
+ * Starting a shim by posix_spawn costs an exec, the dynamic loader and a
+ * second fork to leave berthd (~1.5 ms of every container start). The
+ * zygote is one berth-shim, started by berthd at its own start, that waits
+ * on a SEQPACKET socket (fd 3). Each message is a shim's argv (NUL-separated
+ * strings) with up to two fds (the ready pipe, then the attach socket) as
+ * SCM_RIGHTS; the zygote forks, and the child becomes that shim: it puts the
+ * fds on 3 and 4, as posix_spawn did, shows the shim's argv in place of its
+ * own (ps, pgrep -f), and runs shim_run. The shim never was berthd's child,
+ * so it needs no second fork, and it outlives berthd as before.
+ *
+ * The zygote reaps its children (the shims when they end) and exits when
+ * berthd closes its end (berthd's exit, or a kill -9 of it: the shims go on,
+ * reparented to init). It has no other state: a failed send makes berthd
+ * spawn the shim the old way (client.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "server.h"
+
+#define ZYG_MAX_ARGS 40
+
+/* The zygote's own argv area, rewritten in each child to show its argv. */
+static char *title_area;
+static size_t title_len;
+
+void zygote_set_title_area(int argc, char **argv)
+{
+    if (argc < 1) return;
+    title_area = argv[0];
+    title_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+}
+
+static void set_title(char **args, int n)
+{
+    if (!title_area || title_len < 2) return;
+    memset(title_area, 0, title_len);
+    size_t off = 0;
+    for (int i = 0; i < n && off + 1 < title_len; i++) {
+        size_t l = strlen(args[i]);
+        if (off + l + 1 >= title_len) l = title_len - off - 2;
+        memcpy(title_area + off, args[i], l);
+        off += l + 1; /* the NUL separator is already there */
+    }
+}
+
+/* fd on target (3 or 4), or target closed when fd < 0 */
+static int place_fd(int fd, int target)
+{
+    if (fd == target) return fcntl(fd, F_SETFD, 0);
+    if (fd < 0) return close(target), 0;
+    return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+static void child(int sock, int sfd, char *buf, size_t len, int fds[2], int nfds,
+                  int (*run)(int, char **))
+{
+    close(sock);
+    close(sfd);
+    char *args[ZYG_MAX_ARGS + 1];
+    int n = 0;
+    for (size_t off = 0; off < len && n < ZYG_MAX_ARGS; off += strlen(buf + off) + 1)
+        args[n++] = buf + off;
+    args[n] = NULL;
+    /* above 4 first, so that placing one cannot clobber the other */
+    for (int i = 0; i < nfds; i++)
+        if (fds[i] < 5) {
+            int h = fcntl(fds[i], F_DUPFD, 5);
+            close(fds[i]);
+            fds[i] = h;
+        }
+    if (place_fd(nfds > 0 ? fds[0] : -1, 3) < 0 || place_fd(nfds > 1 ? fds[1] : -1, 4) < 0)
+        _exit(1);
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGCHLD, SIG_DFL);
+    set_title(args, n);
+    _exit(run(n, args) & 0xff);
+}
+
+static void reap(int sfd)
+{
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+    }
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+}
+
+/* One request: fork a shim. Returns -1 when berthd is gone. */
+static int serve(int sock, int sfd, int (*run)(int, char **))
+{
+    static char buf[16384];
+    union {
+        char b[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct iovec iov = {buf, sizeof buf - 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+                        .msg_controllen = sizeof u.b};
+    ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    if (r < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
+    if (r == 0) return -1;
+    int fds[2] = {-1, -1}, nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            for (int i = 0; i < k; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                if (nfds < 2)
+                    fds[nfds++] = fd;
+                else
+                    close(fd);
+            }
+        }
+    buf[r] = 0;
+    if (!(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && r > 0) {
+        pid_t pid = fork();
+        if (pid == 0) child(sock, sfd, buf, (size_t)r, fds, nfds, run);
+        /* a failed fork: the ready pipe closes below, berthd sees EOF */
+    }
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    return 0;
+}
+
+int zygote_main(int sock, int (*run)(int, char **))
+{
+    fcntl(sock, F_SETFD, FD_CLOEXEC);
+    syscall(SYS_close_range, (unsigned)sock + 1, ~0U, 0); /* nothing else of berthd's */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) return 1;
+    int ignored[] = {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGQUIT};
+    for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) signal(ignored[i], SIG_IGN);
+    for (;;) {
+        struct pollfd p[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (p[1].revents & POLLNVAL) break;
+        if (p[1].revents) reap(sfd);
+        if (p[0].revents & POLLIN) {
+            if (serve(sock, sfd, run) < 0) break;
+        } else if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+            break;
+        }
+    }
+    reap(sfd);
+    return 0;
+}
