@@ -506,16 +506,18 @@ void h_container_inspect(req *r)
                            dir, "/upper", "WorkDir", dir, "/work", "Name", "overlay2");
     sbuf_free(&lower);
     json_object_set_new(j, "GraphDriver", gd);
+    const char *sk = jstr(json_object_get(j, "NetworkSettings"), "SandboxKey");
+    char *sandbox = xstrdup(sk ? sk : "");
     json_object_set_new(j, "NetworkSettings",
                         json_pack("{s:s,s:s,s:b,s:i,s:{},s:s,s:{}}", "Bridge", "", "SandboxID", "",
                                   "HairpinMode", 0, "LinkLocalIPv6PrefixLen", 0, "Ports",
-                                  "SandboxKey", "", "Networks"));
+                                  "SandboxKey", sandbox, "Networks"));
     if (req_query_bool(r, "size", false)) {
         char *up = xasprintf("%s/upper", dir);
         json_object_set_new(j, "SizeRw", json_integer(dir_size(up)));
         free(up);
     }
-    free(dir), free(edir);
+    free(dir), free(edir), free(sandbox);
     resp_json(r, 200, j);
     ctr_put(c);
 }

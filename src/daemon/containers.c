@@ -253,7 +253,7 @@ container *ctr_add(json_t *j, berr *e)
     return c;
 }
 
-void ctr_remove(container *c, void (*before_files)(const char *id))
+void ctr_remove(container *c, void (*before_files)(container *c))
 {
     ctr_lock();
     for (size_t i = 0; i < ntab; i++) {
@@ -266,7 +266,7 @@ void ctr_remove(container *c, void (*before_files)(const char *id))
     c->removed = true;
     pthread_cond_broadcast(&c->changed);
     ctr_unlock();
-    if (before_files) before_files(c->id);
+    if (before_files) before_files(c);
     char *dir = ctr_dir(c->id), *edir = ctr_exec_dir(c->id);
     rm_rf(dir);
     rm_rf(edir);

@@ -49,9 +49,9 @@ void ctr_put(container *c);
 container *ctr_add(json_t *j, berr *e);
 /* Drops the record and its files under the data root (not the exec root). */
 /* Takes c out of the table and marks it removed (waiters wake), then runs
- * before_files(id) (may be NULL; e.g. unmounting its root) and deletes its
+ * before_files(c) (may be NULL; e.g. unmounting its root) and deletes its
  * directories. */
-void ctr_remove(container *c, void (*before_files)(const char *id));
+void ctr_remove(container *c, void (*before_files)(container *c));
 /* Persists c->j atomically (call with ctr_lock held). */
 int ctr_save(container *c);
 /* A snapshot array of referenced containers (ctr_put each, free array). */

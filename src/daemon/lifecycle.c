@@ -21,6 +21,7 @@
 #include "common/jsonutil.h"
 #include "daemon/api.h"
 #include "daemon/events.h"
+#include "daemon/netns.h"
 #include "daemon/ocispec.h"
 #include "runtime/runtime.h"
 #include "shim/shim.h"
@@ -98,6 +99,53 @@ static int mount_rootfs(container *c, const char *image_id, bool scratch, berr *
     sbuf_free(&lower);
     free(opts), free(dir), free(target), free(upper), free(work), free(empty);
     return rc;
+}
+
+/* The network namespace a run holds (netns.c), kept in the record as Docker
+ * keeps NetworkSettings.SandboxKey. With c's lock held. */
+static void set_sandbox_key(container *c, const char *path)
+{
+    json_object_set_new(c->j, "NetworkSettings",
+                        json_pack("{s:s}", "SandboxKey", path ? path : ""));
+}
+
+static void release_sandbox(container *c)
+{
+    ctr_lock();
+    char *p = xstrdup(jstr(json_object_get(c->j, "NetworkSettings"), "SandboxKey")
+                          ? jstr(json_object_get(c->j, "NetworkSettings"), "SandboxKey")
+                          : "");
+    if (*p) set_sandbox_key(c, NULL);
+    ctr_unlock();
+    if (*p) netns_release(p);
+    free(p);
+}
+
+/* A prepared namespace for the spec's new network namespace, when the pool has one. */
+static void use_pooled_netns(container *c, json_t *spec)
+{
+    json_t *ns = json_object_get(json_object_get(spec, "linux"), "namespaces"), *v;
+    size_t i;
+    json_array_foreach(ns, i, v)
+    {
+        if (strcmp(jstr(v, "type") ? jstr(v, "type") : "", "network") || json_object_get(v, "path"))
+            continue;
+        char *p = netns_take();
+        if (!p) return;
+        json_object_set_new(v, "path", json_string(p));
+        ctr_lock();
+        set_sandbox_key(c, p);
+        ctr_unlock();
+        free(p);
+        return;
+    }
+}
+
+/* The run's network namespace and root mount. */
+static void release_root(container *c)
+{
+    release_sandbox(c);
+    lc_unmount(c->id);
 }
 
 static bool autoremove(container *c)
@@ -304,6 +352,7 @@ static int launch(container *c, bool by_policy, berr *e)
     PHASE("rootfs mounted");
     spec = ocispec_build(snap, root, dir, cg, e);
     if (!spec) goto out_umount;
+    use_pooled_netns(c, spec);
     PHASE("spec built");
     char *s = json_dumps(spec, JSON_COMPACT);
     int w = write_file_replace(bundle_cfg, s, strlen(s), 0600);
@@ -363,6 +412,7 @@ static int launch(container *c, bool by_policy, berr *e)
     rc = 0;
     goto out;
 out_umount:
+    release_sandbox(c);
     lc_unmount(c->id);
 out:
     json_decref(spec);
@@ -488,7 +538,9 @@ static void finish_exit(container *c, int code, bool oom, int64_t finished)
 {
     bool autorm = autoremove(c);
     record_exit(c, code, oom, finished, !autorm);
-    if (!autorm) lc_unmount(c->id); /* --rm: the removal unmounts, after the waiters wake */
+    /* after the waiters woke: an unmount waits for an RCU grace period (ms
+     * here); a --rm container's removal does both */
+    if (!autorm) release_root(c);
     char buf[16];
     snprintf(buf, sizeof buf, "%d", code);
     lc_event(c, "die", json_pack("{s:s}", "exitCode", buf));
@@ -684,7 +736,7 @@ int lc_remove(container *c, bool force, bool volumes, berr *e)
     ctr_unlock();
     if (!gone) {
         int64_t t0 = now_ns();
-        ctr_remove(c, lc_unmount);
+        ctr_remove(c, release_root);
         log_debug("rm %.12s: +%lldus removed", c->id, (long long)((now_ns() - t0) / 1000));
     }
     pthread_mutex_unlock(&c->op);
@@ -718,6 +770,27 @@ int lc_pause(container *c, bool pause, berr *e)
 }
 
 /* ---- restore after a daemon restart ---- */
+
+void lc_netns_release_stale(void)
+{
+    size_t n;
+    container **all = ctr_all(&n);
+    const char **keep = xcalloc(n + 1, sizeof *keep);
+    char **own = xcalloc(n + 1, sizeof *own);
+    size_t k = 0;
+    ctr_lock();
+    for (size_t i = 0; i < n; i++) {
+        const char *sk = jstr(json_object_get(all[i]->j, "NetworkSettings"), "SandboxKey");
+        bool running = ctr_running(all[i]) || !strcmp(ctr_status(all[i]), "restarting");
+        if (running && sk && *sk) keep[k] = own[k] = xstrdup(sk), k++;
+    }
+    ctr_unlock();
+    netns_release_stale(keep, k);
+    for (size_t i = 0; i < k; i++) free(own[i]);
+    free(own), free(keep);
+    for (size_t i = 0; i < n; i++) ctr_put(all[i]);
+    free(all);
+}
 
 void lc_restore(void)
 {

@@ -20,6 +20,8 @@ void lc_unmount(const char *id);
 int lc_rootfs_acquire(container *c, char **path, berr *e);
 void lc_rootfs_release(container *c);
 void lc_restore(void);
+/* Pooled network namespaces (netns.c) no running container holds are released. */
+void lc_netns_release_stale(void);
 /* health.c: starts the health-check thread when the config has one. */
 void health_start(container *c);
 /* The running container's OCI process spec (a copy), or NULL. */

@@ -25,6 +25,7 @@
 #include "runtime/runtime.h"
 #include "shim/shim.h"
 #include "daemon/events.h"
+#include "daemon/netns.h"
 
 daemon_ctx D;
 
@@ -381,6 +382,7 @@ static int run(struct opts *o)
         return 1;
     }
     store_set_usage_hook(D.images, image_usage);
+    if (netns_init(D.exec_root) == 0) lc_netns_release_stale();
     char *shim = find_helper("BERTH_SHIM", "berth-shim");
     lc_init(shim);
     if (!getenv("BERTH_NO_ZYGOTE") && shim_zygote_start(shim, &e) < 0)
@@ -418,6 +420,7 @@ static int run(struct opts *o)
         }
     }
     if (rc == 0) {
+        netns_start();
         lc_restore();
         log_info("berthd %s serving the Engine API %s on %s (data root %s)", BERTH_VERSION,
                  BERTH_API_VERSION, D.hosts, D.data_root);
@@ -437,6 +440,7 @@ static int run(struct opts *o)
             unlink(h);
     }
     shim_zygote_stop();
+    netns_stop();
     store_close(D.images);
     free(tmpdir);
     close(lockfd);

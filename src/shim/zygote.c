@@ -109,8 +109,8 @@ static int serve(int sock, int sfd, int (*run)(int, char **))
         struct cmsghdr align;
     } u;
     struct iovec iov = {buf, sizeof buf - 1};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-                        .msg_controllen = sizeof u.b};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
     ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
     if (r < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
     if (r == 0) return -1;

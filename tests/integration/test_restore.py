@@ -377,3 +377,55 @@ def test_zygote_ends_with_berthd_and_shims_survive(rd):
     assert state(rd, n)["Running"] is True
     assert len(zygote_pids(rd)) == 1
     rd.docker("rm", "-f", n)
+
+
+# ---------------------------------------------------------------------------
+# pooled network namespaces
+
+def netns_mounts(d):
+    with open("/proc/self/mountinfo") as f:
+        return sorted(l.split()[4] for l in f if os.path.join(d.exec_root, "netns") + "/" in l)
+
+
+def test_netns_pool_loopback_and_release(rd):
+    """--network none gets a namespace from the pool, loopback up, released at exit."""
+    assert wait_for(lambda: len(netns_mounts(rd)) == 2, timeout=10)  # the pool is full
+    out = rd.docker("run", "--rm", "busybox", "sh", "-c",
+                    "ip addr show lo; ping -c1 -W2 127.0.0.1 >/dev/null && echo ping-ok").out
+    assert "UP" in out and "127.0.0.1/8" in out and "ping-ok" in out
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    key = inspect(rd, n)["NetworkSettings"]["SandboxKey"]
+    assert key.startswith(os.path.join(rd.exec_root, "netns") + "/")
+    st = os.stat(key)
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == st.st_ino
+    rd.docker("stop", "-t", "1", n)
+    assert inspect(rd, n)["NetworkSettings"]["SandboxKey"] == ""
+    assert wait_for(lambda: key not in netns_mounts(rd), timeout=10)
+    assert not os.path.exists(key)
+    rd.docker("rm", n)
+    assert wait_for(lambda: len(netns_mounts(rd)) == 2, timeout=10)
+
+
+def test_netns_kept_for_running_containers_across_kill9(rd):
+    """After kill -9, a restarted berthd keeps running containers' namespaces and
+    releases only the unused pool entries."""
+    assert wait_for(lambda: len(netns_mounts(rd)) == 2, timeout=10)
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    key = inspect(rd, n)["NetworkSettings"]["SandboxKey"]
+    assert wait_for(lambda: len(netns_mounts(rd)) == 3, timeout=10)
+    before = netns_mounts(rd)
+    rd.kill9()
+    rd.start()
+    assert key in netns_mounts(rd)
+    assert wait_for(lambda: len(netns_mounts(rd)) == 3, timeout=10)
+    assert [m for m in before if m != key and m in netns_mounts(rd)] == []  # old spares released
+    assert rd.docker("exec", n, "ping", "-c1", "-W2", "127.0.0.1").returncode == 0
+    rd.docker("rm", "-f", n)
+    assert wait_for(lambda: key not in netns_mounts(rd), timeout=10)
+
+
+def test_network_host_has_no_sandbox(rd):
+    n, cid, pid = run_d(rd, "--network", "host", "busybox", "sleep", "60")
+    assert inspect(rd, n)["NetworkSettings"]["SandboxKey"] == ""
+    assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino
+    rd.docker("rm", "-f", n)
