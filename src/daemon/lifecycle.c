@@ -771,6 +771,21 @@ int lc_pause(container *c, bool pause, berr *e)
 
 /* ---- restore after a daemon restart ---- */
 
+bool lc_any_running(void)
+{
+    size_t n;
+    container **all = ctr_all(&n);
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        char *edir = ctr_exec_dir(all[i]->id);
+        any = any || shim_alive(edir);
+        free(edir);
+        ctr_put(all[i]);
+    }
+    free(all);
+    return any;
+}
+
 void lc_netns_release_stale(void)
 {
     size_t n;

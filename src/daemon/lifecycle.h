@@ -22,6 +22,7 @@ void lc_rootfs_release(container *c);
 void lc_restore(void);
 /* Pooled network namespaces (netns.c) no running container holds are released. */
 void lc_netns_release_stale(void);
+bool lc_any_running(void); /* a shim of any container still serves */
 /* health.c: starts the health-check thread when the config has one. */
 void health_start(container *c);
 /* The running container's OCI process spec (a copy), or NULL. */

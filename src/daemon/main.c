@@ -13,7 +13,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <dirent.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -326,6 +330,47 @@ static char *find_helper(const char *envname, const char *name)
     return xasprintf("%s/../libexec/berth/%s", self, name);
 }
 
+/* Runtime state (bundles, the runtime's state, shim sockets and pid files,
+ * fifos) is rewritten at every start and means nothing after a reboot: it
+ * belongs on a tmpfs, as /run is on most systems. When the exec root is on
+ * a disk file system and empty, berthd mounts a tmpfs on it (a file replaced
+ * by rename on ext4 costs ~0.25 ms, on tmpfs ~0.03 ms) and marks it; at a
+ * clean shutdown with no container running it unmounts it again. A non-empty
+ * exec root (state of running containers) is used as it is. */
+#define EXEC_ROOT_MARK ".berthd-tmpfs"
+
+static void exec_root_tmpfs(const char *root)
+{
+    struct statfs sf;
+    if (statfs(root, &sf) == 0 && sf.f_type == TMPFS_MAGIC) return;
+    DIR *d = opendir(root);
+    struct dirent *de;
+    bool empty = true;
+    while (d && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) empty = false;
+    if (d) closedir(d);
+    if (!empty) {
+        log_info("exec root %s is not a tmpfs and holds state: used as it is", root);
+        return;
+    }
+    if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") < 0) {
+        log_warn("mounting a tmpfs on the exec root %s: %s", root, strerror(errno));
+        return;
+    }
+    char *mark = xasprintf("%s/" EXEC_ROOT_MARK, root);
+    if (write_file_replace(mark, "", 0, 0600) < 0) log_warn("%s: %s", mark, strerror(errno));
+    free(mark);
+}
+
+static void exec_root_release(const char *root)
+{
+    char *mark = xasprintf("%s/" EXEC_ROOT_MARK, root);
+    bool ours = access(mark, F_OK) == 0;
+    free(mark);
+    if (ours && !lc_any_running() && umount2(root, MNT_DETACH) < 0)
+        log_warn("unmounting the exec root %s: %s", root, strerror(errno));
+}
+
 /* Compiles the default seccomp program into the runtime's cache, so the
  * first container does not pay for it. */
 static void *warm_seccomp(void *arg)
@@ -371,6 +416,7 @@ static int run(struct opts *o)
         fprintf(stderr, "berthd: exec root %s: %s\n", D.exec_root, strerror(errno));
         return 1;
     }
+    exec_root_tmpfs(D.exec_root);
     load_engine_id();
     if (store_open(D.data_root, &D.images, &e) < 0) {
         fprintf(stderr, "berthd: opening the image store: %s\n", e.msg);
@@ -441,6 +487,7 @@ static int run(struct opts *o)
     }
     shim_zygote_stop();
     netns_stop();
+    exec_root_release(D.exec_root);
     store_close(D.images);
     free(tmpdir);
     close(lockfd);

@@ -90,12 +90,11 @@ static char *make_one(int host_ns)
     if (mount("/proc/thread-self/ns/net", path, NULL, MS_BIND, NULL) < 0) goto back;
     setns(host_ns, CLONE_NEWNET); /* not to pin the namespace; unshare works from any */
     return path;
-back:
-    {
-        int err = errno;
-        setns(host_ns, CLONE_NEWNET);
-        errno = err;
-    }
+back : {
+    int err = errno;
+    setns(host_ns, CLONE_NEWNET);
+    errno = err;
+}
 fail:
     log_warn("netns: %s for %s: %s", step, path, strerror(errno));
     release(path);
