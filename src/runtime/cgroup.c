@@ -118,6 +118,12 @@ static void discover(void)
     if (host_mode != RT_CG_V2) host_mode = v1 && v2 ? RT_CG_HYBRID : RT_CG_V1;
 }
 
+void rt_prime(void)
+{
+    discover();
+    rt_cap_last();
+}
+
 rt_cgroup_mode rt_cgroup_host_mode(void)
 {
     discover();

@@ -150,6 +150,10 @@ uint64_t rt_rlimit_max(int resource);
 /* Where compiled seccomp programs are cached across processes (NULL: memory
  * only). The CLI uses <root>/.cache. */
 void rt_set_cache_dir(const char *dir);
+/* Reads the host facts the library caches per process (cgroup hierarchies,
+ * the last capability) now, so that processes forked later (the shim
+ * zygote's children) find them ready. */
+void rt_prime(void);
 /* Pre-compiles (and caches) a spec-form linux.seccomp profile, so the first
  * container start does not pay for it. */
 int rt_seccomp_prepare(const json_t *seccomp, berr *e);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "runtime/runtime.h"
 #include "server.h"
 
 #define ZYG_MAX_ARGS 40
@@ -147,6 +148,7 @@ int zygote_main(int sock, int (*run)(int, char **))
     sigprocmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0) return 1;
+    rt_prime(); /* what every shim would read again (cgroup mounts...) */
     int ignored[] = {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGQUIT};
     for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) signal(ignored[i], SIG_IGN);
     for (;;) {
