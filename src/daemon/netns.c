@@ -6,8 +6,9 @@
  * `ip netns add` does, with its loopback up (as Docker's --network none
  * has it). A start takes one and puts its path in the spec (an OCI
  * namespace with "path": the runtime joins it with setns); a filler thread
- * makes the next one meanwhile. An empty pool only means the runtime makes
- * the namespace itself. The container's record keeps the path (inspect's
+ * makes the next one meanwhile. A start that finds the pool empty waits for
+ * the one being made; only when the filler cannot make any does the runtime
+ * make the namespace itself. The container's record keeps the path (inspect's
  * NetworkSettings.SandboxKey); the exit releases it (unmount, unlink).
  * At daemon start, entries no running container holds are released. */
 #include "daemon/netns.h"
@@ -24,6 +25,7 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -35,7 +37,8 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static char *dir;
 static char *ready[NETNS_POOL];
 static int nready;
-static bool stopping, running;
+static pthread_cond_t taken = PTHREAD_COND_INITIALIZER; /* one is ready, or the filler gave up */
+static bool stopping, running, failed;
 static pthread_t filler;
 
 static bool ours(const char *path)
@@ -121,8 +124,11 @@ static void *fill_main(void *arg)
             free(p);
         } else {
             ready[nready++] = p;
+            pthread_cond_broadcast(&taken);
         }
     }
+    failed = true;
+    pthread_cond_broadcast(&taken);
     pthread_mutex_unlock(&mu);
     close(host_ns);
     return arg;
@@ -160,9 +166,16 @@ void netns_start(void)
     running = pthread_create(&filler, NULL, fill_main, NULL) == 0;
 }
 
+/* With the pool empty (starts faster than the filler), waits for the one
+ * being made: a namespace the runtime made itself would have lo down. */
 char *netns_take(void)
 {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 5;
     pthread_mutex_lock(&mu);
+    while (!nready && running && !stopping && !failed)
+        if (pthread_cond_timedwait(&taken, &mu, &dl) != 0) break;
     char *p = nready ? ready[--nready] : NULL;
     pthread_cond_signal(&cond);
     pthread_mutex_unlock(&mu);
@@ -179,6 +192,7 @@ void netns_stop(void)
     pthread_mutex_lock(&mu);
     stopping = true;
     pthread_cond_signal(&cond);
+    pthread_cond_broadcast(&taken);
     pthread_mutex_unlock(&mu);
     if (running) pthread_join(filler, NULL);
     running = false;

@@ -429,3 +429,16 @@ def test_network_host_has_no_sandbox(rd):
     assert inspect(rd, n)["NetworkSettings"]["SandboxKey"] == ""
     assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino
     rd.docker("rm", "-f", n)
+
+
+def test_netns_pool_drained_by_concurrent_starts(rd):
+    """More concurrent starts than the pool holds: each waits for its namespace
+    (loopback up in all of them), none falls back to a runtime-made one."""
+    import concurrent.futures
+    def one(_):
+        return rd.docker("run", "--rm", "busybox", "sh", "-c",
+                         "ip addr show lo | grep -q 'UP' && echo up").out.strip()
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        outs = list(ex.map(one, range(8)))
+    assert outs == ["up"] * 8
+    assert wait_for(lambda: len(netns_mounts(rd)) == 2, timeout=15)
