@@ -92,20 +92,32 @@ echo "50 concurrent berth runs: $fails failed"
 echo "== memory"
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 anon() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
+# PSS: each shared page divided among the processes mapping it, so N shims
+# of one binary add up to what they really cost together.
+pss() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 bpid=$(cat "$T/berthd.pid")
-echo "berthd idle RSS: $(rss "$bpid") kB (private: $(anon "$bpid") kB; the rest is shared library pages)"
-for i in $(seq 10); do $B run -d --name "m$i" busybox sleep 300 >/dev/null; done
+b0=$(rss "$bpid")
+echo "berthd idle RSS: $b0 kB (private: $(anon "$bpid") kB; the rest is shared library pages)"
+z=$(pgrep -f "^berth-shim --zygote" -P "$bpid" || true)
+[ -n "$z" ] && echo "shim zygote (one per berthd): RSS $(rss "$z") kB, PSS $(pss "$z") kB"
+N=10
+for i in $(seq $N); do $B run -d --name "m$i" busybox sleep 300 >/dev/null; done
 sleep 1
-tot=0; priv=0; n=0
-for p in $(pgrep -f "berth-shim.*$T"); do
-    tot=$((tot + $(rss "$p"))); priv=$((priv + $(anon "$p"))); n=$((n + 1))
+tot=0; priv=0; ps_=0; n=0
+for p in $(pgrep -f "berth-shim --id [0-9a-f]* --bundle $T" || true); do
+    tot=$((tot + $(rss "$p"))); priv=$((priv + $(anon "$p"))); ps_=$((ps_ + $(pss "$p"))); n=$((n + 1))
 done
 n1=$((n > 0 ? n : 1))
-echo "berth-shim RSS: $((tot / n1)) kB each (private $((priv / n1)) kB) over $n shims; berthd now $(rss "$bpid") kB"
+b1=$(rss "$bpid")
+echo "berth-shim: RSS $((tot / n1)) kB, PSS $((ps_ / n1)) kB, private anon $((priv / n1)) kB each over $n shims"
+echo "berthd grew $((b1 - b0)) kB for $N containers"
+echo "per running container (shim PSS + berthd growth / N): $(((ps_ + b1 - b0) / n1)) kB"
 if [ $have_docker = 1 ]; then
     for i in $(seq 3); do $D run -d --network none busybox sleep 300 >/dev/null; done
     sleep 1
-    tot=0; n=0
-    for p in $(pgrep -f "containerd-shim.*$T" || true); do tot=$((tot + $(rss "$p"))); n=$((n + 1)); done
-    [ $n -gt 0 ] && echo "containerd-shim RSS: $((tot / n)) kB each over $n shims"
+    tot=0; ps_=0; n=0
+    for p in $(pgrep -f "containerd-shim.*$T" || true); do
+        tot=$((tot + $(rss "$p"))); ps_=$((ps_ + $(pss "$p"))); n=$((n + 1))
+    done
+    [ $n -gt 0 ] && echo "containerd-shim: RSS $((tot / n)) kB, PSS $((ps_ / n)) kB each over $n shims"
 fi

@@ -195,17 +195,28 @@ static int open_attach(session *s)
     return rc;
 }
 
-/* Sends the wait request and reads its head, so it is registered before start. */
-static int open_wait(session *s, const char *condition)
+/* Sends the wait request; its head must be read (wait_head) before start,
+ * so that it is registered by then. */
+static int send_wait(session *s, const char *condition)
 {
     char *e = url_escape(s->id);
     char *path = xasprintf("/containers/%s/wait%s%s", e, condition ? "?condition=" : "",
                            condition ? condition : "");
     int rc = hconn_request(s->c, &s->wait, "POST", path, NULL, NULL, false);
-    if (rc == 0 && hconn_head(&s->wait, 10000) < 0) rc = -1;
     free(path);
     free(e);
     return rc;
+}
+
+static int wait_head(session *s)
+{
+    return s->wait.fd >= 0 && hconn_head(&s->wait, 10000) < 0 ? -1 : 0;
+}
+
+static int open_wait(session *s, const char *condition)
+{
+    int rc = send_wait(s, condition);
+    return rc == 0 ? wait_head(s) : rc;
 }
 
 /* Reads the wait result: the status code, or 125 after an error. */
@@ -287,8 +298,10 @@ static void set_attach(json_t *body, bool in, bool out, bool err)
 static int run_created(session *s, const copts *o)
 {
     bool attach = s->in || s->out || s->err;
+    /* the wait request travels while the attach is answered: one round trip less */
+    if (!o->detach && send_wait(s, o->rm ? "removed" : "next-exit") < 0) hconn_close(&s->wait);
     if (attach && open_attach(s) < 0) return 1;
-    if (!o->detach && open_wait(s, o->rm ? "removed" : "next-exit") < 0) hconn_close(&s->wait);
+    if (wait_head(s) < 0) hconn_close(&s->wait);
     char *err = start_one(s->c, s->id);
     if (err) {
         if (*err) report_error("run", err, false);

@@ -73,6 +73,7 @@ int hconn_open(client *c, hconn *h)
 {
     memset(h, 0, sizeof *h);
     h->clen = -1;
+    trace_mark("cli connect");
     h->fd = c->sock ? connect_unix(c->sock) : connect_tcp(c->base);
     if (h->fd < 0) {
         client_conn_error(c, NULL);
