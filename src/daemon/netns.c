@@ -163,7 +163,11 @@ void netns_release_stale(const char *const *keep, size_t n)
 void netns_start(void)
 {
     if (!dir || running) return;
-    running = pthread_create(&filler, NULL, fill_main, NULL) == 0;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 128u << 10); /* a few syscalls deep */
+    running = pthread_create(&filler, &a, fill_main, NULL) == 0;
+    pthread_attr_destroy(&a);
 }
 
 /* With the pool empty (starts faster than the filler), waits for the one
