@@ -176,25 +176,6 @@ static char *local_abs(const char *p)
     return abs;
 }
 
-/* Standard base64 (padding optional); returns the decoded length. */
-static int b64_decode(const char *in, size_t n, unsigned char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned acc = 0;
-    int bits = 0, len = 0;
-    for (size_t i = 0; i < n && in[i] != '='; i++) {
-        const char *p = strchr(tbl, in[i]);
-        if (!p || !in[i]) return -1;
-        acc = acc << 6 | (unsigned)(p - tbl);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[len++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return len;
-}
-
 /* HEAD /containers/{id}/archive?path=; 1 found, 0 missing, -1 error. */
 static int stat_container_path(client *c, const char *ctr, const char *path, cpinfo *out)
 {
@@ -215,7 +196,7 @@ static int stat_container_path(client *c, const char *ctr, const char *path, cpi
         while (*hdr == ' ') hdr++;
         size_t n = strcspn(hdr, "\r\n");
         unsigned char *dec = xcalloc(n + 4, 1);
-        int dn = b64_decode(hdr, n, dec);
+        int dn = base64_decode(hdr, n, dec);
         json_error_t je;
         json_t *j =
             dn > 0 ? json_loadb((char *)dec, strnlen((char *)dec, (size_t)dn), 0, &je) : NULL;

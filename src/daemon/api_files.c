@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <openssl/evp.h>
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,10 +498,8 @@ static json_t *path_stat(container *c, const char *ref, const char *path, berr *
 static void stat_header(req *r, json_t *j)
 {
     _cleanup_free_ char *s = json_dump_compact(j);
-    size_t n = strlen(s);
-    _cleanup_free_ unsigned char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
-    EVP_EncodeBlock(b64, (const unsigned char *)s, (int)n);
-    resp_header(r, "X-Docker-Container-Path-Stat", (const char *)b64);
+    _cleanup_free_ char *b64 = base64_encode(s, strlen(s));
+    resp_header(r, "X-Docker-Container-Path-Stat", b64);
 }
 
 void h_container_archive_get(req *r)
