@@ -44,8 +44,7 @@ static inline uint32_t load_be32(const unsigned char *p)
     } while (0)
 /* w[] holds the last 16 schedule words, word t at index t % 16. */
 #define W_LOAD(i) w[i]
-#define W_NEXT(i)                                                                                  \
-    (w[i] += SSIG1(w[((i) + 14) & 15]) + w[((i) + 9) & 15] + SSIG0(w[((i) + 1) & 15]))
+#define W_NEXT(i) (w[i] += SSIG1(w[((i) + 14) & 15]) + w[((i) + 9) & 15] + SSIG0(w[((i) + 1) & 15]))
 #define RND16(W)                                                                                   \
     RND(a, b, c, d, e, f, g, h, 0, W);                                                             \
     RND(h, a, b, c, d, e, f, g, 1, W);                                                             \
@@ -101,14 +100,13 @@ void sha256_blocks_generic(uint32_t st[8], const unsigned char *p, size_t n)
 #define QROUND(g)                                                                                  \
     do {                                                                                           \
         if ((g) < 4) {                                                                             \
-            m[(g) & 3] =                                                                           \
-                _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * (g))), bswap);         \
+            m[(g)&3] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * (g))), bswap);  \
         } else {                                                                                   \
-            __m128i x_ = _mm_sha256msg1_epu32(m[(g) & 3], m[((g) + 1) & 3]);                       \
+            __m128i x_ = _mm_sha256msg1_epu32(m[(g)&3], m[((g) + 1) & 3]);                         \
             x_ = _mm_add_epi32(x_, _mm_alignr_epi8(m[((g) + 3) & 3], m[((g) + 2) & 3], 4));        \
-            m[(g) & 3] = _mm_sha256msg2_epu32(x_, m[((g) + 3) & 3]);                               \
+            m[(g)&3] = _mm_sha256msg2_epu32(x_, m[((g) + 3) & 3]);                                 \
         }                                                                                          \
-        __m128i wk_ = _mm_add_epi32(m[(g) & 3], _mm_loadu_si128((const __m128i *)&K[4 * (g)]));    \
+        __m128i wk_ = _mm_add_epi32(m[(g)&3], _mm_loadu_si128((const __m128i *)&K[4 * (g)]));      \
         cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk_);                                             \
         abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk_, 0x0e));                    \
     } while (0)
@@ -118,8 +116,8 @@ SHANI_TARGET static void blocks_shani(uint32_t st[8], const unsigned char *p, si
     /* byte swap of each 32-bit lane: message words are big-endian */
     const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
     /* lanes are listed low to high */
-    __m128i abcd = _mm_loadu_si128((const __m128i *)&st[0]); /* A B C D */
-    __m128i efgh = _mm_loadu_si128((const __m128i *)&st[4]); /* E F G H */
+    __m128i abcd = _mm_loadu_si128((const __m128i *)&st[0]);                /* A B C D */
+    __m128i efgh = _mm_loadu_si128((const __m128i *)&st[4]);                /* E F G H */
     __m128i abef = _mm_shuffle_epi32(_mm_unpacklo_epi64(abcd, efgh), 0x1b); /* F E B A */
     __m128i cdgh = _mm_shuffle_epi32(_mm_unpackhi_epi64(abcd, efgh), 0x1b); /* H G D C */
     for (; n; n--, p += SHA256_BLOCK_SIZE) {
@@ -144,10 +142,10 @@ SHANI_TARGET static void blocks_shani(uint32_t st[8], const unsigned char *p, si
         cdgh = _mm_add_epi32(cdgh, cdgh0);
     }
     /* back to A B C D, E F G H */
-    abef = _mm_shuffle_epi32(abef, 0x1b);            /* A B E F */
-    cdgh = _mm_shuffle_epi32(cdgh, 0x1b);            /* C D G H */
-    __m128i lo = _mm_unpacklo_epi64(abef, cdgh);     /* A B C D */
-    __m128i hi = _mm_unpackhi_epi64(abef, cdgh);     /* E F G H */
+    abef = _mm_shuffle_epi32(abef, 0x1b);        /* A B E F */
+    cdgh = _mm_shuffle_epi32(cdgh, 0x1b);        /* C D G H */
+    __m128i lo = _mm_unpacklo_epi64(abef, cdgh); /* A B C D */
+    __m128i hi = _mm_unpackhi_epi64(abef, cdgh); /* E F G H */
     _mm_storeu_si128((__m128i *)&st[0], lo);
     _mm_storeu_si128((__m128i *)&st[4], hi);
 }

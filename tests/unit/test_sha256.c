@@ -124,9 +124,8 @@ static void test_incremental_splits(void **st)
     char whole[DIGEST_LEN + 1], d[DIGEST_LEN + 1];
     sha256_buf(p, n, whole);
     static const size_t cuts[][4] = {
-        {1, 2, 3, 5},       {55, 1, 1, 1},   {56, 8, 63, 1},    {63, 1, 64, 65},
-        {64, 64, 64, 64},   {65, 127, 129, 0}, {3, 61, 119, 200}, {0, 0, 1, 1499},
-        {1499, 0, 0, 0},    {7, 111, 333, 999},
+        {1, 2, 3, 5},      {55, 1, 1, 1},     {56, 8, 63, 1},  {63, 1, 64, 65}, {64, 64, 64, 64},
+        {65, 127, 129, 0}, {3, 61, 119, 200}, {0, 0, 1, 1499}, {1499, 0, 0, 0}, {7, 111, 333, 999},
     };
     for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
         sha256_ctx *h = sha256_new();
@@ -201,8 +200,10 @@ static void test_generic_matches_shani(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nist_vectors),      cmocka_unit_test(test_million_a),
-        cmocka_unit_test(test_incremental_splits), cmocka_unit_test(test_generic_matches_shani),
+        cmocka_unit_test(test_nist_vectors),
+        cmocka_unit_test(test_million_a),
+        cmocka_unit_test(test_incremental_splits),
+        cmocka_unit_test(test_generic_matches_shani),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
