@@ -11,8 +11,6 @@
  * through tarx_extract into the resolved directory fd. Work on the root
  * happens between lc_rootfs_acquire and lc_rootfs_release, in the thread
  * that acquired it (streams re-acquire in their own thread). */
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/jsonutil.h"
+#include "common/libarchive.h"
 #include "daemon/api.h"
 #include "daemon/containers.h"
 #include "daemon/lifecycle.h"
@@ -328,6 +327,7 @@ static int tw_dir(tw *w, int dfd, const char *prefix)
  * children of the directory dfd. */
 static int write_tar(int out_fd, int dfd, const char *base, const char *top, berr *e)
 {
+    if (la_need(e) < 0) return -1; /* the handlers checked before the 200 */
     tw w = {.a = archive_write_new(), .buf = xmalloc(BUFSZ), .e = e};
     archive_write_set_format_pax_restricted(w.a);
     archive_write_set_bytes_in_last_block(w.a, 1);
@@ -397,7 +397,8 @@ void h_container_export(req *r)
     if (!c) return;
     berr e;
     char *root = NULL;
-    if (lc_rootfs_acquire(c, &root, &e) < 0) { /* report mount failures as a status */
+    /* report a missing libarchive or a mount failure as a status, not a cut stream */
+    if (la_need(&e) < 0 || lc_rootfs_acquire(c, &root, &e) < 0) {
         resp_berr(r, &e);
         ctr_put(c);
         return;
@@ -525,6 +526,11 @@ void h_container_archive_get(req *r)
         ctr_put(c);
         return;
     }
+    if (la_need(&e) < 0) {
+        resp_berr(r, &e);
+        ctr_put(c);
+        return;
+    }
     lc_event(c, "archive-path", NULL);
     start_tar(r, c, path); /* the stream owns the reference now */
     stat_header(r, st);
@@ -534,6 +540,7 @@ void h_container_archive_get(req *r)
  * reverse. Reads the spooled body once and rewinds it. */
 static int check_overwrite(int body_fd, int dfd, berr *e)
 {
+    if (la_need(e) < 0) return -1;
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
