@@ -172,8 +172,7 @@ int la_need(berr *e);
 #define archive_read_open(...) la_api.archive_read_open(__VA_ARGS__)
 #define archive_read_open_fd(...) la_api.archive_read_open_fd(__VA_ARGS__)
 #define archive_read_support_filter_all(...) la_api.archive_read_support_filter_all(__VA_ARGS__)
-#define archive_read_support_filter_bzip2(...)                                                     \
-    la_api.archive_read_support_filter_bzip2(__VA_ARGS__)
+#define archive_read_support_filter_bzip2(...) la_api.archive_read_support_filter_bzip2(__VA_ARGS__)
 #define archive_read_support_filter_compress(...)                                                  \
     la_api.archive_read_support_filter_compress(__VA_ARGS__)
 #define archive_read_support_filter_gzip(...) la_api.archive_read_support_filter_gzip(__VA_ARGS__)
@@ -181,8 +180,7 @@ int la_need(berr *e);
 #define archive_read_support_filter_lzma(...) la_api.archive_read_support_filter_lzma(__VA_ARGS__)
 #define archive_read_support_filter_xz(...) la_api.archive_read_support_filter_xz(__VA_ARGS__)
 #define archive_read_support_filter_zstd(...) la_api.archive_read_support_filter_zstd(__VA_ARGS__)
-#define archive_read_support_format_empty(...)                                                     \
-    la_api.archive_read_support_format_empty(__VA_ARGS__)
+#define archive_read_support_format_empty(...) la_api.archive_read_support_format_empty(__VA_ARGS__)
 #define archive_read_support_format_raw(...) la_api.archive_read_support_format_raw(__VA_ARGS__)
 #define archive_read_support_format_tar(...) la_api.archive_read_support_format_tar(__VA_ARGS__)
 #define archive_set_error(...) la_api.archive_set_error(__VA_ARGS__)
