@@ -378,3 +378,55 @@ def test_tar_endpoints_without_libarchive(own_daemons, workdir, kind):
     assert p.returncode != 0 and b"libarchive.so.13" in p.stderr, p.stderr
     assert d.stop() == 0
 
+
+# ---- the socket's group comes from /etc/group (no NSS); tcp:// numeric addresses ----
+
+def etc_group_entry():
+    """(name, gid) of a non-root group listed in /etc/group."""
+    with open("/etc/group") as f:
+        for line in f:
+            parts = line.strip().split(":")
+            if len(parts) >= 3 and parts[2].isdigit() and int(parts[2]) != 0:
+                return parts[0], int(parts[2])
+    pytest.skip("no non-root group in /etc/group")
+
+
+@pytest.mark.parametrize("how", ["name", "number", "missing"])
+def test_socket_group_flag(own_daemons, how):
+    name, gid = etc_group_entry()
+    arg, want = {"name": (name, gid), "number": ("4242", 4242),
+                 "missing": (uniq("nogroup"), 0)}[how]
+    d = own_daemons().start("-G", arg)
+    assert os.stat(d.sock).st_gid == want
+    if how == "missing":
+        assert "not found" in d.log()
+    assert d.stop() == 0
+
+
+def free_port(family):
+    import socket as sk
+    s = sk.socket(family, sk.SOCK_STREAM)
+    s.bind(("::1" if family == sk.AF_INET6 else "127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "localhost"])
+def test_tcp_listener(own_daemons, host):
+    import http.client
+    import socket as sk
+    family = sk.AF_INET6 if host.startswith("[") else sk.AF_INET
+    try:
+        port = free_port(family)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    d = own_daemons().start("-H", f"tcp://{host}:{port}")
+    c = http.client.HTTPConnection(host.strip("[]"), port, timeout=30)
+    try:
+        c.request("GET", "/_ping")
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"OK")
+    finally:
+        c.close()
+    assert d.stop() == 0
