@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -362,6 +363,9 @@ static void *warm_seccomp(void *arg)
     berr e;
     if (rt_seccomp_prepare(prof, &e) < 0) log_warn("seccomp: %s", e.msg);
     json_decref(prof);
+    /* compiling left ~800 kB of freed, touched memory in this thread's own
+     * malloc arena, which an idle daemon would keep resident */
+    malloc_trim(0);
     return arg;
 }
 
