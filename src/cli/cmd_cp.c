@@ -10,9 +10,6 @@
  * base name, or the new name when the destination does not exist or is a
  * file) and PUTs it into the directory docker's PrepareArchiveCopy picks;
  * "-" sends a tar read from stdin into an existing directory. */
-#include <archive.h>
-#include <archive_entry.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -21,99 +18,19 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/libarchive.h"
 
 #define GO_MODE_DIR (1u << 31)
 #define GO_MODE_SYMLINK (1u << 27)
 
-/* ---- libarchive, loaded on first use ----
- * Linking libarchive into berth would make every command load its
- * dependency tree (libxml2, ICU, libstdc++: about 5 ms per run here), so
- * cp opens it with dlopen and calls it through this table. */
-#define LA_FUNCS(X)                                                                                \
-    X(archive_entry_filetype)                                                                      \
-    X(archive_entry_free)                                                                          \
-    X(archive_entry_hardlink)                                                                      \
-    X(archive_entry_new)                                                                           \
-    X(archive_entry_pathname)                                                                      \
-    X(archive_entry_set_hardlink)                                                                  \
-    X(archive_entry_set_pathname)                                                                  \
-    X(archive_error_string)                                                                        \
-    X(archive_read_data_block)                                                                     \
-    X(archive_read_disk_descend)                                                                   \
-    X(archive_read_disk_new)                                                                       \
-    X(archive_read_disk_open)                                                                      \
-    X(archive_read_disk_set_standard_lookup)                                                       \
-    X(archive_read_disk_set_symlink_physical)                                                      \
-    X(archive_read_free)                                                                           \
-    X(archive_read_new)                                                                            \
-    X(archive_read_next_header)                                                                    \
-    X(archive_read_next_header2)                                                                   \
-    X(archive_read_open_fd)                                                                        \
-    X(archive_read_support_format_tar)                                                             \
-    X(archive_write_close)                                                                         \
-    X(archive_write_data)                                                                          \
-    X(archive_write_data_block)                                                                    \
-    X(archive_write_disk_new)                                                                      \
-    X(archive_write_disk_set_options)                                                              \
-    X(archive_write_finish_entry)                                                                  \
-    X(archive_write_free)                                                                          \
-    X(archive_write_header)                                                                        \
-    X(archive_write_new)                                                                           \
-    X(archive_write_open_fd)                                                                       \
-    X(archive_write_set_format_pax_restricted)
-
-static struct {
-#define X(f) __typeof__(&f) f;
-    LA_FUNCS(X)
-#undef X
-} la;
-
-static int la_load(void)
+/* libarchive is loaded on first use (common/libarchive.h): the other
+ * commands never map it or its dependency tree. */
+static int need_libarchive(void)
 {
-    static int state; /* 0 unknown, 1 loaded, -1 failed */
-    if (state) return state;
-    void *h = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
-    state = h ? 1 : -1;
-#define X(f)                                                                                       \
-    if (h && !(la.f = (__typeof__(la.f))dlsym(h, #f))) state = -1;
-    LA_FUNCS(X)
-#undef X
-    if (state < 0) errorf("cannot load libarchive: %s", dlerror());
-    return state;
+    if (la_load() == 0) return 0;
+    errorf("cannot load libarchive: %s", la_error());
+    return -1;
 }
-
-/* From here on, archive_* calls go through the table. */
-#define archive_entry_filetype la.archive_entry_filetype
-#define archive_entry_free la.archive_entry_free
-#define archive_entry_hardlink la.archive_entry_hardlink
-#define archive_entry_new la.archive_entry_new
-#define archive_entry_pathname la.archive_entry_pathname
-#define archive_entry_set_hardlink la.archive_entry_set_hardlink
-#define archive_entry_set_pathname la.archive_entry_set_pathname
-#define archive_error_string la.archive_error_string
-#define archive_read_data_block la.archive_read_data_block
-#define archive_read_disk_descend la.archive_read_disk_descend
-#define archive_read_disk_new la.archive_read_disk_new
-#define archive_read_disk_open la.archive_read_disk_open
-#define archive_read_disk_set_standard_lookup la.archive_read_disk_set_standard_lookup
-#define archive_read_disk_set_symlink_physical la.archive_read_disk_set_symlink_physical
-#define archive_read_free la.archive_read_free
-#define archive_read_new la.archive_read_new
-#define archive_read_next_header la.archive_read_next_header
-#define archive_read_next_header2 la.archive_read_next_header2
-#define archive_read_open_fd la.archive_read_open_fd
-#define archive_read_support_format_tar la.archive_read_support_format_tar
-#define archive_write_close la.archive_write_close
-#define archive_write_data la.archive_write_data
-#define archive_write_data_block la.archive_write_data_block
-#define archive_write_disk_new la.archive_write_disk_new
-#define archive_write_disk_set_options la.archive_write_disk_set_options
-#define archive_write_finish_entry la.archive_write_finish_entry
-#define archive_write_free la.archive_write_free
-#define archive_write_header la.archive_write_header
-#define archive_write_new la.archive_write_new
-#define archive_write_open_fd la.archive_write_open_fd
-#define archive_write_set_format_pax_restricted la.archive_write_set_format_pax_restricted
 
 typedef struct cpinfo {
     char *path;
@@ -176,25 +93,6 @@ static char *local_abs(const char *p)
     return abs;
 }
 
-/* Standard base64 (padding optional); returns the decoded length. */
-static int b64_decode(const char *in, size_t n, unsigned char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned acc = 0;
-    int bits = 0, len = 0;
-    for (size_t i = 0; i < n && in[i] != '='; i++) {
-        const char *p = strchr(tbl, in[i]);
-        if (!p || !in[i]) return -1;
-        acc = acc << 6 | (unsigned)(p - tbl);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[len++] = (unsigned char)(acc >> bits);
-        }
-    }
-    return len;
-}
-
 /* HEAD /containers/{id}/archive?path=; 1 found, 0 missing, -1 error. */
 static int stat_container_path(client *c, const char *ctr, const char *path, cpinfo *out)
 {
@@ -215,7 +113,7 @@ static int stat_container_path(client *c, const char *ctr, const char *path, cpi
         while (*hdr == ' ') hdr++;
         size_t n = strcspn(hdr, "\r\n");
         unsigned char *dec = xcalloc(n + 4, 1);
-        int dn = b64_decode(hdr, n, dec);
+        int dn = base64_decode(hdr, n, dec);
         json_error_t je;
         json_t *j =
             dn > 0 ? json_loadb((char *)dec, strnlen((char *)dec, (size_t)dn), 0, &je) : NULL;
@@ -401,7 +299,7 @@ static char *link_abs(const char *link_path, const char *target)
 
 static int extract_tmp(int fd, const cpinfo *src, const char *dst)
 {
-    if (la_load() < 0) return -1;
+    if (need_libarchive() < 0) return -1;
     cpinfo di = {0};
     char *err = NULL, *dir = NULL, *from = NULL, *to = NULL;
     int rc = host_dest_info(dst, &di, &err);
@@ -580,7 +478,7 @@ static int host_source_info(const char *path, bool follow, cpinfo *out, char **e
 
 static int copy_to_tar(client *c, const char *ctr, const cpinfo *si, const cpinfo *di, bool uidgid)
 {
-    if (la_load() < 0) return 1;
+    if (need_libarchive() < 0) return 1;
     char *err = NULL, *dir = NULL, *from = NULL, *to = NULL, *sdir, *sbase;
     split_dir_entry(si->path, &sdir, &sbase);
     int rc = prepare_copy(si, di, &dir, &from, &to, &err);

@@ -136,6 +136,50 @@ char *sbuf_steal(sbuf *b)
     return p;
 }
 
+/* ---- base64 (standard alphabet, RFC 4648) ---- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *base64_encode(const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
+    for (; n >= 3; p += 3, n -= 3) {
+        uint32_t v = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = b64_alphabet[(v >> 6) & 63];
+        *o++ = b64_alphabet[v & 63];
+    }
+    if (n) {
+        uint32_t v = (uint32_t)p[0] << 16 | (n > 1 ? (uint32_t)p[1] << 8 : 0);
+        *o++ = b64_alphabet[v >> 18];
+        *o++ = b64_alphabet[(v >> 12) & 63];
+        *o++ = n > 1 ? b64_alphabet[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = 0;
+    return out;
+}
+
+int base64_decode(const char *in, size_t n, unsigned char *out)
+{
+    unsigned acc = 0;
+    int bits = 0, len = 0;
+    for (size_t i = 0; i < n && in[i] != '='; i++) {
+        const char *p = in[i] ? strchr(b64_alphabet, in[i]) : NULL;
+        if (!p) return -1;
+        acc = acc << 6 | (unsigned)(p - b64_alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[len++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return len;
+}
+
 /* ---- files ---- */
 int mkdir_p(const char *path, mode_t mode)
 {

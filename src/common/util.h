@@ -66,6 +66,12 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 void sbuf_free(sbuf *b);
 char *sbuf_steal(sbuf *b); /* NUL-terminated; buffer reset */
 
+/* ---- base64 (standard alphabet, with padding) ---- */
+char *base64_encode(const void *p, size_t n); /* malloc'ed, NUL-terminated */
+/* Decodes up to n chars of in (stops at '='; padding optional) into out,
+ * which must hold 3 * n / 4 bytes; returns the length, -1 on a bad char. */
+int base64_decode(const char *in, size_t n, unsigned char *out);
+
 /* ---- files ---- */
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path); /* 0 also when absent */

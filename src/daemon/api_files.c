@@ -11,14 +11,11 @@
  * through tarx_extract into the resolved directory fd. Work on the root
  * happens between lc_rootfs_acquire and lc_rootfs_release, in the thread
  * that acquired it (streams re-acquire in their own thread). */
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <openssl/evp.h>
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +26,7 @@
 #include <unistd.h>
 
 #include "common/jsonutil.h"
+#include "common/libarchive.h"
 #include "daemon/api.h"
 #include "daemon/containers.h"
 #include "daemon/lifecycle.h"
@@ -329,6 +327,7 @@ static int tw_dir(tw *w, int dfd, const char *prefix)
  * children of the directory dfd. */
 static int write_tar(int out_fd, int dfd, const char *base, const char *top, berr *e)
 {
+    if (la_need(e) < 0) return -1; /* the handlers checked before the 200 */
     tw w = {.a = archive_write_new(), .buf = xmalloc(BUFSZ), .e = e};
     archive_write_set_format_pax_restricted(w.a);
     archive_write_set_bytes_in_last_block(w.a, 1);
@@ -398,7 +397,8 @@ void h_container_export(req *r)
     if (!c) return;
     berr e;
     char *root = NULL;
-    if (lc_rootfs_acquire(c, &root, &e) < 0) { /* report mount failures as a status */
+    /* report a missing libarchive or a mount failure as a status, not a cut stream */
+    if (la_need(&e) < 0 || lc_rootfs_acquire(c, &root, &e) < 0) {
         resp_berr(r, &e);
         ctr_put(c);
         return;
@@ -499,10 +499,8 @@ static json_t *path_stat(container *c, const char *ref, const char *path, berr *
 static void stat_header(req *r, json_t *j)
 {
     _cleanup_free_ char *s = json_dump_compact(j);
-    size_t n = strlen(s);
-    _cleanup_free_ unsigned char *b64 = xmalloc(4 * ((n + 2) / 3) + 1);
-    EVP_EncodeBlock(b64, (const unsigned char *)s, (int)n);
-    resp_header(r, "X-Docker-Container-Path-Stat", (const char *)b64);
+    _cleanup_free_ char *b64 = base64_encode(s, strlen(s));
+    resp_header(r, "X-Docker-Container-Path-Stat", b64);
 }
 
 void h_container_archive_get(req *r)
@@ -528,6 +526,11 @@ void h_container_archive_get(req *r)
         ctr_put(c);
         return;
     }
+    if (la_need(&e) < 0) {
+        resp_berr(r, &e);
+        ctr_put(c);
+        return;
+    }
     lc_event(c, "archive-path", NULL);
     start_tar(r, c, path); /* the stream owns the reference now */
     stat_header(r, st);
@@ -537,6 +540,7 @@ void h_container_archive_get(req *r)
  * reverse. Reads the spooled body once and rewinds it. */
 static int check_overwrite(int body_fd, int dfd, berr *e)
 {
+    if (la_need(e) < 0) return -1;
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);

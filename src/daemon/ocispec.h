@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/util.h"
 
@@ -23,5 +24,8 @@ json_t *ocispec_default_seccomp(uint64_t caps);
  * (read inside the root, never following links out of it) into the spec's
  * {"uid","gid","additionalGids"}; group_add: extra groups (names or ids). */
 json_t *ocispec_user(const char *rootfs, const char *user, const json_t *group_add, berr *e);
+/* The gid of a host group (name, or a number as dockerd accepts) from the
+ * host's /etc/group, read directly: no NSS. 0, or -1 when not found. */
+int userdb_host_gid(const char *group, gid_t *gid);
 
 #endif

@@ -1,6 +1,9 @@
 /* userdb.c: resolves a container's user and groups from the image's own
  * /etc/passwd and /etc/group, read inside the container root with
- * openat2(RESOLVE_IN_ROOT) so a hostile image cannot point us at host files. */
+ * openat2(RESOLVE_IN_ROOT) so a hostile image cannot point us at host files.
+ * The same parser reads the host's /etc/group for the API socket's group:
+ * no getgrnam(), which would load NSS modules (libnss_systemd and what it
+ * links) into berthd for good; dockerd reads /etc/group directly too. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -97,6 +100,19 @@ static void member_groups(const char *db, const char *user, json_t *out)
             if (!strcmp(m, user)) json_array_append_new(out, json_integer(atol(f[2])));
     }
     free(copy);
+}
+
+int userdb_host_gid(const char *group, gid_t *gid)
+{
+    _cleanup_free_ char *db = read_in_root("/", "/etc/group");
+    long g;
+    if (find_group(db, group, &g) == 0)
+        *gid = (gid_t)g;
+    else if (all_digits(group) && strlen(group) < 10)
+        *gid = (gid_t)atol(group);
+    else
+        return -1;
+    return 0;
 }
 
 json_t *ocispec_user(const char *rootfs, const char *user, const json_t *group_add, berr *e)

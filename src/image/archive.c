@@ -14,8 +14,6 @@
  * once: blobs/sha256/<...> (layer tars by diff ID, configs, OCI manifests)
  * with index.json and oci-layout, plus docker's manifest.json, repositories,
  * <id-hex>.json and <v1-id>/{VERSION,json,layer.tar -> ../blobs/...}. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/libarchive.h"
 #include "internal.h"
 #include "tarx.h"
 
@@ -156,6 +155,7 @@ static int outer_entry(struct archive *a, struct archive_entry *ae, outer *o, be
 
 static int outer_read(store *s, int fd, outer *o, berr *e)
 {
+    if (la_need(e) < 0) return -1;
     if (!(o->dir = st_mkdtemp(s, "load", e))) return -1;
     struct archive *a = archive_read_new();
     archive_read_support_filter_all(a);
@@ -747,7 +747,7 @@ int image_save_check(store *s, const char *const *names, size_t n, berr *e)
     int rc = collect(s, names, n, &set, false, e);
     set_free(s, &set, &o);
     op_finish(s, &o);
-    return rc;
+    return rc < 0 ? -1 : la_need(e); /* saving needs libarchive: say so before the 200 */
 }
 
 /* ---- archive writing ---- */
@@ -1023,6 +1023,7 @@ int image_save(store *s, const char *const *names, size_t n, int out_fd, berr *e
 {
     save_set set = {0};
     op o = {0};
+    if (la_need(e) < 0) return -1;
     int rc = collect(s, names, n, &set, true, e);
     if (rc == 0) {
         writer w = {archive_write_new(), json_object(), e};

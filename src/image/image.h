@@ -99,7 +99,8 @@ int image_load(store *s, int in_fd, void (*progress)(void *arg, const char *line
  * oci-layout, blobs/sha256/...) to out_fd. Names that are bare IDs save
  * without tags. Checks all names before writing anything (404). */
 int image_save(store *s, const char *const *names, size_t n, int out_fd, berr *e);
-/* Validates names for image_save before the response starts. */
+/* Validates names for image_save before the response starts (and that
+ * libarchive can be loaded: 500 otherwise). */
 int image_save_check(store *s, const char *const *names, size_t n, berr *e);
 
 /* Local filesystem paths of an image's layers, lowest first (for the

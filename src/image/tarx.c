@@ -9,8 +9,6 @@
  * (or turned into overlayfs ones) in both directions. See tarx.h. */
 #include "tarx.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +23,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include "common/libarchive.h"
 
 #define BUFSZ (128 * 1024)
 #define WH_PREFIX ".wh."
@@ -259,6 +259,7 @@ int tarx_decompress(int in_fd, int out_fd, char digest_out[DIGEST_LEN + 1], int6
     ssize_t hn = read_all(in_fd, head, sizeof head);
     if (hn < 0) return berr_errno(e, 500, "read stream");
     const char *kind = tarx_compression(head, (size_t)hn);
+    if (kind && la_need(e) < 0) return -1; /* plain streams need no libarchive */
     sink k = {.fd = out_fd, .sha = sha256_new(), .want_crc = kind && !strcmp(kind, "gzip")};
     int rc = kind ? decompress_stream(in_fd, head, (size_t)hn, kind, &k, e)
                   : copy_plain(in_fd, head, (size_t)hn, &k, e);
@@ -778,6 +779,7 @@ static int extract_all(xctx *x)
 
 int tarx_extract(int in_fd, const char *dest, unsigned flags, berr *e)
 {
+    if (la_need(e) < 0) return -1;
     _cleanup_close_ int rootfd = open(dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) return berr_errno(e, 500, "open %s", dest);
     _cleanup_free_ unsigned char *buf = xmalloc(BUFSZ);
@@ -1000,6 +1002,7 @@ static int pack_tree(pctx *p, const char *abs, const char *rel)
 
 int tarx_pack_dir(const char *src, int out_fd, unsigned flags, berr *e)
 {
+    if (la_need(e) < 0) return -1;
     pctx p = {.a = archive_write_new(), .flags = flags, .e = e, .buf = xmalloc(BUFSZ)};
     archive_write_set_format_pax_restricted(p.a);
     archive_write_set_bytes_in_last_block(p.a, 1);

@@ -4,7 +4,9 @@
  * directory is resolved with openat2(RESOLVE_IN_ROOT) (symlinks are followed
  * as if the destination were /), entries whose names climb out with ".."
  * or whose relative symlink or hardlink targets climb out are rejected with
- * a 400 error naming the entry. Errors come back in a berr. */
+ * a 400 error naming the entry. Errors come back in a berr. libarchive is
+ * loaded on first use (common/libarchive.h): when it cannot be, calls that
+ * need it fail with a 500 naming it. */
 #ifndef BERTH_TARX_H
 #define BERTH_TARX_H
 

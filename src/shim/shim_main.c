@@ -12,7 +12,7 @@
  *              [--log PATH [--log-max-size N] [--log-max-file N]]
  *              [--open-stdin] [--stdin-once] [--ready-fd FD]
  *              [--attach-fd FD --attach [i][o][e]] [--debug]
- *   berth-shim --sha256 < DATA     (self-test of sha256_lite.c)
+ *   berth-shim --sha256 < DATA     (self-test of src/common's SHA-256)
  *   berth-shim --zygote [PADDING]  (fd 3: berthd's socket; see zygote.c) */
 #include <errno.h>
 #include <fcntl.h>
@@ -320,8 +320,9 @@ static void cleanup(shim *sh)
     if (sh->sig_fd >= 0) close(sh->sig_fd);
 }
 
-/* berth-shim --sha256 < data: the digest util.c computes in this binary
- * (sha256_lite.c), for the tests to compare with a reference. */
+/* berth-shim --sha256 < data: the digest src/common computes in this
+ * binary (the seccomp cache key), for the tests to compare with a
+ * reference. */
 static int sha256_stdin(void)
 {
     sha256_ctx *c = sha256_new();

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/libarchive.h"
 #include "image/tarx.h"
 
 static int count_entries(const char *dir)
@@ -23,6 +24,18 @@ static int count_entries(const char *dir)
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
     closedir(d);
     return n;
+}
+
+/* tarx loads libarchive on first use: were that to fail, every input would
+ * just be refused and the run would find nothing, so refuse to start. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    if (la_load() < 0) {
+        fprintf(stderr, "fuzz_tarx: %s\n", la_error());
+        abort();
+    }
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -54,6 +54,7 @@ class Daemon:
         self.pidfile = os.path.join(base, name, "berthd.pid")
         self.log_path = os.path.join(base, name, "berthd.log")
         self.host = "unix://" + self.sock
+        self.env = {}                  # extra environment for the daemon process
         self.proc = None
         os.makedirs(os.path.join(base, name), exist_ok=True)
 
@@ -65,6 +66,7 @@ class Daemon:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(self.env)
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv(*extra), stdout=self.logf, stderr=self.logf,
                                      env=env)

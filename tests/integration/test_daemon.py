@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import (BERTHD, Daemon, api_import, image_exists, import_image, inspect_image,
-                      make_tar, small_tar, uniq, wait_for)
+from conftest import (BERTH, BERTHD, Daemon, api_import, err_message, gz, image_exists,
+                      import_image, inspect_image, make_tar, small_tar, uniq, wait_for)
 
 
 class Finished:
@@ -320,3 +320,113 @@ def test_bad_flags(workdir):
                     "-H", "unix://" + workdir + "/ll.sock"])
     assert_refused(p)
     assert "loud" in p.stderr.decode()
+
+
+# ---- libarchive is loaded on first use; a load failure is a 500, not a crash ----
+
+def broken_libarchive(dirpath, kind):
+    """A directory with a libarchive.so.13 that cannot serve: an empty file
+    (dlopen fails) or a shared object without libarchive's symbols."""
+    os.makedirs(dirpath, exist_ok=True)
+    lib = os.path.join(dirpath, "libarchive.so.13")
+    if kind == "empty":
+        open(lib, "wb").close()
+    else:
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", lib, "-x", "c", "/dev/null"], check=True)
+    return dirpath
+
+
+@pytest.mark.parametrize("kind", ["empty", "nosyms"])
+def test_tar_endpoints_without_libarchive(own_daemons, workdir, kind):
+    d = own_daemons().start()
+    iid = import_image(d, small_tar(), repo="la", changes=['CMD ["sh"]'])
+    cid = d.api_json("POST", "/containers/create", {"Image": iid}, expect=201)["Id"]
+    assert d.stop() == 0
+    libdir = broken_libarchive(os.path.join(workdir, uniq("lib")), kind)
+    d.env = {"LD_LIBRARY_PATH": libdir}
+    d.start()
+    before = d.api_json("GET", "/images/json")
+
+    def refused(method, path, body=None, headers=None):
+        st, _, data = d.api(method, path, body=body, headers=headers)
+        assert st == 500, f"{method} {path}: {st} {data[:300]!r}"
+        msg = err_message(data)
+        assert "libarchive.so.13" in msg, msg
+        return msg
+
+    refused("POST", "/images/create?fromSrc=-&repo=x", small_tar(),
+            {"Content-Type": "application/tar"})
+    refused("POST", "/images/create?fromSrc=-&repo=y", gz(small_tar()),
+            {"Content-Type": "application/tar"})
+    refused("POST", "/images/load", small_tar(), {"Content-Type": "application/x-tar"})
+    refused("GET", f"/images/{iid}/get")
+    refused("GET", f"/containers/{cid}/export")
+    refused("GET", f"/containers/{cid}/archive?path=/hello.txt")
+    refused("PUT", f"/containers/{cid}/archive?path=/", small_tar(),
+            {"Content-Type": "application/x-tar"})
+    refused("POST", f"/commit?container={cid}&repo=z")
+    # what needs no libarchive still works, and nothing was left behind
+    st, hdrs, _ = d.api("HEAD", f"/containers/{cid}/archive?path=/hello.txt")
+    assert st == 200 and "x-docker-container-path-stat" in hdrs
+    assert d.api_json("GET", "/images/json") == before
+    assert d.api("GET", "/_ping")[2] == b"OK"
+    # the CLI loads it on its own: a clear error there too
+    env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+    p = subprocess.run([BERTH, "-H", d.host, "cp",
+                        f"{cid}:/hello.txt", os.path.join(workdir, uniq("out"))],
+                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode != 0 and b"libarchive.so.13" in p.stderr, p.stderr
+    assert d.stop() == 0
+
+
+# ---- the socket's group comes from /etc/group (no NSS); tcp:// numeric addresses ----
+
+def etc_group_entry():
+    """(name, gid) of a non-root group listed in /etc/group."""
+    with open("/etc/group") as f:
+        for line in f:
+            parts = line.strip().split(":")
+            if len(parts) >= 3 and parts[2].isdigit() and int(parts[2]) != 0:
+                return parts[0], int(parts[2])
+    pytest.skip("no non-root group in /etc/group")
+
+
+@pytest.mark.parametrize("how", ["name", "number", "missing"])
+def test_socket_group_flag(own_daemons, how):
+    name, gid = etc_group_entry()
+    arg, want = {"name": (name, gid), "number": ("4242", 4242),
+                 "missing": (uniq("nogroup"), 0)}[how]
+    d = own_daemons().start("-G", arg)
+    assert os.stat(d.sock).st_gid == want
+    if how == "missing":
+        assert "not found" in d.log()
+    assert d.stop() == 0
+
+
+def free_port(family):
+    import socket as sk
+    s = sk.socket(family, sk.SOCK_STREAM)
+    s.bind(("::1" if family == sk.AF_INET6 else "127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "localhost"])
+def test_tcp_listener(own_daemons, host):
+    import http.client
+    import socket as sk
+    family = sk.AF_INET6 if host.startswith("[") else sk.AF_INET
+    try:
+        port = free_port(family)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    d = own_daemons().start("-H", f"tcp://{host}:{port}")
+    c = http.client.HTTPConnection(host.strip("[]"), port, timeout=30)
+    try:
+        c.request("GET", "/_ping")
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"OK")
+    finally:
+        c.close()
+    assert d.stop() == 0

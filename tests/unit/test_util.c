@@ -1,5 +1,5 @@
 /* test_util.c: unit tests for src/common (human formats, time, sizes,
- * digests, atomic files, filter parsing). */
+ * digests, base64, atomic files, filter parsing). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +102,37 @@ static void test_digest(void **st)
         digest_valid("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"));
 }
 
+static void test_base64(void **st)
+{
+    static const char *pairs[][2] = {
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        char *e = base64_encode(pairs[i][0], strlen(pairs[i][0]));
+        assert_string_equal(e, pairs[i][1]);
+        unsigned char dec[16] = {0};
+        assert_int_equal(base64_decode(e, strlen(e), dec), (int)strlen(pairs[i][0]));
+        assert_memory_equal(dec, pairs[i][0], strlen(pairs[i][0]));
+        free(e);
+    }
+    /* all byte values and the two top alphabet characters */
+    unsigned char all[256], dec[256];
+    for (int i = 0; i < 256; i++) all[i] = (unsigned char)(255 - i);
+    char *e = base64_encode(all, sizeof all);
+    assert_int_equal(strlen(e), 344);
+    assert_true(strchr(e, '+') && strchr(e, '/'));
+    assert_int_equal(base64_decode(e, strlen(e), dec), 256);
+    assert_memory_equal(dec, all, 256);
+    free(e);
+    assert_int_equal(base64_decode("Zm9v!", 5, dec), -1);
+}
+
 static void test_atomic_file(void **st)
 {
     char dir[] = "/tmp/berth-test-XXXXXX";
@@ -167,10 +198,11 @@ static void test_json_body(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_human_size), cmocka_unit_test(test_human_duration),
-        cmocka_unit_test(test_parse_size), cmocka_unit_test(test_time),
-        cmocka_unit_test(test_digest),     cmocka_unit_test(test_atomic_file),
-        cmocka_unit_test(test_filters),    cmocka_unit_test(test_json_body),
+        cmocka_unit_test(test_human_size),  cmocka_unit_test(test_human_duration),
+        cmocka_unit_test(test_parse_size),  cmocka_unit_test(test_time),
+        cmocka_unit_test(test_digest),      cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_json_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
