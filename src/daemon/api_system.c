@@ -66,8 +66,8 @@ static char *os_name(void)
 {
     char *data = NULL;
     if (read_file("/etc/os-release", &data, NULL) < 0) return xstrdup("Linux");
-    char *res = NULL;
-    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+    char *res = NULL, *save = NULL;
+    for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (!str_starts(line, "PRETTY_NAME=")) continue;
         char *v = line + 12;
         if (*v == '"') v++;

@@ -48,7 +48,9 @@ struct http_server {
 static int split_path(char *p, char **segs, int max)
 {
     int n = 0;
-    for (char *tok = strtok(p, "/"); tok && n < max; tok = strtok(NULL, "/")) segs[n++] = tok;
+    char *save = NULL;
+    for (char *tok = strtok_r(p, "/", &save); tok && n < max; tok = strtok_r(NULL, "/", &save))
+        segs[n++] = tok;
     return n;
 }
 

@@ -165,8 +165,9 @@ void netns_start(void)
     if (!dir || running) return;
     pthread_attr_t a;
     pthread_attr_init(&a);
-    pthread_attr_setstacksize(&a, 128u << 10); /* a few syscalls deep */
+    pthread_attr_setstacksize(&a, 256u << 10); /* a few syscalls deep, plus TLS */
     running = pthread_create(&filler, &a, fill_main, NULL) == 0;
+    if (!running) log_warn("netns: no filler thread: the runtime makes network namespaces");
     pthread_attr_destroy(&a);
 }
 

@@ -397,8 +397,8 @@ static int security_opts(const json_t *hc, struct secopts *so, berr *e)
 static json_t *mnt(const char *dst, const char *type, const char *src, const char *opts)
 {
     json_t *o = json_array();
-    char *copy = xstrdup(opts);
-    for (char *t = strtok(copy, ","); t; t = strtok(NULL, ","))
+    char *copy = xstrdup(opts), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
         json_array_append_new(o, json_string(t));
     free(copy);
     return json_pack("{s:s,s:s,s:s,s:o}", "destination", dst, "type", type, "source", src,

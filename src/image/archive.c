@@ -108,9 +108,10 @@ static int copy_entry_data(struct archive *a, entry *en, outer *o, berr *e)
     _cleanup_close_ int fd = open(en->file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return berr_errno(e, 500, "creating %s", en->file);
     sha256_ctx *h = sha256_new();
-    static __thread char buf[1 << 16];
+    enum { BUFSZ = 1 << 16 }; /* on the heap: a __thread buffer is in every thread's TLS */
+    _cleanup_free_ char *buf = xmalloc(BUFSZ);
     for (;;) {
-        la_ssize_t n = archive_read_data(a, buf, sizeof buf);
+        la_ssize_t n = archive_read_data(a, buf, BUFSZ);
         if (n == 0) break;
         if (n < 0) {
             sha256_final(h, en->digest);
@@ -792,9 +793,10 @@ static int w_file(writer *w, const char *path, const char *src)
     if (fd < 0 || fstat(fd, &st) < 0) return berr_errno(w->e, 500, "opening %s", src);
     int r = w_header(w, path, AE_IFREG, 0644, st.st_size, NULL);
     if (r != 0) return r < 0 ? -1 : 0;
-    static __thread char buf[1 << 16];
+    enum { BUFSZ = 1 << 16 };
+    _cleanup_free_ char *buf = xmalloc(BUFSZ);
     for (off_t left = st.st_size; left > 0;) {
-        ssize_t n = read(fd, buf, sizeof buf < (size_t)left ? sizeof buf : (size_t)left);
+        ssize_t n = read(fd, buf, BUFSZ < (size_t)left ? BUFSZ : (size_t)left);
         if (n <= 0) return berr_errno(w->e, 500, "reading %s", src);
         if (archive_write_data(w->a, buf, (size_t)n) != n)
             return berr_set(w->e, 500, "writing archive: %s", archive_error_string(w->a));
