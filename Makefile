@@ -9,7 +9,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PYTHON ?= /usr/bin/python3
 
-DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev libmicrohttpd-dev \
+DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev \
        libcurl4-openssl-dev libarchive-dev libssl-dev zlib1g-dev libzstd-dev libcmocka-dev \
        busybox-static python3-pytest python3-docker docker.io clang-format curl \
        iproute2 util-linux procps hyperfine libseccomp-dev zstd xz-utils runc tmux \
