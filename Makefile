@@ -66,10 +66,12 @@ FUZZ_SRC_ref = src/image/ref.c
 FUZZ_SRC_filters =
 FUZZ_SRC_template = src/cli/template_parse.c src/cli/template_exec.c src/cli/template_print.c
 FUZZ_SRC_tarx = src/image/tarx.c
+FUZZ_SRC_http = src/daemon/http_parse.c
 FUZZ_LIBS = -ljansson -lcrypto -larchive
-FUZZ_TARGETS = ref filters template tarx
+FUZZ_TARGETS = ref filters template tarx http
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) src/image/*.c src/cli/template*.c
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) src/image/*.c src/cli/template*.c \
+                    src/daemon/http_parse.[ch]
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_SRC_$*) $(FUZZ_LIBS)
 

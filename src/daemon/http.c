@@ -113,6 +113,7 @@ struct http_conn {
     int minor;       /* HTTP/1.<minor> */
     bool keep_alive; /* serve another request after this one */
     bool gone;       /* a write failed: the client went away */
+    bool linger;     /* closing with input unread: drain it a little first */
     char root[2];    /* "/": the path of "/v1.41" */
     req r;
     struct http_resp resp;
@@ -648,6 +649,7 @@ static void run_hijack(http_conn *c)
         memcpy(h->early, c->buf + c->off, early);
         h->nearly = early;
         c->off = c->len;
+        log_debug("hijack: %zu bytes came with the request: relayed", early);
         if (!spawn(&h->t, false, RELAY_STACK, hj_relay_main, h)) {
             log_error("hijack: cannot start a thread");
             close(sv[0]), close(sv[1]), free(h->early), free(h);
@@ -820,6 +822,7 @@ static void reject(http_conn *c, unsigned status, const char *msg)
     req *r = &c->r;
     if (!r->method) r->method = "";
     c->keep_alive = false;
+    c->linger = true;
     resp_error(r, status, "%s", msg);
     trace_mark("http -> %u", status);
     send_bytes(c);
@@ -872,12 +875,12 @@ static bool serve(http_conn *c)
     const char *expect = c->minor ? hp_get(&c->head, "Expect") : NULL;
     if (expect && strcasecmp(expect, "100-continue")) {
         resp_error(r, 417, "unsupported expectation: %s", expect);
-        c->keep_alive = false; /* the body was not read */
+        c->keep_alive = false, c->linger = true; /* the body is not read */
         has_body = false;
     }
     if (!r->resp && has_body && r->route->body == BODY_MEM && clen > MAX_MEM_BODY) {
         resp_error(r, 413, "request body too large");
-        c->keep_alive = false;
+        c->keep_alive = false, c->linger = true;
         has_body = false;
     }
     if (!r->resp && r->route->body == BODY_FILE) {
@@ -891,7 +894,7 @@ static bool serve(http_conn *c)
     }
     if (has_body && expect) {
         if (r->resp) /* answered already: the client need not send the body */
-            c->keep_alive = false, has_body = false;
+            c->keep_alive = false, c->linger = true, has_body = false;
         else if (send_buf(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
             return false;
     }
@@ -899,7 +902,7 @@ static bool serve(http_conn *c)
         int rc = read_body(c, hlen, chunked, clen);
         if (rc < 0) return false; /* the client went away half-way */
         if (rc == 400) resp_error(r, 400, "malformed chunked request body");
-        if (rc) c->keep_alive = false; /* the rest of the body was not read */
+        if (rc) c->keep_alive = false, c->linger = true; /* the rest of the body is not read */
     }
     if (!r->resp) {
         if (r->body_fd >= 0) lseek(r->body_fd, 0, SEEK_SET);
@@ -925,6 +928,22 @@ static bool serve(http_conn *c)
 
 /* ---- connections ---- */
 
+/* Closing a TCP socket with unread input sends a reset, which can destroy
+ * the response before the client reads it: after an early answer, stop
+ * sending and read what still comes for a little while. */
+static void linger_close(http_conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    int64_t deadline = mono_ms() + 2000;
+    size_t total = 0;
+    for (int64_t left; total < (4u << 20) && (left = deadline - mono_ms()) > 0;) {
+        c->off = c->len = 0;
+        ssize_t n = conn_read(c, (int)left);
+        if (n <= 0) break;
+        total += (size_t)n;
+    }
+}
+
 static void *conn_main(void *p)
 {
     http_conn *c = p;
@@ -937,6 +956,7 @@ static void *conn_main(void *p)
         more = serve(c);
         req_cleanup(c);
     } while (more && !atomic_load(&shutting_down));
+    if (c->linger && !c->gone) linger_close(c);
     pthread_mutex_lock(&conn_mu);
     if (c->prev)
         c->prev->next = c->next;
