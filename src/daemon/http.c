@@ -1021,8 +1021,9 @@ static void *accept_main(void *p)
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd >= 0) {
             conn_spawn(s, fd);
-        } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            log_warn("http: accept: %s", strerror(errno));
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                   errno != ECONNABORTED) {
+            log_warn("http: accept: %s", strerror(errno)); /* EMFILE, ENOMEM ... */
             struct pollfd st = {.fd = s->stop[0], .events = POLLIN};
             poll(&st, 1, 200); /* wait for descriptors to free up, not spin */
         }
