@@ -9,7 +9,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 PYTHON ?= /usr/bin/python3
 
-DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev libmicrohttpd-dev \
+DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev \
        libcurl4-openssl-dev libarchive-dev zlib1g-dev libzstd-dev libcmocka-dev \
        busybox-static python3-pytest python3-docker docker.io clang-format curl \
        iproute2 util-linux procps hyperfine libseccomp-dev zstd xz-utils runc tmux \
@@ -67,10 +67,12 @@ FUZZ_SRC_ref = src/image/ref.c
 FUZZ_SRC_filters =
 FUZZ_SRC_template = src/cli/template_parse.c src/cli/template_exec.c src/cli/template_print.c
 FUZZ_SRC_tarx = src/image/tarx.c
+FUZZ_SRC_http = src/daemon/http_parse.c
 FUZZ_LIBS = -ljansson -ldl # libarchive: dlopened on first use
-FUZZ_TARGETS = ref filters template tarx
+FUZZ_TARGETS = ref filters template tarx http
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) src/image/*.c src/cli/template*.c
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) src/image/*.c src/cli/template*.c \
+                    src/daemon/http_parse.[ch]
 	@mkdir -p $(FUZZ_DIR)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(FUZZ_SRC_$*) $(FUZZ_LIBS)
 

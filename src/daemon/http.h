@@ -1,10 +1,12 @@
-/* http.h: the Engine API's HTTP layer on top of libmicrohttpd.
+/* http.h: the Engine API's HTTP layer: berthd's own HTTP/1.1 server
+ * (http.c, wire format in http_parse.c).
  *
- * One thread per connection. A request is matched against the route table
- * (api.c) once its headers are in; its body is collected in memory (JSON,
- * capped) or spooled to a temp file (tarballs), then the handler runs and
- * sets exactly one response: JSON, an error, raw bytes, or a stream that a
- * worker thread writes through a pipe (chunked encoding). */
+ * One thread per connection, keep-alive. A request is matched against the
+ * route table (api.c) once its headers are in; its body is collected in
+ * memory (JSON, capped) or spooled to a temp file (tarballs), then the
+ * handler runs and sets exactly one response: JSON, an error, raw bytes, a
+ * stream (chunked encoding) or a hijacked connection. Streams and hijack
+ * functions run in the connection's thread once the handler returns. */
 #ifndef BERTH_HTTP_H
 #define BERTH_HTTP_H
 
@@ -13,8 +15,8 @@
 
 #include "common/util.h"
 
-struct MHD_Connection;
-struct MHD_Response;
+struct http_conn; /* http.c's connection: socket, buffer, parsed head, query */
+struct http_resp; /* the response being built */
 
 typedef struct req req;
 typedef void (*handler_fn)(req *r);
@@ -31,9 +33,9 @@ typedef struct route {
 #define REQ_MAX_PARAMS 4
 
 struct req {
-    struct MHD_Connection *conn;
+    struct http_conn *conn;
     const char *method;
-    char *path;    /* without /vN.NN prefix, decoded */
+    char *path;    /* without /vN.NN prefix, decoded (points into the connection's buffer) */
     int api_minor; /* 41 for v1.41; the maximum when unversioned */
     char *params[REQ_MAX_PARAMS];
     int nparams;
@@ -44,7 +46,7 @@ struct req {
     char *body_path; /* BODY_FILE temp path, unlinked at the end */
     bool body_error; /* too large or spool failure */
     /* response */
-    struct MHD_Response *resp;
+    struct http_resp *resp; /* NULL until a resp_* call */
     unsigned status;
 };
 
@@ -75,24 +77,34 @@ void resp_empty(req *r, unsigned status);
 void resp_bytes(req *r, unsigned status, const char *ctype, const void *data, size_t len);
 void resp_header(req *r, const char *name, const char *value); /* after a resp_* call */
 
-/* Streaming: fn runs in its own thread and writes with stream_write; the
- * response is chunked. free_arg (may be NULL) runs after fn. */
+/* Streaming: once the handler returns, the headers go out and fn runs (in
+ * the connection's thread) and writes with stream_write, each call one
+ * chunk; the response is chunked (HTTP/1.0: raw, then the connection
+ * closes). free_arg (may be NULL) runs after fn, before the last chunk. */
 typedef struct stream stream;
 typedef void (*stream_fn)(stream *st, void *arg);
 void resp_stream(req *r, unsigned status, const char *ctype, stream_fn fn, void *arg,
                  void (*free_arg)(void *));
-/* -1 when the client went away. */
+/* -1 when the client went away or the daemon is shutting down. */
 int stream_write(stream *st, const void *p, size_t n);
 int stream_json(stream *st, json_t *j); /* writes j + "\n", steals j */
-/* True when the client closed its end (polls the socket, no wait). */
+/* True when the client closed its end (polls the socket, no wait), a write
+ * failed, or the daemon is shutting down. */
 bool stream_client_gone(stream *st);
-int stream_fd(stream *st); /* the pipe's write end, for writers such as libarchive */
+/* A file descriptor for writers such as libarchive: the write end of a pipe
+ * whose bytes a relay thread sends as chunks (made on the first call; -1 if
+ * it cannot be). stream_write goes through it too once it exists, so the
+ * order is kept; all of it is sent before the last chunk. */
+int stream_fd(stream *st);
 
-/* Hijack (attach, exec start): with "Upgrade: tcp" the answer is 101 and fn
- * gets the raw client socket (read and write); without it, a 200 with
- * ctype whose body is whatever fn writes to `sock` until it returns (the
- * connection then closes; reads on `sock` see EOF at once). fn runs in
- * its own thread; free_arg (may be NULL) after it. */
+/* Hijack (attach, exec start): with "Upgrade: tcp" (or h2c) the answer is
+ * "101 UPGRADED" and fn gets the client socket (blocking; read and write),
+ * or, when the client sent bytes behind its request before the 101, one
+ * end of a socketpair that delivers those bytes first and then relays the
+ * socket; without Upgrade, a 200 with ctype whose body is whatever fn
+ * writes to `sock` until it returns (reads on `sock` see EOF at once). The
+ * connection closes after fn. fn runs in the connection's thread;
+ * free_arg (may be NULL) after it. */
 typedef void (*hijack_fn)(int sock, void *arg);
 void resp_hijack(req *r, const char *ctype, hijack_fn fn, void *arg, void (*free_arg)(void *));
 bool req_wants_upgrade(req *r);
