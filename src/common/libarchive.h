@@ -8,8 +8,9 @@
  * (whose declarations and constants it still uses), calls la_need() or
  * la_load() before the first archive_* call of an operation, and the
  * archive_* calls below go through a table that dlopen(LA_SONAME) fills
- * once per process (pthread_once: safe from any thread). A failed load is
- * an error naming the library, never a crash.
+ * (under a mutex: safe from any thread). berthd unloads it again when no
+ * request holds it (la_release_thread). A failed load is an error naming
+ * the library, never a crash.
  *
  * Every function used is listed in LA_FUNCS and has a call macro below.
  * A function with a macro but no LA_FUNCS entry fails to compile; one
@@ -117,6 +118,12 @@ int la_load(void);
 const char *la_error(void);
 /* la_load(), or -1 with a 500 in e naming the library. */
 int la_need(berr *e);
+/* The calling thread is done with libarchive for now (berthd: after each
+ * request). With la_unload_when_idle(true), the last holder unloads it;
+ * the next la_need loads it again. Only threads that called la_need may
+ * call archive_* functions, until they call this. */
+void la_release_thread(void);
+void la_unload_when_idle(bool on);
 
 /* From here on, archive_* calls go through the table. Function-like
  * macros: only calls are redirected, so the declarations stay usable. */

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "common/jsonutil.h"
+#include "common/libarchive.h"
 #include "daemon/http_parse.h"
 
 #define MAX_MEM_BODY (32u << 20)
@@ -955,6 +956,7 @@ static void *conn_main(void *p)
     do {
         more = serve(c);
         req_cleanup(c);
+        la_release_thread(); /* a tar operation's libarchive may go now */
     } while (more && !atomic_load(&shutting_down));
     if (c->linger && !c->gone) linger_close(c);
     pthread_mutex_lock(&conn_mu);

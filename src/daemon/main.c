@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/jsonutil.h"
+#include "common/libarchive.h"
 #include "daemon/api.h"
 #include "daemon/containers.h"
 #include "daemon/lifecycle.h"
@@ -536,6 +537,7 @@ int main(int argc, char **argv)
      * (an import, the seccomp compile) freed, ~1 MB of idle RSS apiece;
      * berthd's threads wait on I/O, not on malloc */
     mallopt(M_ARENA_MAX, 1);
+    la_unload_when_idle(true);
     if (parse_args(argc, argv, &o) < 0 || load_config(&o, &cfg) < 0) return 1;
     if (o.debug)
         log_level = LOG_DEBUG_;

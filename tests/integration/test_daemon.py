@@ -430,3 +430,17 @@ def test_tcp_listener(own_daemons, host):
     finally:
         c.close()
     assert d.stop() == 0
+
+
+def test_libarchive_unloaded_when_no_request_uses_it(daemon, rootfs_tar):
+    """A tar operation loads libarchive; once no request holds it, berthd
+    unloads it again (an idle daemon does not keep its dependency tree)."""
+    def mapped():
+        with open(f"/proc/{daemon.proc.pid}/maps") as f:
+            return "libarchive.so" in f.read()
+    daemon.berth("import", "-", "unloadcheck:1", input=rootfs_tar)
+    assert wait_for(lambda: not mapped(), timeout=10)
+    out = daemon.berth("save", "unloadcheck:1", timeout=60)
+    assert out.returncode == 0
+    assert wait_for(lambda: not mapped(), timeout=10)
+    daemon.berth("rmi", "unloadcheck:1")
