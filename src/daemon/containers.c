@@ -40,6 +40,7 @@ static container *ctr_new(const char *id, json_t *j)
     c->j = j;
     c->pa_fd = -1;
     pthread_mutex_init(&c->op, NULL);
+    pthread_mutex_init(&c->save_mu, NULL);
     pthread_cond_init(&c->changed, NULL);
     return c;
 }
@@ -136,6 +137,7 @@ void ctr_put(container *c)
     if (!last) return;
     json_decref(c->j);
     pthread_mutex_destroy(&c->op);
+    pthread_mutex_destroy(&c->save_mu);
     pthread_cond_destroy(&c->changed);
     free(c);
 }
@@ -274,15 +276,35 @@ void ctr_remove(container *c, void (*before_files)(container *c))
     free(edir);
 }
 
+char *ctr_snapshot(container *c, uint64_t *seq)
+{
+    *seq = ++c->save_seq;
+    return json_dumps(c->j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+int ctr_write_snapshot(container *c, char *s, uint64_t seq)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->save_mu);
+    if (seq > c->saved_seq) { /* a newer snapshot may have been written first */
+        char *p = xasprintf("%s/containers/%s/config.v2.json", data_root, c->id);
+        rc = s ? write_file_replace(p, s, strlen(s), 0600) : -1;
+        if (rc < 0)
+            log_error("saving %s: %s", p, strerror(errno));
+        else
+            c->saved_seq = seq;
+        free(p);
+    }
+    pthread_mutex_unlock(&c->save_mu);
+    free(s);
+    return rc;
+}
+
 int ctr_save(container *c)
 {
-    char *p = xasprintf("%s/containers/%s/config.v2.json", data_root, c->id);
-    char *s = json_dumps(c->j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    int rc = s ? write_file_replace(p, s, strlen(s), 0600) : -1;
-    if (rc < 0) log_error("saving %s: %s", p, strerror(errno));
-    free(s);
-    free(p);
-    return rc;
+    uint64_t seq;
+    char *s = ctr_snapshot(c, &seq);
+    return ctr_write_snapshot(c, s, seq);
 }
 
 char *ctr_random_name(void)

@@ -32,6 +32,12 @@ typedef struct container {
     bool pa_waiting, pa_in, pa_out, pa_err;
     int pa_fd;
     int start_errors; /* bumped on each failed start (wakes pending attaches) */
+    /* saves: snapshots are numbered under ctr_lock and written in order
+     * under save_mu (a stale one is dropped), so a save may be written
+     * without holding ctr_lock */
+    pthread_mutex_t save_mu;
+    uint64_t save_seq;  /* guarded by ctr_lock */
+    uint64_t saved_seq; /* guarded by save_mu */
 } container;
 
 extern pthread_mutex_t ctr_mutex;
@@ -53,7 +59,11 @@ container *ctr_add(json_t *j, berr *e);
  * directories. */
 void ctr_remove(container *c, void (*before_files)(container *c));
 /* Persists c->j atomically (call with ctr_lock held). */
-int ctr_save(container *c);
+int ctr_save(container *c); /* with ctr_lock held: snapshot and write */
+/* The same in two steps, to write without ctr_lock: the snapshot with it
+ * held, the write (which frees s) after releasing it. */
+char *ctr_snapshot(container *c, uint64_t *seq);
+int ctr_write_snapshot(container *c, char *s, uint64_t seq);
 /* A snapshot array of referenced containers (ctr_put each, free array). */
 container **ctr_all(size_t *n);
 /* 409 if another container has the name. */

@@ -406,8 +406,10 @@ static int launch(container *c, bool by_policy, berr *e)
     json_object_set_new(st, "FinishedAt", json_string("0001-01-01T00:00:00Z"));
     json_object_set_new(c->j, "LogPath", json_string(logp));
     if (!by_policy) mark_stopped_by_user(c, false);
-    ctr_save(c);
+    uint64_t seq;
+    char *snap_s = ctr_snapshot(c, &seq);
     ctr_unlock();
+    ctr_write_snapshot(c, snap_s, seq); /* without the lock: the exit may be recorded meanwhile */
     PHASE("state saved");
     rc = 0;
     goto out;
@@ -498,8 +500,10 @@ static void record_exit(container *c, int code, bool oom, int64_t finished, bool
     json_object_set_new(st, "ExitCode", json_integer(code));
     json_object_set_new(st, "OOMKilled", json_boolean(oom));
     json_object_set_new(st, "FinishedAt", json_string(ts));
-    if (save && !c->removed) ctr_save(c);
+    uint64_t seq = 0;
+    char *snap = save && !c->removed ? ctr_snapshot(c, &seq) : NULL;
     ctr_unlock();
+    if (snap) ctr_write_snapshot(c, snap, seq); /* waiters go on meanwhile */
 }
 
 /* Docker's policy decision; *delay_ms is the backoff. */
