@@ -44,7 +44,30 @@ static char *mountinfo_field(char *line, int n)
     return tok;
 }
 
-/* Finds the mount of a hierarchy: for v1 the superblock options hold its controllers. */
+/* Whether a mount at `mnt` is hidden by a mount listed after it (mountinfo
+ * lists mounts in the order they were made) on the same path or on a parent:
+ * e.g. the unified hierarchy at /sys/fs/cgroup/unified of a hybrid host once
+ * a cgroup2 is mounted on /sys/fs/cgroup in a mount namespace. */
+static bool covered(const char *later, const char *mnt)
+{
+    char line[4096];
+    size_t ml = strlen(mnt);
+    for (const char *l = later; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) + 1 : strlen(l);
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        l += len;
+        char *m = mountinfo_field(line, 4);
+        if (!m) continue;
+        size_t pl = strlen(m);
+        if (!strcmp(m, "/") || (pl <= ml && !strncmp(mnt, m, pl) && (!mnt[pl] || mnt[pl] == '/')))
+            return true;
+    }
+    return false;
+}
+
+/* Finds the mount of a hierarchy: for v1 the superblock options hold its
+ * controllers. A mount that a later one covers is not reachable: skipped. */
 static bool find_mount(const char *mountinfo, const char *name, char **mnt, char **root)
 {
     char line[4096];
@@ -75,12 +98,12 @@ static bool find_mount(const char *mountinfo, const char *name, char **mnt, char
         *dash = 0;
         char copy[4096];
         snprintf(copy, sizeof copy, "%s", line);
-        char *r = mountinfo_field(copy, 3);
-        snprintf(copy, sizeof copy, "%s", line);
-        *root = xstrdup(r ? r : "/");
-        snprintf(copy, sizeof copy, "%s", line);
         char *m = mountinfo_field(copy, 4);
-        *mnt = xstrdup(m ? m : "");
+        if (!m || covered(l, m)) continue;
+        *mnt = xstrdup(m);
+        snprintf(copy, sizeof copy, "%s", line);
+        char *r = mountinfo_field(copy, 3);
+        *root = xstrdup(r ? r : "/");
         return true;
     }
     return false;
