@@ -234,10 +234,18 @@ int rt_cgv2_devices(const char *dir, const rt_devrule *rules, size_t n, berr *e)
     a.insns = (uint64_t)(uintptr_t)p.v;
     a.insn_cnt = (uint32_t)p.n;
     a.license = (uint64_t)(uintptr_t) "Apache";
-    a.log_buf = (uint64_t)(uintptr_t)log;
-    a.log_size = sizeof log;
-    a.log_level = 1;
+    /* without a log first: with one, a verifier log longer than the buffer
+     * (any program of Docker's size) fails the load with ENOSPC */
     _cleanup_close_ int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
+    if (pfd < 0) { /* again with the log, for the message */
+        int err = errno;
+        a.log_buf = (uint64_t)(uintptr_t)log;
+        a.log_size = sizeof log;
+        a.log_level = 1;
+        int again = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
+        if (again >= 0) close(again);
+        errno = err;
+    }
     free(p.v);
     if (pfd < 0) return berr_errno(e, 500, "load the device eBPF program (%.200s)", log);
     _cleanup_close_ int cgfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
