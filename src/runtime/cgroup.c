@@ -513,10 +513,19 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
     bool cgns = rt_spec_has_ns(s, CLONE_NEWCGROUP);
     if (!cg) return 0;
     if (cg->mode == RT_CG_V2) {
-        rt_cgdir d = {"", cg->dirs[0].path};
-        int r = cgns ? mount("cgroup2", p, "cgroup2", flags, NULL)
-                     : mount(d.path, p, NULL, MS_BIND, NULL);
-        return r < 0 ? berr_errno(e, 500, "mount cgroup2 on %s", m->dest) : 0;
+        if (cgns && mount("cgroup2", p, "cgroup2", flags, NULL) < 0)
+            return berr_errno(e, 500, "mount cgroup2 on %s", m->dest);
+        if (cgns) return 0;
+        /* no cgroup namespace: the container's own directory, bound, then
+         * remounted with the flags (ro): a bind ignores them */
+        if (mount(cg->dirs[0].path, p, NULL, MS_BIND, NULL) < 0)
+            return berr_errno(e, 500, "bind cgroup %s on %s", cg->dirs[0].path, m->dest);
+        _cleanup_close_ int top = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);
+        if (top < 0) return -1;
+        snprintf(p, sizeof p, "/proc/self/fd/%d", top);
+        if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0)
+            return berr_errno(e, 500, "remount cgroup on %s", m->dest);
+        return 0;
     }
     if (mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return berr_errno(e, 500, "mount tmpfs on %s", m->dest);
