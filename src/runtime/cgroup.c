@@ -284,7 +284,29 @@ int rt_cgroup_update(rt_cgroup *cg, const rt_resources *r, berr *e)
     return cg->mode == RT_CG_V2 ? rt_cgv2_apply(cg, r, e) : rt_cgv1_apply(cg, r, e);
 }
 
+bool rt_cgroup_has_controller(const char *name)
+{
+    discover();
+    for (int i = 0; i < nhiers; i++) {
+        const hier *h = &hiers[i];
+        char buf[512];
+        if (host_mode != RT_CG_V2 && *h->name && rt_cg_list_has(h->name, name, ",")) return true;
+        if (host_mode == RT_CG_V2 && !*h->name)
+            return rt_cg_read(h->mnt, "cgroup.controllers", buf, sizeof buf) >= 0 &&
+                   rt_cg_list_has(buf, name, " \n");
+    }
+    return false;
+}
+
 /* ---- files ---- */
+bool rt_cg_list_has(const char *list, const char *word, const char *seps)
+{
+    size_t l = strlen(word);
+    for (const char *p = list; l && (p = strstr(p, word)); p += l)
+        if ((p == list || strchr(seps, p[-1])) && (p[l] == 0 || strchr(seps, p[l]))) return true;
+    return false;
+}
+
 const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl)
 {
     for (int i = 0; i < cg->n; i++) {
@@ -293,9 +315,7 @@ const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl)
             if (!*n) return cg->dirs[i].path;
             continue;
         }
-        size_t l = strlen(ctrl);
-        for (const char *p = n; (p = strstr(p, ctrl)); p += l)
-            if ((p == n || p[-1] == ',') && (p[l] == 0 || p[l] == ',')) return cg->dirs[i].path;
+        if (rt_cg_list_has(n, ctrl, ",")) return cg->dirs[i].path;
     }
     return NULL;
 }

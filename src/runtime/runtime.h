@@ -114,6 +114,11 @@ int rt_exec(rt_container *c, const rt_spec *spec, const rt_process *proc, const 
 /* ---- cgroups ---- */
 typedef enum { RT_CG_V1 = 1, RT_CG_HYBRID = 2, RT_CG_V2 = 3 } rt_cgroup_mode;
 rt_cgroup_mode rt_cgroup_host_mode(void);
+/* Whether containers can be limited with controller `name` ("memory",
+ * "pids", "cpu", "cpuset"): v1 / hybrid: a hierarchy of it is mounted; v2: it
+ * is in the root's cgroup.controllers (rt_cgroup_update refuses a limit
+ * whose controller its cgroup lacks). */
+bool rt_cgroup_has_controller(const char *name);
 
 typedef struct rt_stats {
     uint64_t mem_usage, mem_max_usage, mem_limit, mem_failcnt, oom_kills;
