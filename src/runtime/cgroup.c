@@ -397,13 +397,12 @@ json_t *rt_cg_read_map(const char *dir, const char *file)
 }
 
 /* ---- processes, freezing, removal ---- */
-int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max)
+/* The pids in cgroup.procs of dir and of every cgroup below it (a container
+ * may make its own: cgroup namespace and a writable cgroup mount). */
+static int pids_under(const char *dir, pid_t *pids, int n, int max, int depth)
 {
-    const char *dir = rt_cg_dir(cg, cg->mode == RT_CG_V2 ? "" : "pids");
-    if (!dir) dir = cg->n ? cg->dirs[0].path : NULL;
     char buf[65536];
-    if (!dir || rt_cg_read(dir, "cgroup.procs", buf, sizeof buf) < 0) return -1;
-    int n = 0;
+    if (rt_cg_read(dir, "cgroup.procs", buf, sizeof buf) < 0) return -1;
     for (char *p = buf; *p && n < max;) {
         char *end;
         long v = strtol(p, &end, 10);
@@ -411,7 +410,35 @@ int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max)
         pids[n++] = (pid_t)v;
         p = end + (*end == '\n');
     }
+    DIR *d = depth < 32 ? opendir(dir) : NULL;
+    for (struct dirent *de; d && n < max && (de = readdir(d));) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.') continue;
+        _cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+        int r = pids_under(sub, pids, n, max, depth + 1);
+        if (r > n) n = r;
+    }
+    if (d) closedir(d);
     return n;
+}
+
+int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max)
+{
+    const char *dir = rt_cg_dir(cg, cg->mode == RT_CG_V2 ? "" : "pids");
+    if (!dir) dir = cg->n ? cg->dirs[0].path : NULL;
+    return dir ? pids_under(dir, pids, 0, max, 0) : -1;
+}
+
+/* SIGKILL on v2: cgroup.kill (5.14), which kills the whole subtree at once,
+ * a process forking meanwhile included. Others: each process of the cgroup. */
+int rt_cgroup_signal(rt_cgroup *cg, int sig)
+{
+    const char *d = cg->mode == RT_CG_V2 ? rt_cg_dir(cg, "") : NULL;
+    if (d && sig == SIGKILL && rt_cg_write(d, "cgroup.kill", "1") == 0) return 0;
+    pid_t pids[4096];
+    int n = rt_cgroup_pids(cg, pids, 4096);
+    for (int i = 0; i < n; i++) kill(pids[i], sig);
+    if (sig == SIGKILL) rt_cgroup_freeze(cg, false, NULL); /* frozen tasks die only when thawed */
+    return n < 0 ? -1 : 0;
 }
 
 int rt_cgroup_freeze(rt_cgroup *cg, bool frozen, berr *e)
@@ -439,10 +466,25 @@ static void kill_all(rt_cgroup *cg)
     for (int round = 0; round < 200; round++) {
         int n = rt_cgroup_pids(cg, pids, 4096);
         if (n <= 0) return;
-        for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
-        if (round == 0) rt_cgroup_freeze(cg, false, NULL); /* frozen tasks die only when thawed */
+        rt_cgroup_signal(cg, SIGKILL);
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
+}
+
+/* rmdir of a cgroup and of the cgroups below it, deepest first; EBUSY
+ * (a process not yet gone) is retried, bounded. */
+static void remove_tree(const char *path, int depth)
+{
+    DIR *d = depth < 32 ? opendir(path) : NULL;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.') continue;
+        _cleanup_free_ char *sub = xasprintf("%s/%s", path, de->d_name);
+        remove_tree(sub, depth + 1);
+    }
+    if (d) closedir(d);
+    int tries = 0;
+    while (rmdir(path) < 0 && errno == EBUSY && tries++ < 200)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
 int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
@@ -451,9 +493,7 @@ int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
     int rc = 0;
     for (int i = 0; i < cg->n; i++) {
         const char *p = cg->dirs[i].path;
-        int tries = 0;
-        while (rmdir(p) < 0 && errno == EBUSY && tries++ < 200)
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
+        remove_tree(p, 0);
         if (access(p, F_OK) == 0 && rc == 0) rc = berr_errno(e, 500, "remove cgroup %s", p);
     }
     return rc;

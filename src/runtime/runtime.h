@@ -138,8 +138,11 @@ int rt_cgroup_freeze(rt_cgroup *cg, bool frozen, berr *e);
 /* OOM kills recorded for the cgroup (v1 memory.oom_control oom_kill, v2
  * memory.events oom_kill); >0 means the container was OOM-killed. */
 int64_t rt_cgroup_oom_kills(rt_cgroup *cg);
-/* Pids of every process in the cgroup; returns the count (<= max) or -1. */
+/* Pids of every process in the cgroup and the cgroups below it; returns the
+ * count (<= max) or -1. */
 int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max);
+/* Signals every process of the cgroup (SIGKILL on v2: cgroup.kill). */
+int rt_cgroup_signal(rt_cgroup *cg, int sig);
 
 /* ---- host facts the daemon needs ---- */
 /* Capabilities the runtime holds in its bounding set (bit n = capability n):
