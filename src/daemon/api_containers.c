@@ -16,6 +16,7 @@
 #include "daemon/events.h"
 #include "daemon/lifecycle.h"
 #include "daemon/logs.h"
+#include "daemon/ocispec.h"
 #include "image/ref.h"
 #include "shim/shim.h"
 
@@ -270,6 +271,11 @@ void h_container_create(req *r)
     json_t *j = build_record(body, id, &e);
     json_decref(body);
     if (!j) return resp_berr(r, &e);
+    json_t *warnings = ocispec_discard_unsupported(json_object_get(j, "HostConfig"), &e);
+    if (!warnings) {
+        json_decref(j);
+        return resp_berr(r, &e);
+    }
     const char *name = req_query(r, "name");
     if (name && *name)
         json_object_set_new(j, "Name", json_string(name));
@@ -278,6 +284,7 @@ void h_container_create(req *r)
     container *c = ctr_add(j, &e);
     if (!c) {
         json_decref(j);
+        json_decref(warnings);
         return resp_berr(r, &e);
     }
     ctr_lock();
@@ -305,7 +312,7 @@ void h_container_create(req *r)
     ctr_save(c);
     ctr_unlock();
     lc_event(c, "create", NULL);
-    resp_json(r, 201, json_pack("{s:s,s:[]}", "Id", c->id, "Warnings"));
+    resp_json(r, 201, json_pack("{s:s,s:o}", "Id", c->id, "Warnings", warnings));
     ctr_put(c);
 }
 

@@ -284,12 +284,15 @@ void h_container_update(req *r)
     json_int_t mem = json_integer_value(json_object_get(hc, "Memory"));
     json_int_t swap = json_integer_value(json_object_get(hc, "MemorySwap"));
     int rc = 0;
+    json_t *warnings = NULL;
     if (mem > 0 && mem < 6 * 1024 * 1024)
         rc = berr_set(&e, 400, "Minimum memory limit allowed is 6MB");
     else if (mem > 0 && swap > 0 && swap < mem)
         rc = berr_set(&e, 400,
                       "Memory limit should be smaller than already set memoryswap limit, update "
                       "the memoryswap at the same time");
+    else if (!(warnings = ocispec_discard_unsupported(hc, &e)))
+        rc = -1;
     if (rc == 0 && running) {
         json_t *res = ocispec_resources(hc, priv);
         json_object_del(res, "devices");
@@ -309,10 +312,11 @@ void h_container_update(req *r)
         ctr_save(c);
         ctr_unlock();
         lc_event(c, "update", NULL);
-        resp_json(r, 200, json_pack("{s:[]}", "Warnings"));
+        resp_json(r, 200, json_pack("{s:O}", "Warnings", warnings));
     } else {
         resp_berr(r, &e);
     }
+    json_decref(warnings);
     json_decref(hc);
     json_decref(body);
     ctr_put(c);

@@ -10,6 +10,7 @@
 #include "daemon/api.h"
 #include "daemon/containers.h"
 #include "daemon/events.h"
+#include "runtime/runtime.h"
 
 void h_ping(req *r)
 {
@@ -81,7 +82,7 @@ static char *os_name(void)
 
 static const char *cgroup_version(void)
 {
-    return access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "2" : "1";
+    return rt_cgroup_host_mode() == RT_CG_V2 ? "2" : "1";
 }
 
 static json_t *info_plugins(void)
@@ -112,13 +113,24 @@ void h_info(req *r)
     json_object_set_new(j, "Driver", json_string(D.storage_driver));
     json_object_set_new(j, "DriverStatus", json_pack("[[s,s]]", "Backing Filesystem", "extfs"));
     json_object_set_new(j, "Plugins", info_plugins());
-    json_object_set_new(j, "MemoryLimit", json_true());
-    json_object_set_new(j, "SwapLimit", json_true());
-    json_object_set_new(j, "CpuCfsPeriod", json_true());
-    json_object_set_new(j, "CpuCfsQuota", json_true());
-    json_object_set_new(j, "CPUShares", json_true());
-    json_object_set_new(j, "CPUSet", json_true());
-    json_object_set_new(j, "PidsLimit", json_true());
+    /* what the host's cgroups can limit; the warnings are dockerd's */
+    json_t *warnings = json_array();
+    static const struct {
+        const char *ctrl, *field, *warning;
+    } limits[] = {
+        {"memory", "MemoryLimit", "WARNING: No memory limit support"},
+        {"memory", "SwapLimit", "WARNING: No swap limit support"},
+        {"cpu", "CpuCfsPeriod", "WARNING: No cpu cfs period support"},
+        {"cpu", "CpuCfsQuota", "WARNING: No cpu cfs quota support"},
+        {"cpu", "CPUShares", "WARNING: No cpu shares support"},
+        {"cpuset", "CPUSet", "WARNING: No cpuset support"},
+        {"pids", "PidsLimit", "WARNING: No pids limit support"},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        bool has = rt_cgroup_has_controller(limits[i].ctrl);
+        json_object_set_new(j, limits[i].field, json_boolean(has));
+        if (!has) json_array_append_new(warnings, json_string(limits[i].warning));
+    }
     json_object_set_new(j, "IPv4Forwarding", json_true());
     json_object_set_new(j, "Debug", json_boolean(log_level >= LOG_DEBUG_));
     json_object_set_new(j, "NFd", json_integer(0));
@@ -152,7 +164,7 @@ void h_info(req *r)
     json_object_set_new(j, "LiveRestoreEnabled", json_true()); /* containers outlive berthd */
     json_object_set_new(j, "Isolation", json_string(""));
     json_object_set_new(j, "SecurityOptions", json_array());
-    json_object_set_new(j, "Warnings", json_array());
+    json_object_set_new(j, "Warnings", warnings);
     resp_json(r, 200, j);
 }
 

@@ -559,6 +559,68 @@ json_t *ocispec_resources(const json_t *hc, bool privileged)
     return r;
 }
 
+/* Drops field key of hc (to 0, "" or false) when it is set and not
+ * supported, adding warning (dockerd's text) once. */
+static void discard(json_t *hc, json_t *warnings, const char *key, bool supported,
+                    const char *warning)
+{
+    json_t *v = json_object_get(hc, key);
+    bool set = json_is_integer(v)  ? json_integer_value(v) != 0
+               : json_is_string(v) ? *json_string_value(v) != 0
+                                   : json_is_true(v);
+    if (!set || supported) return;
+    size_t i;
+    json_t *w;
+    bool seen = false;
+    json_array_foreach(warnings, i, w) seen |= !strcmp(json_string_value(w), warning);
+    if (!seen) json_array_append_new(warnings, json_string(warning));
+    json_object_set_new(hc, key,
+                        json_is_string(v)    ? json_string("")
+                        : json_is_boolean(v) ? json_false()
+                                             : json_integer(0));
+}
+
+json_t *ocispec_discard_unsupported(json_t *hc, berr *e)
+{
+    bool mem = rt_cgroup_has_controller("memory"), cpu = rt_cgroup_has_controller("cpu");
+    bool v2 = rt_cgroup_host_mode() == RT_CG_V2;
+    if (json_integer_value(json_object_get(hc, "NanoCpus")) > 0 && !cpu) {
+        berr_set(e, 400,
+                 "NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or "
+                 "the cgroup is not mounted");
+        return NULL;
+    }
+    json_t *w = json_array();
+    if (json_integer_value(json_object_get(hc, "Memory")) > 0 && !mem)
+        json_object_set_new(hc, "MemorySwap", json_integer(-1));
+    discard(hc, w, "Memory", mem,
+            "Your kernel does not support memory limit capabilities or the cgroup is not "
+            "mounted. Limitation discarded.");
+    discard(hc, w, "MemoryReservation", mem,
+            "Your kernel does not support memory soft limit capabilities or the cgroup is not "
+            "mounted. Limitation discarded.");
+    discard(hc, w, "OomKillDisable", mem && !v2, /* v2 has no such knob */
+            "Your kernel does not support OomKillDisable. OomKillDisable discarded.");
+    if (json_integer_value(json_object_get(hc, "PidsLimit")) > 0)
+        discard(hc, w, "PidsLimit", rt_cgroup_has_controller("pids"),
+                "Your kernel does not support PIDs limit capabilities or the cgroup is not "
+                "mounted. PIDs limit discarded.");
+    if (json_integer_value(json_object_get(hc, "CpuShares")) > 0)
+        discard(hc, w, "CpuShares", cpu,
+                "Your kernel does not support CPU shares or the cgroup is not mounted. Shares "
+                "discarded.");
+    static const char cfs[] =
+        "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded.";
+    discard(hc, w, "CpuPeriod", cpu, cfs);
+    discard(hc, w, "CpuQuota", cpu, cfs);
+    bool cpuset = rt_cgroup_has_controller("cpuset");
+    static const char cs[] =
+        "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded.";
+    discard(hc, w, "CpusetCpus", cpuset, cs);
+    discard(hc, w, "CpusetMems", cpuset, cs);
+    return w;
+}
+
 static int rlimits(const json_t *hc, json_t *proc, berr *e)
 {
     json_t *out = json_array();

@@ -16,6 +16,11 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
 void ocispec_set_init(const char *path);
 /* linux.resources from a HostConfig (also used for docker update). */
 json_t *ocispec_resources(const json_t *hc, bool privileged);
+/* As dockerd: each limit of a HostConfig whose cgroup controller the host
+ * lacks (a v2 host that does not give it, a v1 one without its hierarchy) is
+ * dropped from hc; returns the warnings (dockerd's texts), or NULL with e
+ * for what dockerd refuses (NanoCpus without the cpu controller). */
+json_t *ocispec_discard_unsupported(json_t *hc, berr *e);
 /* Docker's default capability set, as far as the daemon holds it. */
 uint64_t ocispec_default_caps(void);
 /* Berth's default seccomp allow-list (spec form) for a capability set. */

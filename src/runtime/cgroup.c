@@ -44,7 +44,30 @@ static char *mountinfo_field(char *line, int n)
     return tok;
 }
 
-/* Finds the mount of a hierarchy: for v1 the superblock options hold its controllers. */
+/* Whether a mount at `mnt` is hidden by a mount listed after it (mountinfo
+ * lists mounts in the order they were made) on the same path or on a parent:
+ * e.g. the unified hierarchy at /sys/fs/cgroup/unified of a hybrid host once
+ * a cgroup2 is mounted on /sys/fs/cgroup in a mount namespace. */
+static bool covered(const char *later, const char *mnt)
+{
+    char line[4096];
+    size_t ml = strlen(mnt);
+    for (const char *l = later; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) + 1 : strlen(l);
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        l += len;
+        char *m = mountinfo_field(line, 4);
+        if (!m) continue;
+        size_t pl = strlen(m);
+        if (!strcmp(m, "/") || (pl <= ml && !strncmp(mnt, m, pl) && (!mnt[pl] || mnt[pl] == '/')))
+            return true;
+    }
+    return false;
+}
+
+/* Finds the mount of a hierarchy: for v1 the superblock options hold its
+ * controllers. A mount that a later one covers is not reachable: skipped. */
 static bool find_mount(const char *mountinfo, const char *name, char **mnt, char **root)
 {
     char line[4096];
@@ -75,12 +98,12 @@ static bool find_mount(const char *mountinfo, const char *name, char **mnt, char
         *dash = 0;
         char copy[4096];
         snprintf(copy, sizeof copy, "%s", line);
-        char *r = mountinfo_field(copy, 3);
-        snprintf(copy, sizeof copy, "%s", line);
-        *root = xstrdup(r ? r : "/");
-        snprintf(copy, sizeof copy, "%s", line);
         char *m = mountinfo_field(copy, 4);
-        *mnt = xstrdup(m ? m : "");
+        if (!m || covered(l, m)) continue;
+        *mnt = xstrdup(m);
+        snprintf(copy, sizeof copy, "%s", line);
+        char *r = mountinfo_field(copy, 3);
+        *root = xstrdup(r ? r : "/");
         return true;
     }
     return false;
@@ -261,7 +284,29 @@ int rt_cgroup_update(rt_cgroup *cg, const rt_resources *r, berr *e)
     return cg->mode == RT_CG_V2 ? rt_cgv2_apply(cg, r, e) : rt_cgv1_apply(cg, r, e);
 }
 
+bool rt_cgroup_has_controller(const char *name)
+{
+    discover();
+    for (int i = 0; i < nhiers; i++) {
+        const hier *h = &hiers[i];
+        char buf[512];
+        if (host_mode != RT_CG_V2 && *h->name && rt_cg_list_has(h->name, name, ",")) return true;
+        if (host_mode == RT_CG_V2 && !*h->name)
+            return rt_cg_read(h->mnt, "cgroup.controllers", buf, sizeof buf) >= 0 &&
+                   rt_cg_list_has(buf, name, " \n");
+    }
+    return false;
+}
+
 /* ---- files ---- */
+bool rt_cg_list_has(const char *list, const char *word, const char *seps)
+{
+    size_t l = strlen(word);
+    for (const char *p = list; l && (p = strstr(p, word)); p += l)
+        if ((p == list || strchr(seps, p[-1])) && (p[l] == 0 || strchr(seps, p[l]))) return true;
+    return false;
+}
+
 const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl)
 {
     for (int i = 0; i < cg->n; i++) {
@@ -270,9 +315,7 @@ const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl)
             if (!*n) return cg->dirs[i].path;
             continue;
         }
-        size_t l = strlen(ctrl);
-        for (const char *p = n; (p = strstr(p, ctrl)); p += l)
-            if ((p == n || p[-1] == ',') && (p[l] == 0 || p[l] == ',')) return cg->dirs[i].path;
+        if (rt_cg_list_has(n, ctrl, ",")) return cg->dirs[i].path;
     }
     return NULL;
 }
@@ -354,13 +397,12 @@ json_t *rt_cg_read_map(const char *dir, const char *file)
 }
 
 /* ---- processes, freezing, removal ---- */
-int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max)
+/* The pids in cgroup.procs of dir and of every cgroup below it (a container
+ * may make its own: cgroup namespace and a writable cgroup mount). */
+static int pids_under(const char *dir, pid_t *pids, int n, int max, int depth)
 {
-    const char *dir = rt_cg_dir(cg, cg->mode == RT_CG_V2 ? "" : "pids");
-    if (!dir) dir = cg->n ? cg->dirs[0].path : NULL;
     char buf[65536];
-    if (!dir || rt_cg_read(dir, "cgroup.procs", buf, sizeof buf) < 0) return -1;
-    int n = 0;
+    if (rt_cg_read(dir, "cgroup.procs", buf, sizeof buf) < 0) return -1;
     for (char *p = buf; *p && n < max;) {
         char *end;
         long v = strtol(p, &end, 10);
@@ -368,7 +410,35 @@ int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max)
         pids[n++] = (pid_t)v;
         p = end + (*end == '\n');
     }
+    DIR *d = depth < 32 ? opendir(dir) : NULL;
+    for (struct dirent *de; d && n < max && (de = readdir(d));) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.') continue;
+        _cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+        int r = pids_under(sub, pids, n, max, depth + 1);
+        if (r > n) n = r;
+    }
+    if (d) closedir(d);
     return n;
+}
+
+int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max)
+{
+    const char *dir = rt_cg_dir(cg, cg->mode == RT_CG_V2 ? "" : "pids");
+    if (!dir) dir = cg->n ? cg->dirs[0].path : NULL;
+    return dir ? pids_under(dir, pids, 0, max, 0) : -1;
+}
+
+/* SIGKILL on v2: cgroup.kill (5.14), which kills the whole subtree at once,
+ * a process forking meanwhile included. Others: each process of the cgroup. */
+int rt_cgroup_signal(rt_cgroup *cg, int sig)
+{
+    const char *d = cg->mode == RT_CG_V2 ? rt_cg_dir(cg, "") : NULL;
+    if (d && sig == SIGKILL && rt_cg_write(d, "cgroup.kill", "1") == 0) return 0;
+    pid_t pids[4096];
+    int n = rt_cgroup_pids(cg, pids, 4096);
+    for (int i = 0; i < n; i++) kill(pids[i], sig);
+    if (sig == SIGKILL) rt_cgroup_freeze(cg, false, NULL); /* frozen tasks die only when thawed */
+    return n < 0 ? -1 : 0;
 }
 
 int rt_cgroup_freeze(rt_cgroup *cg, bool frozen, berr *e)
@@ -396,10 +466,25 @@ static void kill_all(rt_cgroup *cg)
     for (int round = 0; round < 200; round++) {
         int n = rt_cgroup_pids(cg, pids, 4096);
         if (n <= 0) return;
-        for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
-        if (round == 0) rt_cgroup_freeze(cg, false, NULL); /* frozen tasks die only when thawed */
+        rt_cgroup_signal(cg, SIGKILL);
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
+}
+
+/* rmdir of a cgroup and of the cgroups below it, deepest first; EBUSY
+ * (a process not yet gone) is retried, bounded. */
+static void remove_tree(const char *path, int depth)
+{
+    DIR *d = depth < 32 ? opendir(path) : NULL;
+    for (struct dirent *de; d && (de = readdir(d));) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.') continue;
+        _cleanup_free_ char *sub = xasprintf("%s/%s", path, de->d_name);
+        remove_tree(sub, depth + 1);
+    }
+    if (d) closedir(d);
+    int tries = 0;
+    while (rmdir(path) < 0 && errno == EBUSY && tries++ < 200)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
 int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
@@ -408,9 +493,7 @@ int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
     int rc = 0;
     for (int i = 0; i < cg->n; i++) {
         const char *p = cg->dirs[i].path;
-        int tries = 0;
-        while (rmdir(p) < 0 && errno == EBUSY && tries++ < 200)
-            nanosleep(&(struct timespec){0, 1000000}, NULL);
+        remove_tree(p, 0);
         if (access(p, F_OK) == 0 && rc == 0) rc = berr_errno(e, 500, "remove cgroup %s", p);
     }
     return rc;
@@ -490,10 +573,19 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
     bool cgns = rt_spec_has_ns(s, CLONE_NEWCGROUP);
     if (!cg) return 0;
     if (cg->mode == RT_CG_V2) {
-        rt_cgdir d = {"", cg->dirs[0].path};
-        int r = cgns ? mount("cgroup2", p, "cgroup2", flags, NULL)
-                     : mount(d.path, p, NULL, MS_BIND, NULL);
-        return r < 0 ? berr_errno(e, 500, "mount cgroup2 on %s", m->dest) : 0;
+        if (cgns && mount("cgroup2", p, "cgroup2", flags, NULL) < 0)
+            return berr_errno(e, 500, "mount cgroup2 on %s", m->dest);
+        if (cgns) return 0;
+        /* no cgroup namespace: the container's own directory, bound, then
+         * remounted with the flags (ro): a bind ignores them */
+        if (mount(cg->dirs[0].path, p, NULL, MS_BIND, NULL) < 0)
+            return berr_errno(e, 500, "bind cgroup %s on %s", cg->dirs[0].path, m->dest);
+        _cleanup_close_ int top = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);
+        if (top < 0) return -1;
+        snprintf(p, sizeof p, "/proc/self/fd/%d", top);
+        if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0)
+            return berr_errno(e, 500, "remount cgroup on %s", m->dest);
+        return 0;
     }
     if (mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return berr_errno(e, 500, "mount tmpfs on %s", m->dest);

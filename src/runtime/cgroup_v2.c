@@ -34,8 +34,30 @@ int rt_cgv2_enable(const char *mnt, const char *path)
     return 0;
 }
 
-static int set_memory(const char *d, const rt_resources *r, berr *e)
+/* Whether controller c is available to a cgroup whose cgroup.controllers
+ * (the ones its parent enables for it) reads ctrls. */
+static bool has_ctrl(const char *ctrls, const char *c)
 {
+    return rt_cg_list_has(ctrls, c, " \n");
+}
+
+/* A limit asked for without its controller is refused, naming it (as the v1
+ * code does for an unmounted one); "no limit" needs nothing. */
+static int missing(const char *d, const char *c, berr *e)
+{
+    return berr_set(e, 400,
+                    "the %s cgroup controller is not available: it is not in "
+                    "%s/cgroup.controllers (cgroup v2)",
+                    c, d);
+}
+
+static int set_memory(const char *d, const char *ctrls, const rt_resources *r, berr *e)
+{
+    if (!has_ctrl(ctrls, "memory")) {
+        if (r->mem_limit > 0 || r->mem_swap > 0 || r->mem_reservation > 0)
+            return missing(d, "memory", e);
+        return 0;
+    }
     if (r->mem_limit != RT_UNSET && r->mem_limit != 0) {
         int w = r->mem_limit > 0 ? rt_cg_writef(d, "memory.max", "%" PRId64, r->mem_limit)
                                  : rt_cg_write(d, "memory.max", "max");
@@ -54,18 +76,23 @@ static int set_memory(const char *d, const rt_resources *r, berr *e)
     return 0;
 }
 
-static int set_cpu(const char *d, const rt_resources *r, berr *e)
+static int set_cpu(const char *d, const char *ctrls, const rt_resources *r, berr *e)
 {
-    if (r->cpu_shares > 0 &&
+    bool cpu = has_ctrl(ctrls, "cpu");
+    if (!cpu && (r->cpu_shares > 0 || r->cpu_quota > 0 || r->cpu_period > 0))
+        return missing(d, "cpu", e);
+    if (cpu && r->cpu_shares > 0 &&
         rt_cg_writef(d, "cpu.weight", "%" PRId64, 1 + ((r->cpu_shares - 2) * 9999) / 262142) < 0)
         return berr_errno(e, 400, "set cpu.weight");
-    if (r->cpu_quota != RT_UNSET || r->cpu_period > 0) {
+    if (cpu && (r->cpu_quota != RT_UNSET || r->cpu_period > 0)) {
         int64_t period = r->cpu_period > 0 ? r->cpu_period : 100000;
         int w = r->cpu_quota > 0
                     ? rt_cg_writef(d, "cpu.max", "%" PRId64 " %" PRId64, r->cpu_quota, period)
                     : rt_cg_writef(d, "cpu.max", "max %" PRId64, period);
         if (w < 0) return berr_errno(e, 400, "set cpu.max");
     }
+    if (((r->cpus && *r->cpus) || (r->mems && *r->mems)) && !has_ctrl(ctrls, "cpuset"))
+        return missing(d, "cpuset", e);
     if (r->cpus && rt_cg_write(d, "cpuset.cpus", r->cpus) < 0)
         return berr_errno(e, 400, "set cpuset.cpus");
     if (r->mems && rt_cg_write(d, "cpuset.mems", r->mems) < 0)
@@ -77,13 +104,17 @@ int rt_cgv2_apply(rt_cgroup *cg, const rt_resources *r, berr *e)
 {
     const char *d = rt_cg_dir(cg, "");
     if (!d) return berr_set(e, 500, "no cgroup v2 directory");
-    if (set_memory(d, r, e) < 0 || set_cpu(d, r, e) < 0) return -1;
-    if (r->pids_limit != RT_UNSET) {
+    char ctrls[512];
+    if (rt_cg_read(d, "cgroup.controllers", ctrls, sizeof ctrls) < 0)
+        return berr_errno(e, 500, "read %s/cgroup.controllers", d);
+    if (set_memory(d, ctrls, r, e) < 0 || set_cpu(d, ctrls, r, e) < 0) return -1;
+    if (r->pids_limit > 0 && !has_ctrl(ctrls, "pids")) return missing(d, "pids", e);
+    if (r->pids_limit != RT_UNSET && has_ctrl(ctrls, "pids")) {
         int w = r->pids_limit > 0 ? rt_cg_writef(d, "pids.max", "%" PRId64, r->pids_limit)
                                   : rt_cg_write(d, "pids.max", "max");
         if (w < 0) return berr_errno(e, 400, "set pids.max");
     }
-    if (r->blkio_weight > 0) {
+    if (r->blkio_weight > 0) { /* like v1 without CFQ/BFQ: ignored when the kernel cannot */
         int w = rt_cg_exists(d, "io.bfq.weight")
                     ? rt_cg_writef(d, "io.bfq.weight", "%" PRId64, r->blkio_weight)
                 : rt_cg_exists(d, "io.weight")
@@ -114,6 +145,11 @@ int rt_cgv2_stats(rt_cgroup *cg, rt_stats *st)
     st->cpu_throttled_periods = U(rt_cg_read_key(d, "cpu.stat", "nr_throttled"));
     st->cpu_throttled_ns = U(rt_cg_read_key(d, "cpu.stat", "throttled_usec")) * 1000;
     st->pids_current = U(rt_cg_read_int(d, "pids.current"));
+    if (!rt_cg_exists(d, "pids.current")) { /* no pids controller: count the processes */
+        pid_t pids[4096];
+        int n = rt_cgroup_pids(cg, pids, 4096);
+        st->pids_current = n > 0 ? (uint64_t)n : 0;
+    }
     int64_t pm = rt_cg_read_int(d, "pids.max");
     st->pids_limit = pm == INT64_MAX ? 0 : U(pm);
 #undef U
@@ -234,10 +270,18 @@ int rt_cgv2_devices(const char *dir, const rt_devrule *rules, size_t n, berr *e)
     a.insns = (uint64_t)(uintptr_t)p.v;
     a.insn_cnt = (uint32_t)p.n;
     a.license = (uint64_t)(uintptr_t) "Apache";
-    a.log_buf = (uint64_t)(uintptr_t)log;
-    a.log_size = sizeof log;
-    a.log_level = 1;
+    /* without a log first: with one, a verifier log longer than the buffer
+     * (any program of Docker's size) fails the load with ENOSPC */
     _cleanup_close_ int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
+    if (pfd < 0) { /* again with the log, for the message */
+        int err = errno;
+        a.log_buf = (uint64_t)(uintptr_t)log;
+        a.log_size = sizeof log;
+        a.log_level = 1;
+        int again = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof a);
+        if (again >= 0) close(again);
+        errno = err;
+    }
     free(p.v);
     if (pfd < 0) return berr_errno(e, 500, "load the device eBPF program (%.200s)", log);
     _cleanup_close_ int cgfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -357,10 +357,7 @@ int rt_kill(rt_container *c, int sig, bool all, berr *e)
 {
     if (!rt_container_alive(c)) return berr_set(e, 409, "container \"%s\" is not running", c->id);
     if (all && c->cg) {
-        pid_t pids[4096];
-        int n = rt_cgroup_pids(c->cg, pids, 4096);
-        for (int i = 0; i < n; i++) kill(pids[i], sig);
-        if (sig == SIGKILL) rt_cgroup_freeze(c->cg, false, NULL);
+        rt_cgroup_signal(c->cg, sig);
         return 0;
     }
     int r = c->pidfd >= 0 ? (int)syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0)

@@ -175,6 +175,8 @@ struct rt_cgroup {
 };
 extern rt_cgroup *rt_child_cgroup; /* the cgroup of the container being created */
 const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl); /* NULL: not mounted */
+/* Whether word is an item of list (items separated by any of seps). */
+bool rt_cg_list_has(const char *list, const char *word, const char *seps);
 int rt_cg_write(const char *dir, const char *file, const char *val);
 int rt_cg_writef(const char *dir, const char *file, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

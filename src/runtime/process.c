@@ -516,6 +516,7 @@ static void exec_main(void *arg)
     if (rt_sync_send(a->sock, &m, master) < 0) _exit(1);
     if (master >= 0) close(master);
     syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0); /* as init: outlives its caller (exec -d) */
     execve(path, a->p->args, a->p->env);
     int err = errno;
     berr x = {403, ""};

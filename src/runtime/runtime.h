@@ -114,6 +114,11 @@ int rt_exec(rt_container *c, const rt_spec *spec, const rt_process *proc, const 
 /* ---- cgroups ---- */
 typedef enum { RT_CG_V1 = 1, RT_CG_HYBRID = 2, RT_CG_V2 = 3 } rt_cgroup_mode;
 rt_cgroup_mode rt_cgroup_host_mode(void);
+/* Whether containers can be limited with controller `name` ("memory",
+ * "pids", "cpu", "cpuset"): v1 / hybrid: a hierarchy of it is mounted; v2: it
+ * is in the root's cgroup.controllers (rt_cgroup_update refuses a limit
+ * whose controller its cgroup lacks). */
+bool rt_cgroup_has_controller(const char *name);
 
 typedef struct rt_stats {
     uint64_t mem_usage, mem_max_usage, mem_limit, mem_failcnt, oom_kills;
@@ -133,8 +138,11 @@ int rt_cgroup_freeze(rt_cgroup *cg, bool frozen, berr *e);
 /* OOM kills recorded for the cgroup (v1 memory.oom_control oom_kill, v2
  * memory.events oom_kill); >0 means the container was OOM-killed. */
 int64_t rt_cgroup_oom_kills(rt_cgroup *cg);
-/* Pids of every process in the cgroup; returns the count (<= max) or -1. */
+/* Pids of every process in the cgroup and the cgroups below it; returns the
+ * count (<= max) or -1. */
 int rt_cgroup_pids(rt_cgroup *cg, pid_t *pids, int max);
+/* Signals every process of the cgroup (SIGKILL on v2: cgroup.kill). */
+int rt_cgroup_signal(rt_cgroup *cg, int sig);
 
 /* ---- host facts the daemon needs ---- */
 /* Capabilities the runtime holds in its bounding set (bit n = capability n):

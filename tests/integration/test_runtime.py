@@ -175,6 +175,14 @@ class Bundle:
         self.rootfs = rootfs
         self.write(**kw)
 
+    def argv(self):
+        """The berth-runtime command with this bundle's --root (a subclass may wrap it)."""
+        return [RUNTIME, "--root", self.state]
+
+    def cgroup_dirs(self):
+        """The container's cgroup directories that exist, seen from the host."""
+        return cgroup_dirs(self.id)
+
     def write(self, args=("true",), **kw):
         spec = docker_spec(self.rootfs, list(args), self.id, **kw)
         with open(os.path.join(self.dir, "config.json"), "w") as f:
@@ -185,12 +193,12 @@ class Bundle:
         stdio, and a pipe would stay open as long as it runs."""
         if files:
             with tempfile.TemporaryFile("w+") as o, tempfile.TemporaryFile("w+") as e:
-                p = subprocess.run([RUNTIME, "--root", self.state, *args], stdout=o, stderr=e,
+                p = subprocess.run([*self.argv(), *args], stdout=o, stderr=e,
                                    stdin=subprocess.DEVNULL, timeout=timeout, **kw)
                 o.seek(0), e.seek(0)
                 p.stdout, p.stderr = o.read(), e.read()
         else:
-            p = subprocess.run([RUNTIME, "--root", self.state, *args], capture_output=True,
+            p = subprocess.run([*self.argv(), *args], capture_output=True,
                                text=True, timeout=timeout, **kw)
         for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
             assert mark not in p.stderr, p.stderr
@@ -202,9 +210,8 @@ class Bundle:
         """run -d with stdio on files: a pipe would stay open in the container."""
         out = os.path.join(self.dir, "detach.log")
         with open(out, "w") as f:
-            p = subprocess.run([RUNTIME, "--root", self.state, "run", "-d", "--bundle", self.dir,
-                                self.id], stdin=subprocess.DEVNULL, stdout=f, stderr=f,
-                               timeout=60)
+            p = subprocess.run([*self.argv(), "run", "-d", "--bundle", self.dir, self.id],
+                               stdin=subprocess.DEVNULL, stdout=f, stderr=f, timeout=60)
         assert p.returncode == 0, open(out).read()
 
     def run(self, *cmd, timeout=60, **kw):
@@ -214,7 +221,7 @@ class Bundle:
     def cleanup(self):
         self.rt("delete", "--force", self.id)
         assert not os.path.exists(os.path.join(self.state, self.id))
-        assert cgroup_dirs(self.id) == []
+        assert self.cgroup_dirs() == []
         assert host_procs_in(self.rootfs) == []
 
 
