@@ -396,10 +396,10 @@ def test_device_rules_as_ebpf(vb):
 class V2Daemon(Daemon):
     def __init__(self, base, env):
         super().__init__(base, name="v2d")
-        self.env = env
+        self.v2 = env  # (Daemon.env is the daemon's extra environment)
 
     def argv(self, *extra):
-        return [*self.env.wrap, *super().argv(*extra)]
+        return [*self.v2.wrap, *super().argv(*extra)]
 
 
 @pytest.fixture(scope="module")
