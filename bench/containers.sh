@@ -63,6 +63,11 @@ if [ $have_runc = 1 ]; then
     (cd "$T/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"true"/' config.json)
 fi
 
+sleep 1
+bpid=$(cat "$T/berthd.pid")
+idle0=$(awk '/VmRSS/ {print $2}' "/proc/$bpid/status")
+idle0a=$(awk '/RssAnon/ {print $2}' "/proc/$bpid/status")
+
 echo "== run --rm true (median of 30 after 3 warm-ups)"
 cmds=(-n berth "$B run --rm busybox true")
 [ $have_docker = 1 ] && cmds+=(-n docker "$D run --rm --network none busybox true")
@@ -95,9 +100,9 @@ anon() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
 # PSS: each shared page divided among the processes mapping it, so N shims
 # of one binary add up to what they really cost together.
 pss() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
-bpid=$(cat "$T/berthd.pid")
 b0=$(rss "$bpid")
-echo "berthd idle RSS: $b0 kB (private: $(anon "$bpid") kB; the rest is shared library pages)"
+echo "berthd idle RSS after start and an import: $idle0 kB (private: $idle0a kB; the rest is shared library pages)"
+echo "berthd idle RSS after the runs above: $b0 kB (private: $(anon "$bpid") kB)"
 z=$(pgrep -f "^berth-shim --zygote" -P "$bpid" || true)
 [ -n "$z" ] && echo "shim zygote (one per berthd): RSS $(rss "$z") kB, PSS $(pss "$z") kB"
 N=10
