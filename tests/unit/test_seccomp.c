@@ -618,6 +618,21 @@ static void test_combinations(void **st)
         "{\"names\":[\"accept4\",\"socketcall\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":"
         "99}]",
         "two actions");
+    /* conditional rules of different actions that exclude each other */
+    compare_all_arches(
+        "\"defaultAction\":\"SCMP_ACT_ERRNO\"",
+        "[{\"names\":[\"read\",\"getpid\"],\"action\":\"SCMP_ACT_LOG\",\"args\":[{\"index\":0,"
+        "\"value\":1,\"op\":\"SCMP_CMP_EQ\"}]},"
+        "{\"names\":[\"read\",\"getpid\"],\"action\":\"SCMP_ACT_ALLOW\",\"args\":[{\"index\":0,"
+        "\"value\":8589934595,\"op\":\"SCMP_CMP_EQ\"},{\"index\":1,\"value\":7,\"op\":"
+        "\"SCMP_CMP_GT\"}]},"
+        "{\"names\":[\"read\"],\"action\":\"SCMP_ACT_TRAP\",\"args\":[{\"index\":2,"
+        "\"value\":9,\"op\":\"SCMP_CMP_LE\"},{\"index\":0,\"value\":2,\"op\":"
+        "\"SCMP_CMP_EQ\"}]},"
+        "{\"names\":[\"read\"],\"action\":\"SCMP_ACT_LOG\",\"args\":[{\"index\":0,"
+        "\"value\":1,\"op\":\"SCMP_CMP_EQ\"},{\"index\":3,\"value\":1,\"op\":"
+        "\"SCMP_CMP_NE\"}]}]",
+        "exclusive actions");
 }
 
 static void test_actions(void **st)
