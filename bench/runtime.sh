@@ -5,11 +5,14 @@
 # Two bundles: `runc spec` as is (no seccomp) and a Docker-like config
 # (Docker's default seccomp profile, caps, masked paths, cgroup limits,
 # cgroup namespace), which is what the daemon will hand to the runtime.
+# Then the seccomp program's load alone (bench/seccomp_load.c): libseccomp's
+# against Berth's generator, for Berth's and Docker's default profiles.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 rt=$build/berth-runtime
 [ -x "$rt" ] || { echo "bench/runtime: $rt missing (ninja -C $build berth-runtime)" >&2; exit 1; }
+[ -x "$build/seccomp_load" ] || { echo "bench/runtime: $build/seccomp_load missing (ninja -C $build)" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "bench/runtime: hyperfine missing" >&2; exit 1; }
 command -v runc >/dev/null || { echo "bench/runtime: runc missing" >&2; exit 1; }
 work=$(mktemp -d /tmp/berth-bench-rt.XXXXXX)
@@ -42,3 +45,7 @@ print("  runc run:          median %.2f ms" % (c * 1e3))
 print("  runc / berth-runtime = %.1fx" % (c / b))
 PY
 done
+echo "== seccomp load (libseccomp's program vs bpfgen's)"
+docker_profile=/tmp/moby/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
+"$build/seccomp_load" -n "${LOADS:-200}"
+[ ! -f "$docker_profile" ] || "$build/seccomp_load" -n "${LOADS:-200}" "$docker_profile"

@@ -1,9 +1,10 @@
-/* seccomp.c: the spec's linux.seccomp (runc's form) compiled with libseccomp
- * into a classic BPF program, cached by a hash of the profile: in memory for
- * the process, and as a file in the cache directory (rt_set_cache_dir) so
- * the next process (the next shim, the next `berth-runtime run`) loads the
- * bytes instead of compiling again. The container process loads the program
- * with seccomp(2) right before its execve. */
+/* seccomp.c: the spec's linux.seccomp (runc's form) compiled into a classic
+ * BPF program, by Berth's generator (bpfgen.c) or, for what it does not
+ * handle, by libseccomp; cached by a hash of the profile: in memory for the
+ * process, and as a file in the cache directory (rt_set_cache_dir) so the
+ * next process (the next shim, the next `berth-runtime run`) loads the bytes
+ * instead of compiling again. The container process loads the program with
+ * seccomp(2) right before its execve. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -16,7 +17,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "bpfgen.h"
 
 typedef struct cache_ent {
     char key[DIGEST_LEN + 1];
@@ -33,8 +34,8 @@ void rt_set_cache_dir(const char *dir)
 }
 
 /* ---- spec names -> libseccomp values ---- */
-static int parse_action(const char *name, const json_t *errno_ret, int dflt_errno, uint32_t *out,
-                        berr *e)
+int rt_seccomp_parse_action(const char *name, const json_t *errno_ret, int dflt_errno,
+                            uint32_t *out, berr *e)
 {
     int ret = json_is_integer(errno_ret) ? (int)json_integer_value(errno_ret) : dflt_errno;
     if (!name) return berr_set(e, 400, "seccomp: missing action");
@@ -77,7 +78,7 @@ static int parse_op(const char *name, enum scmp_compare *out)
     return -1;
 }
 
-static int parse_flags(const json_t *arr, unsigned int *out, berr *e)
+int rt_seccomp_parse_flags(const json_t *arr, unsigned int *out, berr *e)
 {
     size_t i;
     json_t *v;
@@ -122,8 +123,8 @@ static int add_arches(scmp_filter_ctx ctx, const json_t *arr, berr *e)
     return 0;
 }
 
-static int parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, bool *distinct,
-                      berr *e)
+int rt_seccomp_parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, bool *distinct,
+                          berr *e)
 {
     size_t i;
     json_t *a;
@@ -150,13 +151,15 @@ static int parse_args(const json_t *args, struct scmp_arg_cmp *cmp, size_t *n, b
 static int add_rule(scmp_filter_ctx ctx, const json_t *rule, uint32_t dflt, berr *e)
 {
     uint32_t act;
-    if (parse_action(jstr(rule, "action"), json_object_get(rule, "errnoRet"), EPERM, &act, e) < 0)
+    if (rt_seccomp_parse_action(jstr(rule, "action"), json_object_get(rule, "errnoRet"), EPERM,
+                                &act, e) < 0)
         return -1;
     if (act == dflt) return 0;
     struct scmp_arg_cmp cmp[6];
     size_t ncmp;
     bool distinct;
-    if (parse_args(json_object_get(rule, "args"), cmp, &ncmp, &distinct, e) < 0) return -1;
+    if (rt_seccomp_parse_args(json_object_get(rule, "args"), cmp, &ncmp, &distinct, e) < 0)
+        return -1;
     size_t i;
     json_t *nm;
     json_array_foreach(json_object_get(rule, "names"), i, nm)
@@ -190,15 +193,15 @@ static int export_bpf(scmp_filter_ctx ctx, rt_bpf *out, berr *e)
     return 0;
 }
 
-static int compile(const json_t *sc, rt_bpf *out, berr *e)
+int rt_seccomp_compile_libseccomp(const json_t *sc, rt_bpf *out, berr *e)
 {
     uint32_t dflt;
-    if (parse_action(jstr(sc, "defaultAction"), json_object_get(sc, "defaultErrnoRet"), EPERM,
-                     &dflt, e) < 0)
+    if (rt_seccomp_parse_action(jstr(sc, "defaultAction"), json_object_get(sc, "defaultErrnoRet"),
+                                EPERM, &dflt, e) < 0)
         return -1;
     if (jstr(sc, "listenerPath"))
         return berr_set(e, 400, "seccomp: notify listeners are not supported");
-    if (parse_flags(json_object_get(sc, "flags"), &out->flags, e) < 0) return -1;
+    if (rt_seccomp_parse_flags(json_object_get(sc, "flags"), &out->flags, e) < 0) return -1;
     scmp_filter_ctx ctx = seccomp_init(dflt);
     if (!ctx) return berr_set(e, 500, "seccomp_init failed");
     int r = -1;
@@ -221,16 +224,129 @@ out:
 }
 
 /* ---- the cache ---- */
-static void profile_key(const json_t *sc, char key[DIGEST_LEN + 1])
+/* The key: SHA-256 of what decides the program (the generators' versions,
+ * the native arch) and of a canonical walk of the profile, fed to the hash
+ * as it goes (through a small buffer): a type tag per value, lengths before
+ * strings and containers, object members sorted by key. Equal JSON values give equal keys whatever
+ * their members' order; different ones (even by a NUL inside a string)
+ * give different byte streams. */
+typedef struct khash {
+    sha256_ctx *c;
+    size_t n;
+    unsigned char buf[2048];
+} khash;
+
+static void kh_flush(khash *h)
 {
-    char *dump = json_dumps(sc, JSON_COMPACT | JSON_SORT_KEYS);
+    sha256_update(h->c, h->buf, h->n);
+    h->n = 0;
+}
+
+static inline void kh_add(khash *h, const void *p, size_t n)
+{
+    if (h->n + n > sizeof h->buf) {
+        kh_flush(h);
+        if (n > sizeof h->buf) {
+            sha256_update(h->c, p, n);
+            return;
+        }
+    }
+    memcpy(h->buf + h->n, p, n);
+    h->n += n;
+}
+
+/* A type tag and a number (a length, an integer) as LEB128. */
+static inline void kh_tag(khash *h, char tag, uint64_t v)
+{
+    if (h->n + 11 > sizeof h->buf) kh_flush(h);
+    unsigned char *b = h->buf + h->n;
+    size_t k = 0;
+    b[k++] = (unsigned char)tag;
+    do {
+        b[k++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    h->n += k;
+}
+
+typedef struct kmember {
+    const char *key;
+    size_t len;
+    const json_t *v;
+} kmember;
+
+static int kmember_cmp(const void *a, const void *b)
+{
+    const kmember *x = a, *y = b;
+    int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+    return c ? c : x->len < y->len ? -1 : x->len > y->len;
+}
+
+static void kh_json(khash *h, const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(j), k = 0, len;
+        kmember stack[16], *m = n <= 16 ? stack : xmalloc(n * sizeof *m);
+        const char *key;
+        json_t *v;
+        json_object_keylen_foreach((json_t *)j, key, len, v) m[k++] = (kmember){key, len, v};
+        qsort(m, k, sizeof *m, kmember_cmp);
+        kh_tag(h, 'o', k);
+        for (size_t i = 0; i < k; i++) {
+            kh_tag(h, 'k', m[i].len);
+            kh_add(h, m[i].key, m[i].len);
+            kh_json(h, m[i].v);
+        }
+        if (m != stack) free(m);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(j);
+        kh_tag(h, 'a', n);
+        for (size_t i = 0; i < n; i++) kh_json(h, json_array_get(j, i));
+        break;
+    }
+    case JSON_STRING:
+        kh_tag(h, 's', json_string_length(j));
+        kh_add(h, json_string_value(j), json_string_length(j));
+        break;
+    case JSON_INTEGER:
+        kh_tag(h, 'i', (uint64_t)json_integer_value(j));
+        break;
+    case JSON_REAL: {
+        double d = json_real_value(j);
+        uint64_t u;
+        memcpy(&u, &d, sizeof u);
+        kh_tag(h, 'r', u);
+        break;
+    }
+    case JSON_TRUE:
+        kh_tag(h, 't', 0);
+        break;
+    case JSON_FALSE:
+        kh_tag(h, 'f', 0);
+        break;
+    default:
+        kh_tag(h, 'n', 0);
+        break;
+    }
+}
+
+void rt_seccomp_key(const json_t *sc, char key[DIGEST_LEN + 1])
+{
     const struct scmp_version *v = seccomp_version();
-    sbuf b = {0};
-    sbuf_printf(&b, "v2 %u.%u.%u %u ", v->major, v->minor, v->micro, seccomp_arch_native());
-    sbuf_adds(&b, dump ? dump : "");
-    sha256_buf(b.data, b.len, key);
-    sbuf_free(&b);
-    free(dump);
+    khash kh, *h = &kh;
+    h->c = sha256_new();
+    h->n = 0;
+    char head[128];
+    int n = snprintf(head, sizeof head, "berth-seccomp v3 bpfgen %d libseccomp %u.%u.%u arch %u",
+                     RT_BPFGEN_VERSION, v->major, v->minor, v->micro, seccomp_arch_native());
+    kh_tag(h, 'h', (uint64_t)n);
+    kh_add(h, head, (size_t)n);
+    kh_json(h, sc);
+    sha256_update(h->c, h->buf, h->n);
+    sha256_final(h->c, key);
 }
 
 static bool disk_load(const char *key, rt_bpf *out)
@@ -269,7 +385,7 @@ static void disk_store(const char *key, const rt_bpf *b)
 int rt_seccomp_get(const json_t *sc, const rt_bpf **out, berr *e)
 {
     char key[DIGEST_LEN + 1];
-    profile_key(sc, key);
+    rt_seccomp_key(sc, key);
     for (cache_ent *c = cache; c; c = c->next)
         if (!strcmp(c->key, key)) {
             *out = &c->bpf;
@@ -278,10 +394,14 @@ int rt_seccomp_get(const json_t *sc, const rt_bpf **out, berr *e)
     cache_ent *c = xcalloc(1, sizeof *c);
     memcpy(c->key, key, sizeof key);
     if (!disk_load(key, &c->bpf)) {
-        if (compile(sc, &c->bpf, e) < 0) {
-            free(c->bpf.filter);
-            free(c);
-            return -1;
+        const char *why;
+        if (rt_bpfgen(sc, &c->bpf, &why) < 0) {
+            log_debug("runtime: seccomp profile compiled by libseccomp (%s)", why);
+            if (rt_seccomp_compile_libseccomp(sc, &c->bpf, e) < 0) {
+                free(c->bpf.filter);
+                free(c);
+                return -1;
+            }
         }
         disk_store(key, &c->bpf);
     }
