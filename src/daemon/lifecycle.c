@@ -292,6 +292,17 @@ static void mark_stopped_by_user(container *c, bool yes)
 
 static void *waiter_main(void *p);
 
+/* The start's record, when launch left it for the waiter to write. */
+static void write_start_snapshot(container *c)
+{
+    ctr_lock();
+    char *snap = c->start_snap;
+    uint64_t seq = c->start_seq;
+    c->start_snap = NULL;
+    ctr_unlock();
+    if (snap) ctr_write_snapshot(c, snap, seq);
+}
+
 static void start_waiter(container *c)
 {
     ctr_lock();
@@ -308,6 +319,7 @@ static void start_waiter(container *c)
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&a, 256u << 10);
     if (pthread_create(&t, &a, waiter_main, c) != 0) {
+        write_start_snapshot(c);
         ctr_lock();
         c->waiter = false;
         ctr_unlock();
@@ -406,10 +418,11 @@ static int launch(container *c, bool by_policy, berr *e)
     json_object_set_new(st, "FinishedAt", json_string("0001-01-01T00:00:00Z"));
     json_object_set_new(c->j, "LogPath", json_string(logp));
     if (!by_policy) mark_stopped_by_user(c, false);
-    uint64_t seq;
-    char *snap_s = ctr_snapshot(c, &seq);
+    /* written by the waiter, off the 204's path; a berthd killed before
+     * that finds the shim alive and adopts the run (lc_restore) */
+    free(c->start_snap);
+    c->start_snap = ctr_snapshot(c, &c->start_seq);
     ctr_unlock();
-    ctr_write_snapshot(c, snap_s, seq); /* without the lock: the exit may be recorded meanwhile */
     PHASE("state saved");
     rc = 0;
     goto out;
@@ -594,6 +607,7 @@ static void apply_policy(container *c, int code, int64_t ran)
 static void *waiter_main(void *p)
 {
     container *c = p;
+    write_start_snapshot(c);
     int64_t t0 = 0;
 #define WPHASE(what)                                                                               \
     trace_mark("exit %s", what),                                                                   \
@@ -811,6 +825,28 @@ void lc_netns_release_stale(void)
     free(all);
 }
 
+/* A shim runs for c but its record does not say so: berthd was killed
+ * between the start and the waiter's write of it. */
+static void adopt_run(container *c, const char *edir)
+{
+    pid_t pid = 0;
+    bool running = false;
+    berr e;
+    if (shim_state(edir, &pid, &running, &e) < 0 || !running) return;
+    char ts[64];
+    fmt_rfc3339nano(now_ns(), ts, sizeof ts);
+    ctr_lock();
+    json_t *st = ctr_state(c);
+    ctr_set_status(c, "running");
+    json_object_set_new(st, "Pid", json_integer(pid));
+    json_object_set_new(st, "ExitCode", json_integer(0));
+    if (!strcmp(jstr(st, "StartedAt") ? jstr(st, "StartedAt") : "", "0001-01-01T00:00:00Z"))
+        json_object_set_new(st, "StartedAt", json_string(ts));
+    ctr_save(c);
+    ctr_unlock();
+    log_info("container %.12s: running under its shim, recorded now", c->id);
+}
+
 void lc_restore(void)
 {
     size_t n;
@@ -821,7 +857,9 @@ void lc_restore(void)
         bool running = ctr_running(c) || !strcmp(ctr_status(c), "restarting");
         ctr_unlock();
         char *edir = ctr_exec_dir(c->id);
-        if (running && shim_alive(edir)) {
+        bool alive = shim_alive(edir);
+        if (!running && alive) adopt_run(c, edir); /* killed before its start was written */
+        if (alive) {
             start_waiter(c); /* still running: follow it again */
             health_start(c);
         } else if (running) {

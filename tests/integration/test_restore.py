@@ -442,3 +442,25 @@ def test_netns_pool_drained_by_concurrent_starts(rd):
         outs = list(ex.map(one, range(8)))
     assert outs == ["up"] * 8
     assert wait_for(lambda: len(netns_mounts(rd)) == 2, timeout=15)
+
+
+def test_run_adopted_when_its_start_was_not_written(rd):
+    """The start's record is written after the 204 (by the waiter); a berthd
+    killed before that finds the shim alive and records the run."""
+    import json as _json
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    rd.kill9()
+    path = os.path.join(rd.data_root, "containers", cid, "config.v2.json")
+    rec = _json.load(open(path))
+    rec["State"].update({"Status": "created", "Running": False, "Pid": 0,
+                         "StartedAt": "0001-01-01T00:00:00Z"})
+    with open(path, "w") as f:
+        _json.dump(rec, f)
+    rd.start()
+    st = state(rd, n)
+    assert st["Running"] is True and st["Status"] == "running"
+    assert st["Pid"] == pid and st["StartedAt"] != "0001-01-01T00:00:00Z"
+    assert "running under its shim, recorded now" in rd.log()
+    rd.docker("stop", "-t", "1", n)
+    assert state(rd, n)["Running"] is False and not pid_alive(pid)
+    rd.docker("rm", n)
