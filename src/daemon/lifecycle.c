@@ -345,7 +345,9 @@ static int launch(container *c, bool by_policy, berr *e)
     char *logp = xasprintf("%s/%s-json.log", dir, c->id);
     char *rtroot = xasprintf("%s/runtime", D.exec_root);
     json_t *spec = NULL;
-    int rc = -1;
+    int rc = -1, go[2] = {-1, -1};
+    shim_pending sp = {-1, -1};
+    bool launched = false; /* begun, not ended: abandon on failure */
     int64_t t0 = now_ns();
 #define PHASE(what)                                                                                \
     trace_mark("start %s", what),                                                                  \
@@ -355,6 +357,39 @@ static int launch(container *c, bool by_policy, berr *e)
         berr_errno(e, 500, "creating %s", edir);
         goto out;
     }
+    /* the shim starts first and sets itself up (fork, socket, log) while
+     * the bundle is prepared; the go pipe then lets it read the spec */
+    const json_t *cfg = json_object_get(snap, "Config");
+    const json_t *lcfg = json_object_get(json_object_get(snap, "HostConfig"), "LogConfig");
+    const char *mf = jstr(json_object_get(lcfg, "Config"), "max-file");
+    if (pipe2(go, O_CLOEXEC) < 0) {
+        berr_errno(e, 500, "pipe");
+        goto out;
+    }
+    shim_launch_opts o = {.shim_path = shim_path,
+                          .id = c->id,
+                          .bundle = edir,
+                          .state_dir = edir,
+                          .runtime_root = rtroot,
+                          .log_path = logp,
+                          .log_max_size = log_opt_size(lcfg),
+                          .log_max_file = mf ? atoi(mf) : 1,
+                          .open_stdin = json_is_true(json_object_get(cfg, "OpenStdin")),
+                          /* as dockerd: a tty's stdin is never closed by a client going away */
+                          .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce")) &&
+                                        !json_is_true(json_object_get(cfg, "Tty")),
+                          .go_fd = go[0]};
+    if (o.log_max_file < 1) o.log_max_file = 1;
+    pid_t pid = 0;
+    ctr_lock();
+    bool pa = c->pa_waiting && c->pa_fd < 0;
+    bool pin = c->pa_in, pout = c->pa_out, perr = c->pa_err;
+    ctr_unlock();
+    int afd = -1;
+    if (shim_launch_begin(&o, pa, pin, pout, perr, &sp, e) < 0) goto out;
+    launched = true;
+    close(go[0]), go[0] = -1;
+    PHASE("shim forked");
     if (write_etc_files(c, dir) < 0) {
         berr_errno(e, 500, "writing /etc files");
         goto out;
@@ -374,31 +409,13 @@ static int launch(container *c, bool by_policy, berr *e)
         goto out_umount;
     }
     PHASE("spec written");
-    const json_t *cfg = json_object_get(snap, "Config");
-    const json_t *lcfg = json_object_get(json_object_get(snap, "HostConfig"), "LogConfig");
-    const char *mf = jstr(json_object_get(lcfg, "Config"), "max-file");
-    shim_launch_opts o = {.shim_path = shim_path,
-                          .id = c->id,
-                          .bundle = edir,
-                          .state_dir = edir,
-                          .runtime_root = rtroot,
-                          .log_path = logp,
-                          .log_max_size = log_opt_size(lcfg),
-                          .log_max_file = mf ? atoi(mf) : 1,
-                          .open_stdin = json_is_true(json_object_get(cfg, "OpenStdin")),
-                          /* as dockerd: a tty's stdin is never closed by a client going away */
-                          .stdin_once = json_is_true(json_object_get(cfg, "StdinOnce")) &&
-                                        !json_is_true(json_object_get(cfg, "Tty"))};
-    if (o.log_max_file < 1) o.log_max_file = 1;
-    pid_t pid = 0;
-    ctr_lock();
-    bool pa = c->pa_waiting && c->pa_fd < 0;
-    bool pin = c->pa_in, pout = c->pa_out, perr = c->pa_err;
-    ctr_unlock();
-    int afd = -1;
-    if (pa ? shim_launch_attached(&o, pin, pout, perr, &pid, &afd, e) < 0
-           : shim_launch(&o, &pid, e) < 0)
+    if (write(go[1], "g", 1) != 1) {
+        berr_errno(e, 500, "starting the shim");
         goto out_umount;
+    }
+    close(go[1]), go[1] = -1;
+    launched = false;
+    if (shim_launch_end(&sp, &pid, pa ? &afd : NULL, e) < 0) goto out_umount;
     PHASE("shim launched");
     if (pa) {
         ctr_lock();
@@ -430,6 +447,9 @@ out_umount:
     release_sandbox(c);
     lc_unmount(c->id);
 out:
+    if (go[0] >= 0) close(go[0]);
+    if (go[1] >= 0) close(go[1]); /* a shim still waiting for its go exits */
+    if (launched) shim_launch_abandon(&sp);
     json_decref(spec);
     json_decref(snap);
     free(edir), free(dir), free(root), free(cg), free(bundle_cfg), free(logp), free(rtroot);

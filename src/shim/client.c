@@ -35,7 +35,9 @@ typedef struct argv_buf {
     char num[3][32];
 } argv_buf;
 
-static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attach)
+/* The shim's fds: the ready pipe on 3, then the go pipe and the attach
+ * socket, each when there is one, on the next numbers. */
+static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attach, bool go)
 {
     a->n = 0;
 #define ARG(x) (a->v[a->n++] = (x))
@@ -50,7 +52,8 @@ static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attac
     if (o->open_stdin) ARG("--open-stdin");
     if (o->stdin_once) ARG("--stdin-once");
     ARG("--ready-fd"), ARG("3");
-    if (attach) ARG("--attach-fd"), ARG("4"), ARG("--attach"), ARG(attach);
+    if (go) ARG("--go-fd"), ARG("4");
+    if (attach) ARG("--attach-fd"), ARG(go ? "5" : "4"), ARG("--attach"), ARG(attach);
     if (log_level >= LOG_DEBUG_) ARG("--debug");
     a->v[a->n] = NULL;
 #undef ARG
@@ -58,7 +61,7 @@ static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attac
 
 /* The shim's stdio: /dev/null, but stderr stays berthd's when that is a
  * file (its log): a pipe would be held open by every shim. */
-static void spawn_files(posix_spawn_file_actions_t *fa, int ready, int attach)
+static void spawn_files(posix_spawn_file_actions_t *fa, const int *fds, int nfds)
 {
     struct stat st;
     posix_spawn_file_actions_init(fa);
@@ -66,8 +69,7 @@ static void spawn_files(posix_spawn_file_actions_t *fa, int ready, int attach)
     posix_spawn_file_actions_addopen(fa, 1, "/dev/null", O_WRONLY, 0);
     if (fstat(2, &st) < 0 || !S_ISREG(st.st_mode))
         posix_spawn_file_actions_addopen(fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(fa, ready, 3);
-    if (attach >= 0) posix_spawn_file_actions_adddup2(fa, attach, 4);
+    for (int i = 0; i < nfds; i++) posix_spawn_file_actions_adddup2(fa, fds[i], 3 + i);
 }
 
 /* ---- the zygote (zygote.c) ---- */
@@ -91,7 +93,7 @@ int shim_zygote_start(const char *shim_path, berr *e)
     sigfillset(&all);
     int hi = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
     close(sv[1]);
-    spawn_files(&fa, hi, -1);
+    spawn_files(&fa, &hi, 1);
     posix_spawnattr_init(&at);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &all);
@@ -133,7 +135,7 @@ void shim_zygote_stop(void)
 }
 
 /* 0: the zygote forks the shim; -1: no zygote (or it is gone). */
-static int zygote_spawn(const argv_buf *a, int ready, int attach_fd)
+static int zygote_spawn(const argv_buf *a, const int *fds, int nfds)
 {
     char buf[16384];
     size_t len = 0;
@@ -143,9 +145,8 @@ static int zygote_spawn(const argv_buf *a, int ready, int attach_fd)
         memcpy(buf + len, a->v[i], l);
         len += l;
     }
-    int fds[2] = {ready, attach_fd}, nfds = attach_fd >= 0 ? 2 : 1;
     union {
-        char b[CMSG_SPACE(2 * sizeof(int))];
+        char b[CMSG_SPACE(3 * sizeof(int))];
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof u);
@@ -173,7 +174,7 @@ static int zygote_spawn(const argv_buf *a, int ready, int attach_fd)
     return r == (ssize_t)len ? 0 : -1;
 }
 
-static int spawn_shim(const shim_launch_opts *o, const char *attach, int ready, int attach_fd,
+static int spawn_shim(const shim_launch_opts *o, const char *attach, const int *fds, int nfds,
                       berr *e)
 {
     argv_buf a;
@@ -182,9 +183,9 @@ static int spawn_shim(const shim_launch_opts *o, const char *attach, int ready, 
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);
-    build_argv(&a, o, attach);
-    if (zygote_spawn(&a, ready, attach_fd) == 0) return 0;
-    spawn_files(&fa, ready, attach_fd);
+    build_argv(&a, o, attach, o->go_fd >= 0);
+    if (zygote_spawn(&a, fds, nfds) == 0) return 0;
+    spawn_files(&fa, fds, nfds);
     posix_spawnattr_init(&at);
     posix_spawnattr_setsigmask(&at, &none);
     posix_spawnattr_setsigdefault(&at, &all);
@@ -211,33 +212,80 @@ static int high_fd(int fd)
     return h;
 }
 
-int shim_launch_attached(const shim_launch_opts *o, bool want_stdin, bool want_stdout,
-                         bool want_stderr, pid_t *pid, int *attach_fd, berr *e)
+int shim_launch_begin(const shim_launch_opts *o, bool attached, bool want_stdin, bool want_stdout,
+                      bool want_stderr, shim_pending *p, berr *e)
 {
     int rp[2], sv[2] = {-1, -1};
     char attach[4] = "";
-    *pid = -1;
-    if (attach_fd) *attach_fd = -1;
+    p->ready = p->attach = -1;
     if (!o->shim_path || !o->id || !o->bundle || !o->state_dir || !o->runtime_root)
         return berr_set(e, 400, "shim_launch: missing option");
     if (pipe2(rp, O_CLOEXEC) < 0) return berr_errno(e, 500, "pipe");
-    if (attach_fd && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    if (attached && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         close(rp[0]), close(rp[1]);
         return berr_errno(e, 500, "socketpair");
     }
-    if (attach_fd)
+    if (attached)
         snprintf(attach, sizeof attach, "%s%s%s", want_stdin ? "i" : "", want_stdout ? "o" : "",
                  want_stderr ? "e" : "");
-    rp[1] = high_fd(rp[1]);
-    if (sv[1] >= 0) sv[1] = high_fd(sv[1]);
-    int r = spawn_shim(o, attach_fd ? (attach[0] ? attach : "-") : NULL, rp[1], sv[1], e);
+    int fds[3], nfds = 0;
+    fds[nfds++] = rp[1] = high_fd(rp[1]);
+    int go = o->go_fd >= 0 ? fcntl(o->go_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    if (go >= 0) fds[nfds++] = go;
+    if (sv[1] >= 0) fds[nfds++] = sv[1] = high_fd(sv[1]);
+    int r = spawn_shim(o, attached ? (attach[0] ? attach : "-") : NULL, fds, nfds, e);
     close(rp[1]);
+    if (go >= 0) close(go);
     if (sv[1] >= 0) close(sv[1]);
-    if (r == 0) r = proto_ready_read(rp[0], START_TIMEOUT_MS, pid, e);
-    close(rp[0]);
-    if (r < 0 && sv[0] >= 0) close(sv[0]);
-    if (r == 0 && attach_fd) *attach_fd = sv[0];
+    if (r < 0) {
+        close(rp[0]);
+        if (sv[0] >= 0) close(sv[0]);
+        return -1;
+    }
+    p->ready = rp[0];
+    p->attach = sv[0];
+    return 0;
+}
+
+int shim_launch_end(shim_pending *p, pid_t *pid, int *attach_fd, berr *e)
+{
+    *pid = -1;
+    if (attach_fd) *attach_fd = -1;
+    int r = proto_ready_read(p->ready, START_TIMEOUT_MS, pid, e);
+    close(p->ready), p->ready = -1;
+    if (r == 0 && attach_fd)
+        *attach_fd = p->attach;
+    else if (p->attach >= 0)
+        close(p->attach);
+    p->attach = -1;
     return r;
+}
+
+void shim_launch_abandon(shim_pending *p)
+{
+    /* the shim exits once its go pipe closes: its end of the ready pipe
+     * closes with it (bounded wait, so that nothing of it is left) */
+    char buf[256];
+    int64_t deadline = now_ns() + 5000000000LL;
+    while (p->ready >= 0 && now_ns() < deadline) {
+        struct pollfd pf = {p->ready, POLLIN, 0};
+        if (poll(&pf, 1, 100) < 0 && errno != EINTR) break;
+        if (pf.revents && read(p->ready, buf, sizeof buf) <= 0) break;
+    }
+    if (p->ready >= 0) close(p->ready);
+    if (p->attach >= 0) close(p->attach);
+    p->ready = p->attach = -1;
+}
+
+int shim_launch_attached(const shim_launch_opts *o, bool want_stdin, bool want_stdout,
+                         bool want_stderr, pid_t *pid, int *attach_fd, berr *e)
+{
+    shim_pending p;
+    *pid = -1;
+    if (attach_fd) *attach_fd = -1;
+    if (shim_launch_begin(o, attach_fd != NULL, want_stdin, want_stdout, want_stderr, &p, e) < 0)
+        return -1;
+    return shim_launch_end(&p, pid, attach_fd, e);
 }
 
 int shim_launch(const shim_launch_opts *o, pid_t *pid, berr *e)

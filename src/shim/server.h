@@ -69,7 +69,7 @@ typedef struct shim {
     int64_t log_max_size;
     int log_max_file;
     bool open_stdin, stdin_once;
-    int ready_fd, attach_fd;
+    int ready_fd, attach_fd, go_fd;
     bool attach_in, attach_out, attach_err;
     /* state */
     int sig_fd, listen_fd;

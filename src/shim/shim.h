@@ -48,6 +48,8 @@ typedef struct shim_launch_opts {
     int log_max_file;         /* >=1 */
     bool open_stdin;          /* keep a stdin pipe (or the pty) open for attach */
     bool stdin_once;          /* close the container's stdin when the first attach ends */
+    int go_fd; /* -1, or a pipe's read end: the shim sets itself up, then waits for one byte
+                * (EOF: it exits) before it reads the spec (shim_launch_begin) */
 } shim_launch_opts;
 
 /* Starts a shim, which creates and starts the container. Returns once the
@@ -64,6 +66,18 @@ void shim_zygote_stop(void);
  * gets a socket as shim_attach returns one (same framing, stdin, close). */
 int shim_launch_attached(const shim_launch_opts *o, bool want_stdin, bool want_stdout,
                          bool want_stderr, pid_t *pid, int *attach_fd, berr *e);
+/* The same in two steps, so that the shim's own start (fork, socket, log)
+ * overlaps the caller's preparation of the bundle: begin launches it (with
+ * o->go_fd it waits for a byte on that pipe before it reads the spec), end
+ * reads its ready report; abandon when the launch is given up (close the go
+ * pipe's write end too: the shim then exits). */
+typedef struct shim_pending {
+    int ready, attach;
+} shim_pending;
+int shim_launch_begin(const shim_launch_opts *o, bool attached, bool want_stdin, bool want_stdout,
+                      bool want_stderr, shim_pending *p, berr *e);
+int shim_launch_end(shim_pending *p, pid_t *pid, int *attach_fd, berr *e);
+void shim_launch_abandon(shim_pending *p);
 
 /* Is a shim serving state_dir? (connects to shim.sock) */
 bool shim_alive(const char *state_dir);

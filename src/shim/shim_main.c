@@ -11,7 +11,7 @@
  *   berth-shim --id ID --bundle DIR --state-dir DIR --runtime-root DIR
  *              [--log PATH [--log-max-size N] [--log-max-file N]]
  *              [--open-stdin] [--stdin-once] [--ready-fd FD]
- *              [--attach-fd FD --attach [i][o][e]] [--debug]
+ *              [--attach-fd FD --attach [i][o][e]] [--go-fd FD] [--debug]
  *   berth-shim --sha256 < DATA     (self-test of src/common's SHA-256)
  *   berth-shim --zygote [PADDING]  (fd 3: berthd's socket; see zygote.c) */
 #include <errno.h>
@@ -54,13 +54,12 @@ static int usage(const char *msg)
 
 static int parse_args(shim *sh, int argc, char **argv)
 {
-    static const struct option opts[] = {{"id", 1, 0, 'i'},           {"bundle", 1, 0, 'b'},
-                                         {"state-dir", 1, 0, 's'},    {"runtime-root", 1, 0, 'r'},
-                                         {"log", 1, 0, 'l'},          {"log-max-size", 1, 0, 'S'},
-                                         {"log-max-file", 1, 0, 'F'}, {"open-stdin", 0, 0, 'O'},
-                                         {"stdin-once", 0, 0, '1'},   {"ready-fd", 1, 0, 'R'},
-                                         {"attach-fd", 1, 0, 'A'},    {"attach", 1, 0, 'a'},
-                                         {"debug", 0, 0, 'd'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"id", 1, 0, 'i'},           {"bundle", 1, 0, 'b'},     {"state-dir", 1, 0, 's'},
+        {"runtime-root", 1, 0, 'r'}, {"log", 1, 0, 'l'},        {"log-max-size", 1, 0, 'S'},
+        {"log-max-file", 1, 0, 'F'}, {"open-stdin", 0, 0, 'O'}, {"stdin-once", 0, 0, '1'},
+        {"ready-fd", 1, 0, 'R'},     {"attach-fd", 1, 0, 'A'},  {"attach", 1, 0, 'a'},
+        {"debug", 0, 0, 'd'},        {"go-fd", 1, 0, 'G'},      {0, 0, 0, 0}};
     const char **str[128] = {['i'] = &sh->id,
                              ['b'] = &sh->bundle,
                              ['s'] = &sh->state_dir,
@@ -82,6 +81,8 @@ static int parse_args(shim *sh, int argc, char **argv)
             sh->ready_fd = atoi(optarg);
         else if (c == 'A')
             sh->attach_fd = atoi(optarg);
+        else if (c == 'G')
+            sh->go_fd = atoi(optarg);
         else if (c == 'd')
             log_level = LOG_DEBUG_;
         else if (c == 'a') {
@@ -258,6 +259,15 @@ static int startup(shim *sh, berr *e)
     if (write_pid(sh, SHIM_PID, getpid(), e) < 0 || listen_sock(sh, e) < 0) return -1;
     phase("listening");
     if (slog_open(&sh->log, sh->log_path, sh->log_max_size, sh->log_max_file, e) < 0) return -1;
+    if (sh->go_fd >= 0) { /* berthd writes the bundle meanwhile */
+        char b;
+        ssize_t n;
+        while ((n = read(sh->go_fd, &b, 1)) < 0 && errno == EINTR) {
+        }
+        close(sh->go_fd), sh->go_fd = -1;
+        if (n != 1) return berr_set(e, 500, "shim: the launch was given up");
+        phase("go");
+    }
     if (start_container(sh, e) < 0) return -1;
     if (write_pid(sh, SHIM_INIT_PID, sh->ctr->pid, e) < 0) return -1;
     phase("init.pid written");
@@ -336,13 +346,15 @@ static int sha256_stdin(void)
 
 static int shim_run(int argc, char **argv)
 {
-    shim sh = {.ready_fd = -1, .attach_fd = -1, .sig_fd = -1, .listen_fd = -1};
+    shim sh = {.ready_fd = -1, .attach_fd = -1, .go_fd = -1, .sig_fd = -1, .listen_fd = -1};
     berr e = {0};
     if (parse_args(&sh, argc, argv)) return 2;
     phase("main");
     if (sh.ready_fd >= 0) fcntl(sh.ready_fd, F_SETFD, FD_CLOEXEC);
     if (sh.attach_fd >= 0) fcntl(sh.attach_fd, F_SETFD, FD_CLOEXEC);
+    if (sh.go_fd >= 0) fcntl(sh.go_fd, F_SETFD, FD_CLOEXEC);
     int keep = sh.ready_fd > sh.attach_fd ? sh.ready_fd : sh.attach_fd;
+    if (sh.go_fd > keep) keep = sh.go_fd;
     syscall(SYS_close_range, (unsigned)(keep < 3 ? 3 : keep + 1), ~0U, 0); /* nothing of berthd's */
     if (startup(&sh, &e) < 0) {
         if (sh.ready_fd >= 0) proto_ready_err(sh.ready_fd, &e);

@@ -69,7 +69,8 @@ static double ms_since(const struct timespec *a)
 static int cmd_launch(int argc, char **argv)
 {
     if (argc < 7) return 2;
-    shim_launch_opts o = {argv[2], argv[3], argv[4], argv[5], argv[6], NULL, 0, 1, false, false};
+    shim_launch_opts o = {argv[2], argv[3], argv[4], argv[5], argv[6], NULL,
+                          0,       1,       false,   false,   -1};
     const char *attach = NULL;
     for (int i = 7; i < argc; i++) {
         if (!strcmp(argv[i], "--log") && i + 1 < argc)

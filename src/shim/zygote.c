@@ -4,11 +4,11 @@
  * second fork to leave berthd (~1.5 ms of every container start). The
  * zygote is one berth-shim, started by berthd at its own start, that waits
  * on a SEQPACKET socket (fd 3). Each message is a shim's argv (NUL-separated
- * strings) with up to two fds (the ready pipe, then the attach socket) as
- * SCM_RIGHTS; the zygote forks, and the child becomes that shim: it puts the
- * fds on 3 and 4, as posix_spawn did, shows the shim's argv in place of its
- * own (ps, pgrep -f), and runs shim_run. The shim never was berthd's child,
- * so it needs no second fork, and it outlives berthd as before.
+ * strings) with up to three fds (the ready pipe, the go pipe, the attach
+ * socket) as SCM_RIGHTS; the zygote forks, and the child becomes that shim:
+ * it puts the fds on 3, 4, 5 in that order, as posix_spawn does, shows the shim's argv in place of
+ * its own (ps, pgrep -f), and runs shim_run. The shim never was berthd's child, so it needs no
+ * second fork, and it outlives berthd as before.
  *
  * The zygote reaps its children (the shims when they end) and exits when
  * berthd closes its end (berthd's exit, or a kill -9 of it: the shims go on,
@@ -56,15 +56,9 @@ static void set_title(char **args, int n)
     }
 }
 
-/* fd on target (3 or 4), or target closed when fd < 0 */
-static int place_fd(int fd, int target)
-{
-    if (fd == target) return fcntl(fd, F_SETFD, 0);
-    if (fd < 0) return close(target), 0;
-    return dup2(fd, target) < 0 ? -1 : 0;
-}
+#define ZYG_MAX_FDS 3
 
-static void child(int sock, int sfd, char *buf, size_t len, int fds[2], int nfds,
+static void child(int sock, int sfd, char *buf, size_t len, int fds[ZYG_MAX_FDS], int nfds,
                   int (*run)(int, char **))
 {
     close(sock);
@@ -74,15 +68,15 @@ static void child(int sock, int sfd, char *buf, size_t len, int fds[2], int nfds
     for (size_t off = 0; off < len && n < ZYG_MAX_ARGS; off += strlen(buf + off) + 1)
         args[n++] = buf + off;
     args[n] = NULL;
-    /* above 4 first, so that placing one cannot clobber the other */
+    /* above 3 + ZYG_MAX_FDS first, so that placing one cannot clobber another */
     for (int i = 0; i < nfds; i++)
-        if (fds[i] < 5) {
-            int h = fcntl(fds[i], F_DUPFD, 5);
+        if (fds[i] < 3 + ZYG_MAX_FDS) {
+            int h = fcntl(fds[i], F_DUPFD, 3 + ZYG_MAX_FDS);
             close(fds[i]);
             fds[i] = h;
         }
-    if (place_fd(nfds > 0 ? fds[0] : -1, 3) < 0 || place_fd(nfds > 1 ? fds[1] : -1, 4) < 0)
-        _exit(1);
+    for (int i = 0; i < nfds; i++)
+        if (fds[i] < 0 || dup2(fds[i], 3 + i) < 0) _exit(1);
     for (int i = 0; i < nfds; i++) close(fds[i]);
     sigset_t none;
     sigemptyset(&none);
@@ -106,7 +100,7 @@ static int serve(int sock, int sfd, int (*run)(int, char **))
 {
     static char buf[16384];
     union {
-        char b[CMSG_SPACE(2 * sizeof(int))];
+        char b[CMSG_SPACE(ZYG_MAX_FDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct iovec iov = {buf, sizeof buf - 1};
@@ -115,14 +109,14 @@ static int serve(int sock, int sfd, int (*run)(int, char **))
     ssize_t r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
     if (r < 0) return errno == EINTR || errno == EAGAIN ? 0 : -1;
     if (r == 0) return -1;
-    int fds[2] = {-1, -1}, nfds = 0;
+    int fds[ZYG_MAX_FDS] = {-1, -1, -1}, nfds = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
             int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
             for (int i = 0; i < k; i++) {
                 int fd;
                 memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (nfds < 2)
+                if (nfds < ZYG_MAX_FDS)
                     fds[nfds++] = fd;
                 else
                     close(fd);

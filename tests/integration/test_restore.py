@@ -464,3 +464,30 @@ def test_run_adopted_when_its_start_was_not_written(rd):
     rd.docker("stop", "-t", "1", n)
     assert state(rd, n)["Running"] is False and not pid_alive(pid)
     rd.docker("rm", n)
+
+
+def test_start_failing_after_the_shim_began_leaves_nothing(rd):
+    """The shim is forked before the bundle is ready; when preparing it fails
+    (here the root cannot be mounted), the waiting shim is let go and exits."""
+    cid = rd.docker("create", "busybox", "true").out.strip()
+    upper = os.path.join(rd.data_root, "containers", cid, "upper")
+    os.makedirs(os.path.dirname(upper), exist_ok=True)
+    with open(upper, "w") as f:   # a file where the overlay needs a directory
+        f.write("x")
+    st, _, body = rd.api("POST", f"/containers/{cid}/start")
+    assert st == 500, body
+    def shims():
+        out = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    if cid.encode() in open(f"/proc/{p}/cmdline", "rb").read():
+                        out.append(p)
+                except OSError:
+                    pass
+        return out
+    assert wait_for(lambda: not shims(), timeout=5)
+    assert not os.path.exists(os.path.join(rd.exec_root, "containers", cid, "shim.sock"))
+    os.unlink(upper)
+    assert rd.docker("start", "-a", cid).returncode == 0
+    rd.docker("rm", cid)
