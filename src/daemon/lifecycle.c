@@ -334,6 +334,21 @@ static int64_t log_opt_size(const json_t *lc)
     return s ? parse_size(s) : 0;
 }
 
+/* With c's lock held: the state of a running container; returns it. */
+static json_t *set_running(container *c, pid_t pid, bool started_now)
+{
+    json_t *st = ctr_state(c);
+    ctr_set_status(c, "running");
+    json_object_set_new(st, "Pid", json_integer(pid));
+    json_object_set_new(st, "ExitCode", json_integer(0));
+    if (started_now) {
+        char ts[64];
+        fmt_rfc3339nano(now_ns(), ts, sizeof ts);
+        json_object_set_new(st, "StartedAt", json_string(ts));
+    }
+    return st;
+}
+
 static int launch(container *c, bool by_policy, berr *e)
 {
     ctr_lock();
@@ -422,16 +437,10 @@ static int launch(container *c, bool by_policy, berr *e)
         c->pa_fd = afd;
         ctr_unlock();
     }
-    char ts[64];
-    fmt_rfc3339nano(now_ns(), ts, sizeof ts);
     ctr_lock();
-    json_t *st = ctr_state(c);
-    ctr_set_status(c, "running");
-    json_object_set_new(st, "Pid", json_integer(pid));
-    json_object_set_new(st, "ExitCode", json_integer(0));
+    json_t *st = set_running(c, pid, true);
     json_object_set_new(st, "OOMKilled", json_false());
     json_object_set_new(st, "Error", json_string(""));
-    json_object_set_new(st, "StartedAt", json_string(ts));
     json_object_set_new(st, "FinishedAt", json_string("0001-01-01T00:00:00Z"));
     json_object_set_new(c->j, "LogPath", json_string(logp));
     if (!by_policy) mark_stopped_by_user(c, false);
@@ -853,15 +862,11 @@ static void adopt_run(container *c, const char *edir)
     bool running = false;
     berr e;
     if (shim_state(edir, &pid, &running, &e) < 0 || !running) return;
-    char ts[64];
-    fmt_rfc3339nano(now_ns(), ts, sizeof ts);
     ctr_lock();
     json_t *st = ctr_state(c);
-    ctr_set_status(c, "running");
-    json_object_set_new(st, "Pid", json_integer(pid));
-    json_object_set_new(st, "ExitCode", json_integer(0));
-    if (!strcmp(jstr(st, "StartedAt") ? jstr(st, "StartedAt") : "", "0001-01-01T00:00:00Z"))
-        json_object_set_new(st, "StartedAt", json_string(ts));
+    set_running(
+        c, pid,
+        !strcmp(jstr(st, "StartedAt") ? jstr(st, "StartedAt") : "", "0001-01-01T00:00:00Z"));
     ctr_save(c);
     ctr_unlock();
     log_info("container %.12s: running under its shim, recorded now", c->id);

@@ -229,13 +229,7 @@ static int arches(gen *g, const json_t *arr)
     {
         const char *a = json_string_value(v);
         if (!a) continue;
-        char low[32];
-        size_t k = 0;
-        for (const char *p = str_starts(a, "SCMP_ARCH_") ? a + 10 : a; *p && k < sizeof low - 1;
-             p++)
-            low[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-        low[k] = 0;
-        uint32_t arch = seccomp_arch_resolve_name(low);
+        uint32_t arch = rt_seccomp_arch(a);
         if (arch == SCMP_ARCH_X86)
             g->x86 = true;
         else if (arch == SCMP_ARCH_X32)

@@ -23,6 +23,8 @@ int rt_bpfgen(const json_t *seccomp, rt_bpf *out, const char **why);
 
 /* libseccomp's compile (binary tree), the reference and the fallback. */
 int rt_seccomp_compile_libseccomp(const json_t *seccomp, rt_bpf *out, berr *e);
+/* "SCMP_ARCH_X86_64" (or "x86_64") -> libseccomp's arch token; 0 if unknown. */
+uint32_t rt_seccomp_arch(const char *name);
 
 /* The cache key of a profile's program ("sha256:<hex>"). */
 void rt_seccomp_key(const json_t *seccomp, char key[DIGEST_LEN + 1]);

@@ -100,6 +100,16 @@ int rt_seccomp_parse_flags(const json_t *arr, unsigned int *out, berr *e)
 }
 
 /* ---- compiling ---- */
+uint32_t rt_seccomp_arch(const char *a)
+{
+    char low[32];
+    size_t k = 0;
+    for (const char *p = str_starts(a, "SCMP_ARCH_") ? a + 10 : a; *p && k < sizeof low - 1; p++)
+        low[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    low[k] = 0;
+    return seccomp_arch_resolve_name(low);
+}
+
 static int add_arches(scmp_filter_ctx ctx, const json_t *arr, berr *e)
 {
     size_t i;
@@ -108,13 +118,7 @@ static int add_arches(scmp_filter_ctx ctx, const json_t *arr, berr *e)
     {
         const char *a = json_string_value(v);
         if (!a) continue;
-        char low[32];
-        size_t k = 0;
-        for (const char *p = str_starts(a, "SCMP_ARCH_") ? a + 10 : a; *p && k < sizeof low - 1;
-             p++)
-            low[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-        low[k] = 0;
-        uint32_t arch = seccomp_arch_resolve_name(low);
+        uint32_t arch = rt_seccomp_arch(a);
         if (!arch) return berr_set(e, 400, "seccomp: unknown architecture %s", a);
         int r = seccomp_arch_add(ctx, arch);
         if (r < 0 && r != -EEXIST)
