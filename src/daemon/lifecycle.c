@@ -11,6 +11,7 @@
 #include "daemon/lifecycle.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -670,6 +671,7 @@ static void *waiter_main(void *p)
     if (autorm) shim_wait_gone(edir, 10000, NULL);
     free(edir);
     ctr_put(c);
+    malloc_trim(0); /* a run's garbage, once it is over (off every request's path) */
     return NULL;
 }
 
