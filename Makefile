@@ -10,7 +10,7 @@ ASAN_BUILD ?= build-asan
 PYTHON ?= /usr/bin/python3
 
 DEPS = meson ninja-build pkg-config gcc libc6-dev libjansson-dev \
-       libcurl4-openssl-dev libarchive-dev zlib1g-dev libzstd-dev libcmocka-dev \
+       libarchive-dev zlib1g-dev libzstd-dev libcmocka-dev \
        busybox-static python3-pytest python3-docker docker.io clang-format curl \
        iproute2 util-linux procps hyperfine libseccomp-dev zstd xz-utils runc tmux \
        clang libclang-rt-14-dev
