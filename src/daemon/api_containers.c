@@ -242,6 +242,8 @@ static json_t *build_record(json_t *body, const char *image_id, berr *e)
     return j;
 }
 
+static void fill_record(container *c);
+
 void h_container_create(req *r)
 {
     json_t *body = req_json(r);
@@ -281,13 +283,20 @@ void h_container_create(req *r)
         json_object_set_new(j, "Name", json_string(name));
     else
         json_object_del(j, "Name");
-    container *c = ctr_add(j, &e);
+    container *c = ctr_add(j, fill_record, &e);
     if (!c) {
         json_decref(j);
         json_decref(warnings);
         return resp_berr(r, &e);
     }
-    ctr_lock();
+    lc_event(c, "create", NULL);
+    resp_json(r, 201, json_pack("{s:s,s:o}", "Id", c->id, "Warnings", warnings));
+    ctr_put(c);
+}
+
+/* The parts of a new record that need its id (ctr_lock held). */
+static void fill_record(container *c)
+{
     json_t *cfg = json_object_get(c->j, "Config");
     const char *uh = jstr(cfg, "Hostname");
     const char *nmode = jstr(json_object_get(c->j, "HostConfig"), "NetworkMode");
@@ -309,11 +318,6 @@ void h_container_create(req *r)
     free(p);
     p = xasprintf("%s/hosts", dir), json_object_set_new(c->j, "HostsPath", json_string(p)), free(p);
     free(dir);
-    ctr_save(c);
-    ctr_unlock();
-    lc_event(c, "create", NULL);
-    resp_json(r, 201, json_pack("{s:s,s:o}", "Id", c->id, "Warnings", warnings));
-    ctr_put(c);
 }
 
 /* ---- list ---- */

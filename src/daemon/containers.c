@@ -202,7 +202,7 @@ int ctr_rename(container *c, const char *name, berr *e)
     return 0;
 }
 
-container *ctr_add(json_t *j, berr *e)
+container *ctr_add(json_t *j, void (*fill)(container *c), berr *e)
 {
     const char *name = jstr(j, "Name");
     if (name && !valid_name(name)) {
@@ -239,6 +239,7 @@ container *ctr_add(json_t *j, berr *e)
     json_object_set_new(j, "Name", json_string(full));
     free(full);
     container *c = ctr_new(id, j);
+    if (fill) fill(c);
     char *dir = ctr_dir(id);
     if (mkdir_p(dir, 0710) < 0 || ctr_save(c) < 0) {
         berr_errno(e, 500, "saving container %s", id);

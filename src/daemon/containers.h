@@ -54,7 +54,9 @@ int ctr_init(const char *data_root, const char *exec_root, berr *e);
 container *ctr_get(const char *ref, berr *e);
 void ctr_put(container *c);
 /* A new record; fails 409 if the name is taken. Returned referenced. */
-container *ctr_add(json_t *j, berr *e);
+/* fill (may be NULL) completes the record with what needs its id, with
+ * ctr_lock held, before the one write of it. */
+container *ctr_add(json_t *j, void (*fill)(container *c), berr *e);
 /* Drops the record and its files under the data root (not the exec root). */
 /* Takes c out of the table and marks it removed (waiters wake), then runs
  * before_files(c) (may be NULL; e.g. unmounting its root) and deletes its
