@@ -1,6 +1,9 @@
 /* jsonutil.c: jansson helpers and filter parsing; see jsonutil.h. */
 #include "jsonutil.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_t *json_parse_body(const char *data, size_t len, berr *e)
@@ -104,4 +107,22 @@ bool filters_match_labels(const json_t *f, const char *key, const json_t *labels
         if (eq && strcmp(json_string_value(lv), eq + 1)) return false;
     }
     return true;
+}
+
+json_t *json_load_path(const char *path, json_error_t *je)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (read_file(path, &data, &len) < 0) {
+        if (je) {
+            memset(je, 0, sizeof *je);
+            snprintf(je->text, sizeof je->text, "unable to open %s: %s", path, strerror(errno));
+            snprintf(je->source, sizeof je->source, "%s", path);
+        }
+        return NULL;
+    }
+    json_error_t local;
+    json_t *j = json_loadb(data, len, 0, je ? je : &local);
+    free(data);
+    return j;
 }

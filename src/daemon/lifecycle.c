@@ -924,7 +924,7 @@ void lc_restore(void)
 json_t *lc_spec_process(const char *id)
 {
     char *edir = ctr_exec_dir(id), *p = xasprintf("%s/config.json", edir);
-    json_t *spec = json_load_file(p, 0, NULL);
+    json_t *spec = json_load_path(p, NULL);
     free(p), free(edir);
     json_t *proc = spec ? json_deep_copy(json_object_get(spec, "process")) : NULL;
     json_decref(spec);

@@ -108,7 +108,7 @@ int rt_container_load(const char *root, const char *id, rt_container **out, berr
     rt_container *c = container_new(root, id);
     _cleanup_free_ char *path = xasprintf("%s/state.json", c->dir);
     json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
+    json_t *j = json_load_path(path, &je);
     if (!j) {
         rt_container_free(c);
         return berr_set(e, 404, "container \"%s\" does not exist", id);

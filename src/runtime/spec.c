@@ -472,7 +472,7 @@ int rt_spec_load_bundle(const char *bundle, rt_spec **out, berr *e)
 {
     _cleanup_free_ char *path = xasprintf("%s/config.json", bundle);
     json_error_t je;
-    json_t *j = json_load_file(path, 0, &je);
+    json_t *j = json_load_path(path, &je);
     if (!j) return berr_set(e, 400, "%s: %s (line %d)", path, je.text, je.line);
     int r = rt_spec_load(j, bundle, out, e);
     json_decref(j);

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "server.h"
 
 /* --debug: microseconds since main() per start phase */
@@ -166,7 +167,7 @@ static int load_spec(shim *sh, rt_spec **spec, bool *tty, berr *e)
 {
     char *path = xasprintf("%s/config.json", sh->bundle);
     json_error_t je;
-    json_t *cfg = json_load_file(path, 0, &je);
+    json_t *cfg = json_load_path(path, &je);
     free(path);
     if (!cfg) return berr_set(e, 400, "shim: %s/config.json: %s", sh->bundle, je.text);
     trace_mark("shim spec parsed");
