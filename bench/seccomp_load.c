@@ -65,70 +65,6 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static json_t *docker_to_spec(json_t *p)
-{
-    static const char *const caps[] = {"CAP_CHOWN",
-                                       "CAP_DAC_OVERRIDE",
-                                       "CAP_FSETID",
-                                       "CAP_FOWNER",
-                                       "CAP_MKNOD",
-                                       "CAP_NET_RAW",
-                                       "CAP_SETGID",
-                                       "CAP_SETUID",
-                                       "CAP_SETFCAP",
-                                       "CAP_SETPCAP",
-                                       "CAP_NET_BIND_SERVICE",
-                                       "CAP_SYS_CHROOT",
-                                       "CAP_KILL",
-                                       "CAP_AUDIT_WRITE",
-                                       NULL};
-    json_t *out = json_object(), *arches = json_array(), *rules = json_array();
-    size_t i, k;
-    json_t *m, *r, *v;
-    json_array_foreach(json_object_get(p, "archMap"), i, m)
-    {
-        if (!jstr(m, "architecture") || strcmp(jstr(m, "architecture"), "SCMP_ARCH_X86_64"))
-            continue;
-        json_array_append(arches, json_object_get(m, "architecture"));
-        json_array_extend(arches, json_object_get(m, "subArchitectures"));
-    }
-    json_array_foreach(json_object_get(p, "syscalls"), i, r)
-    {
-        json_t *inc = json_object_get(r, "includes"), *exc = json_object_get(r, "excludes");
-        bool ok = !json_array_size(json_object_get(inc, "arches"));
-        json_array_foreach(json_object_get(inc, "arches"), k, v) ok |=
-            json_is_string(v) && !strcmp(json_string_value(v), "amd64");
-        json_array_foreach(json_object_get(exc, "arches"), k, v) ok &=
-            !(json_is_string(v) && !strcmp(json_string_value(v), "amd64"));
-        json_array_foreach(json_object_get(inc, "caps"), k, v)
-        {
-            bool held = false;
-            for (const char *const *c = caps; *c; c++)
-                held |= json_is_string(v) && !strcmp(*c, json_string_value(v));
-            ok &= held;
-        }
-        json_array_foreach(json_object_get(exc, "caps"), k, v)
-        {
-            for (const char *const *c = caps; *c; c++)
-                ok &= !(json_is_string(v) && !strcmp(*c, json_string_value(v)));
-        }
-        if (!ok) continue;
-        json_t *nr = json_pack("{s:O,s:O}", "names", json_object_get(r, "names"), "action",
-                               json_object_get(r, "action"));
-        if (json_array_size(json_object_get(r, "args")))
-            json_object_set(nr, "args", json_object_get(r, "args"));
-        if (json_object_get(r, "errnoRet"))
-            json_object_set(nr, "errnoRet", json_object_get(r, "errnoRet"));
-        json_array_append_new(rules, nr);
-    }
-    json_object_set(out, "defaultAction", json_object_get(p, "defaultAction"));
-    if (json_object_get(p, "defaultErrnoRet"))
-        json_object_set(out, "defaultErrnoRet", json_object_get(p, "defaultErrnoRet"));
-    json_object_set_new(out, "architectures", arches);
-    json_object_set_new(out, "syscalls", rules);
-    return out;
-}
-
 /* The cache key (rt_seccomp_key) against what it replaced: json_dumps with
  * sorted keys, then SHA-256 of the string. Medians of 500, in us. */
 static void bench_key(const json_t *sc)
@@ -217,7 +153,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", argv[i], je.text);
             return 1;
         }
-        json_t *sc = json_object_get(p, "archMap") ? docker_to_spec(p) : json_incref(p);
+        berr e;
+        json_t *sc = json_object_get(p, "archMap")
+                         ? ocispec_seccomp_from_docker(p, ocispec_default_caps(), &e)
+                         : json_incref(p);
+        if (!sc) {
+            fprintf(stderr, "%s: %s\n", argv[i], e.msg);
+            return 1;
+        }
         r |= bench(argv[i], sc, loads);
         json_decref(sc);
         json_decref(p);

@@ -304,27 +304,25 @@ static bool rule_applies(const json_t *r, uint64_t caps)
     return arch_ok;
 }
 
-static json_t *profile_to_spec(const char *path, uint64_t caps, berr *e)
+json_t *ocispec_seccomp_from_docker(const json_t *p, uint64_t caps, berr *e)
 {
-    /* the docker CLI sends the profile's JSON inline; a path names a file on
-     * the daemon's host */
-    json_error_t je;
-    json_t *p = path[0] == '{' ? json_loads(path, 0, &je) : json_load_file(path, 0, &je);
-    if (!p) {
-        berr_set(e, 400, "decoding seccomp profile failed: %s", je.text);
-        return NULL;
-    }
     json_t *out = json_object();
     json_object_set(out, "defaultAction", json_object_get(p, "defaultAction"));
     if (json_object_get(p, "defaultErrnoRet"))
         json_object_set(out, "defaultErrnoRet", json_object_get(p, "defaultErrnoRet"));
     json_t *arches = json_object_get(p, "architectures");
-    if (!arches) {
+    if (!arches) { /* as dockerd: the native arch's entry, with its sub-architectures */
         arches = json_array();
         size_t i;
         json_t *m;
         json_array_foreach(json_object_get(p, "archMap"), i, m)
+        {
+            if (strcmp(jstr(m, "architecture") ? jstr(m, "architecture") : "", "SCMP_ARCH_X86_64"))
+                continue;
             json_array_append(arches, json_object_get(m, "architecture"));
+            if (json_is_array(json_object_get(m, "subArchitectures")))
+                json_array_extend(arches, json_object_get(m, "subArchitectures"));
+        }
         json_object_set_new(out, "architectures", arches);
     } else {
         json_object_set(out, "architectures", arches);
@@ -350,12 +348,26 @@ static json_t *profile_to_spec(const char *path, uint64_t caps, berr *e)
         json_array_append_new(rules, nr);
     }
     json_object_set_new(out, "syscalls", rules);
-    json_decref(p);
     if (!json_is_string(json_object_get(out, "defaultAction"))) {
         json_decref(out);
-        berr_set(e, 400, "seccomp profile %s has no defaultAction", path);
+        berr_set(e, 400, "seccomp profile has no defaultAction");
         return NULL;
     }
+    return out;
+}
+
+static json_t *profile_to_spec(const char *path, uint64_t caps, berr *e)
+{
+    /* the docker CLI sends the profile's JSON inline; a path names a file on
+     * the daemon's host */
+    json_error_t je;
+    json_t *p = path[0] == '{' ? json_loads(path, 0, &je) : json_load_file(path, 0, &je);
+    if (!p) {
+        berr_set(e, 400, "decoding seccomp profile failed: %s", je.text);
+        return NULL;
+    }
+    json_t *out = ocispec_seccomp_from_docker(p, caps, e);
+    json_decref(p);
     return out;
 }
 

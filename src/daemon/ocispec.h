@@ -23,6 +23,10 @@ json_t *ocispec_resources(const json_t *hc, bool privileged);
 json_t *ocispec_discard_unsupported(json_t *hc, berr *e);
 /* Docker's default capability set, as far as the daemon holds it. */
 uint64_t ocispec_default_caps(void);
+/* A Docker-format seccomp profile (archMap, includes/excludes by caps and
+ * arch) in the runtime spec's form, as dockerd converts it for a container
+ * with capabilities `caps` on x86-64. 400 when it has no defaultAction. */
+json_t *ocispec_seccomp_from_docker(const json_t *profile, uint64_t caps, berr *e);
 /* Berth's default seccomp allow-list (spec form) for a capability set. */
 json_t *ocispec_default_seccomp(uint64_t caps);
 /* Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group

@@ -5,6 +5,7 @@ groups, ulimits, sysctls, tmpfs, network none/host, generated /etc files, --init
 Each test names its containers and force-removes them at teardown.
 """
 
+import json
 import os
 import re
 import time
@@ -393,3 +394,26 @@ def test_init_reaps_zombies(daemon, busybox, ctrs):
     time.sleep(1.5)
     out = daemon.docker("exec", n, "ps", "-o", "stat,comm").out
     assert not [l for l in out.splitlines()[1:] if l.strip().startswith("Z")], out
+
+
+def test_seccomp_profile_archmap_as_dockerd(daemon, busybox, ctrs, tmp_path):
+    """A Docker-format profile's archMap gives the native arch and its
+    sub-architectures (x86-64: x86 and x32), as dockerd converts it, not
+    every arch the map lists."""
+    prof = tmp_path / "p.json"
+    prof.write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                     "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+                    {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    n = uniq("arch")
+    ctrs.append(n)
+    daemon.docker("run", "-d", "--name", n, "--security-opt", f"seccomp={prof}",
+                  "busybox", "sleep", "30")
+    cid = daemon.api_json("GET", f"/containers/{n}/json")["Id"]
+    with open(os.path.join(daemon.exec_root, "containers", cid, "config.json")) as f:
+        sc = json.load(f)["linux"]["seccomp"]
+    assert sc["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    p = daemon.docker("exec", n, "sh", "-c", "mkdir /tmp/d; echo rc=$?", check=False)
+    assert "rc=1" in p.out

@@ -446,90 +446,31 @@ static void test_default_profile(void **st)
     }
 }
 
-/* Docker's profile format -> spec form, as dockerd (and tests/integration/
- * test_runtime.py) convert it, for a capability set. */
-static bool has_str(const json_t *arr, const char *s)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i,
-                       v) if (json_is_string(v) && !strcmp(json_string_value(v), s)) return true;
-    return false;
-}
-
+/* Docker's profile format -> spec form, with the daemon's own converter,
+ * for a capability set named like the daemon's. */
 static json_t *docker_to_spec(const json_t *p, const char *const *caps)
 {
-    json_t *out = json_object(), *arches = json_array(), *rules = json_array();
-    size_t i;
-    json_t *m, *r;
-    json_array_foreach(json_object_get(p, "archMap"), i, m)
-    {
-        if (strcmp(jstr(m, "architecture"), "SCMP_ARCH_X86_64")) continue;
-        json_array_append(arches, json_object_get(m, "architecture"));
-        json_array_extend(arches, json_object_get(m, "subArchitectures"));
-    }
-    json_array_foreach(json_object_get(p, "syscalls"), i, r)
-    {
-        json_t *inc = json_object_get(r, "includes"), *exc = json_object_get(r, "excludes");
-        json_t *ia = json_object_get(inc, "arches");
-        if (json_array_size(ia) && !has_str(ia, "amd64")) continue;
-        if (has_str(json_object_get(exc, "arches"), "amd64")) continue;
-        bool ok = true;
-        size_t k;
-        json_t *c;
-        json_array_foreach(json_object_get(inc, "caps"), k, c)
-        {
-            bool held = false;
-            for (const char *const *h = caps; *h; h++) held |= !strcmp(*h, json_string_value(c));
-            ok &= held;
-        }
-        json_array_foreach(json_object_get(exc, "caps"), k, c)
-        {
-            for (const char *const *h = caps; *h; h++) ok &= !!strcmp(*h, json_string_value(c));
-        }
-        if (!ok) continue;
-        json_t *nr = json_pack("{s:O,s:O}", "names", json_object_get(r, "names"), "action",
-                               json_object_get(r, "action"));
-        if (json_array_size(json_object_get(r, "args")))
-            json_object_set(nr, "args", json_object_get(r, "args"));
-        if (json_object_get(r, "errnoRet"))
-            json_object_set(nr, "errnoRet", json_object_get(r, "errnoRet"));
-        json_array_append_new(rules, nr);
-    }
-    json_object_set(out, "defaultAction", json_object_get(p, "defaultAction"));
-    if (json_object_get(p, "defaultErrnoRet"))
-        json_object_set(out, "defaultErrnoRet", json_object_get(p, "defaultErrnoRet"));
-    json_object_set_new(out, "architectures", arches);
-    json_object_set_new(out, "syscalls", rules);
-    return out;
+    uint64_t bits = 0;
+    for (const char *const *c = caps; *c; c++) bits |= 1ULL << rt_cap_from_name(*c);
+    berr e;
+    json_t *sc = ocispec_seccomp_from_docker(p, bits, &e);
+    assert_non_null(sc);
+    return sc;
 }
 
 static void test_docker_profile(void **st)
 {
     json_t *p = json_load_file(DOCKER_PROFILE, 0, NULL);
     if (!p) skip();
-    static const char *const docker_caps[] = {"CAP_CHOWN",
-                                              "CAP_DAC_OVERRIDE",
-                                              "CAP_FSETID",
-                                              "CAP_FOWNER",
-                                              "CAP_MKNOD",
-                                              "CAP_NET_RAW",
-                                              "CAP_SETGID",
-                                              "CAP_SETUID",
-                                              "CAP_SETFCAP",
-                                              "CAP_SETPCAP",
-                                              "CAP_NET_BIND_SERVICE",
-                                              "CAP_SYS_CHROOT",
-                                              "CAP_KILL",
-                                              "CAP_AUDIT_WRITE",
-                                              NULL};
     static const char *const all_caps[] = {
         "CAP_CHOWN",     "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH",
         "CAP_SYS_ADMIN", "CAP_SYS_BOOT",       "CAP_SYS_MODULE",
         "CAP_SYS_PACCT", "CAP_SYS_PTRACE",     "CAP_SYS_RAWIO",
         "CAP_SYS_TIME",  "CAP_SYS_TTY_CONFIG", "CAP_SYS_NICE",
         "CAP_SYSLOG",    "CAP_SYS_CHROOT",     NULL};
-    json_t *sc = docker_to_spec(p, docker_caps);
+    berr e;
+    json_t *sc = ocispec_seccomp_from_docker(p, ocispec_default_caps(), &e);
+    assert_non_null(sc);
     unsigned ours, ref;
     compare(sc, "docker default profile", &ours, &ref);
     double po, pr;
