@@ -263,15 +263,13 @@ static int validate_output(const char *path)
 }
 
 /* GET .../archive?path= into fd; 0, or -1 after printing the error. */
-static int fetch_archive(client *c, const char *ctr, const char *path, int fd)
+
+/* One archive request; docker's messages for a missing container or path
+ * and for other errors. 0 or -1. */
+static int archive_request(client *c, const req *rq, const char *ctr, const char *path)
 {
-    char *e = url_escape(ctr);
-    sbuf p = {0};
-    sbuf_printf(&p, "/containers/%s/archive", e);
-    query_add(&p, "path", path);
-    req rq = {.method = "GET", .path = p.data, .body_fd = -1, .on_data = write_fd, .ctx = &fd};
     resp r;
-    int rc = client_do(c, &rq, &r);
+    int rc = client_do(c, rq, &r);
     if (rc == 0 && r.status == 404) {
         errorf("Error: No such container:path: %s:%s", ctr, path);
         rc = -1;
@@ -280,6 +278,17 @@ static int fetch_archive(client *c, const char *ctr, const char *path, int fd)
         rc = -1;
     }
     resp_free(&r);
+    return rc;
+}
+
+static int fetch_archive(client *c, const char *ctr, const char *path, int fd)
+{
+    char *e = url_escape(ctr);
+    sbuf p = {0};
+    sbuf_printf(&p, "/containers/%s/archive", e);
+    query_add(&p, "path", path);
+    req rq = {.method = "GET", .path = p.data, .body_fd = -1, .on_data = write_fd, .ctx = &fd};
+    int rc = archive_request(c, &rq, ctr, path);
     sbuf_free(&p);
     free(e);
     return rc;
@@ -422,16 +431,7 @@ static int put_archive(client *c, const char *ctr, const char *dir, int fd, bool
     query_add(&p, "noOverwriteDirNonDir", "true");
     if (uidgid) query_add(&p, "copyUIDGID", "true");
     req rq = {.method = "PUT", .path = p.data, .body_fd = fd, .content_type = "application/x-tar"};
-    resp r;
-    int rc = client_do(c, &rq, &r);
-    if (rc == 0 && r.status == 404) {
-        errorf("Error: No such container:path: %s:%s", ctr, dir);
-        rc = -1;
-    } else if (rc == 0 && r.status >= 400) {
-        print_daemon_error(&r);
-        rc = -1;
-    }
-    resp_free(&r);
+    int rc = archive_request(c, &rq, ctr, dir);
     sbuf_free(&p);
     free(e);
     return rc;
