@@ -180,6 +180,19 @@ static void add_entry(shim_log *l, int stream, const char *p, size_t n)
     rotate(l);
 }
 
+/* Entries of SLOG_PARTIAL_MAX from the front of part while more than
+ * `keep` bytes remain (Docker splits long lines at 16 KiB). */
+static void split_partial(shim_log *l, int stream, sbuf *part, size_t keep)
+{
+    size_t off = 0;
+    while (part->len - off > keep) {
+        add_entry(l, stream, part->data + off, SLOG_PARTIAL_MAX);
+        off += SLOG_PARTIAL_MAX;
+    }
+    memmove(part->data, part->data + off, part->len - off);
+    part->len -= off;
+}
+
 void slog_data(shim_log *l, int stream, const char *p, size_t n)
 {
     if (l->fd < 0 || n == 0) return;
@@ -189,20 +202,17 @@ void slog_data(shim_log *l, int stream, const char *p, size_t n)
         const char *nl = memchr(p, '\n', n);
         if (!nl) {
             sbuf_add(part, p, n);
-            while (part->len >= SLOG_PARTIAL_MAX) {
-                add_entry(l, stream, part->data, SLOG_PARTIAL_MAX);
-                memmove(part->data, part->data + SLOG_PARTIAL_MAX, part->len - SLOG_PARTIAL_MAX);
-                part->len -= SLOG_PARTIAL_MAX;
-            }
+            split_partial(l, stream, part, SLOG_PARTIAL_MAX - 1);
             break;
         }
         size_t len = (size_t)(nl - p) + 1;
-        if (part->len) {
+        if (!part->len && len <= SLOG_PARTIAL_MAX) {
+            add_entry(l, stream, p, len); /* a whole line: no copy */
+        } else { /* the line ends here: 16 KiB pieces, the last with its newline */
             sbuf_add(part, p, len);
+            split_partial(l, stream, part, SLOG_PARTIAL_MAX);
             add_entry(l, stream, part->data, part->len);
             part->len = 0;
-        } else {
-            add_entry(l, stream, p, len);
         }
         p += len, n -= len;
     }

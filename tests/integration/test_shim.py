@@ -593,6 +593,20 @@ def test_long_line_split_at_16k(ctr):
     assert "".join(logs) == "x" * 40000 + "\n"
 
 
+def test_long_line_split_when_its_end_comes_in_a_later_read(ctr):
+    """10000 bytes without a newline, then 10000 more with it in one write: the
+    line is still cut at 16 KiB, whatever the reads brought."""
+    c = ctr(["sh", "-c", "head -c 10000 /dev/zero | tr '\\0' x; sleep 0.3; "
+             "head -c 10000 /dev/zero | tr '\\0' y > /dev/shm/l; echo >> /dev/shm/l; "
+             "dd if=/dev/shm/l bs=10001 count=1 2>/dev/null"])
+    c.launch()
+    rc = c.wait()["exit_code"]
+    logs = [e["log"] for e in c.log_entries()]
+    assert rc == 0, [l[:200] for l in logs]
+    assert [len(l) for l in logs] == [16384, 20001 - 16384]
+    assert "".join(logs) == "x" * 10000 + "y" * 10000 + "\n"
+
+
 # ---- detaching and protocol ----
 
 def test_shim_survives_sigkill_of_launcher(ctr):
