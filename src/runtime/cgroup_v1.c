@@ -4,6 +4,7 @@
  * without swap accounting, blkio.weight without CFQ/BFQ), is skipped when
  * the spec does not ask for it and reported when it does. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +15,20 @@
 #include "internal.h"
 
 /* New cpuset cgroups start with empty cpus/mems: copy them down from the
- * nearest ancestor that has them, for every level from the mount down. */
+ * nearest ancestor that has them, for every level from the mount down. The
+ * leaf's parent then gets cgroup.clone_children, so that the next leaf made
+ * under it is born with them (a read of that flag instead of six calls). */
 int rt_cgv1_cpuset_init(const char *mnt, const char *path)
 {
     size_t ml = strlen(mnt);
-    char cur[4096];
+    char cur[4096], flag[8];
+    snprintf(cur, sizeof cur, "%s", path);
+    char *slash = strrchr(cur, '/');
+    if (slash && slash > cur + ml) {
+        *slash = 0;
+        if (rt_cg_read(cur, "cgroup.clone_children", flag, sizeof flag) > 0 && flag[0] == '1')
+            return 0;
+    }
     for (const char *p = path + ml; p && *p;) {
         const char *next = strchr(p + 1, '/');
         size_t len = next ? (size_t)(next - path) : strlen(path);
@@ -34,6 +44,10 @@ int rt_cgv1_cpuset_init(const char *mnt, const char *path)
             if (rt_cg_write(cur, files[i], buf) < 0) return -1;
         }
         p = next;
+    }
+    if (slash && slash > cur + ml) {
+        snprintf(cur, sizeof cur, "%.*s", (int)(strrchr(path, '/') - path), path);
+        rt_cg_write(cur, "cgroup.clone_children", "1"); /* best effort */
     }
     return 0;
 }
@@ -94,23 +108,41 @@ static int set_cpu(rt_cgroup *cg, const rt_resources *r, berr *e)
     return 0;
 }
 
+static bool same_rule(const rt_devrule *a, const rt_devrule *b)
+{
+    return a->allow == b->allow && a->type == b->type && a->major == b->major &&
+           a->minor == b->minor && !strcmp(a->access, b->access);
+}
+
+/* One rule per write(), to devices.allow or devices.deny opened once each;
+ * a rule given again with no other rule between its two places is written
+ * once (the spec's list and the device nodes' rules repeat each other). */
 static int set_devices(const char *d, const rt_resources *r, berr *e)
 {
     if (!r->ndevrules) return 0;
     if (!d) return berr_set(e, 400, "the devices cgroup controller is not mounted");
-    for (size_t i = 0; i < r->ndevrules; i++) {
+    int fd[2] = {-1, -1}, rc = 0; /* deny, allow */
+    for (size_t i = 0; i < r->ndevrules && rc == 0; i++) {
         const rt_devrule *x = &r->devrules[i];
-        char rule[64], ma[24] = "*", mi[24] = "*";
+        bool again = false;
+        for (size_t j = i; j-- > 0 && !again && r->devrules[j].allow == x->allow;)
+            again = same_rule(&r->devrules[j], x);
+        if (again) continue; /* same effect: only rules of one kind since */
+        char rule[64], ma[24] = "*", mi[24] = "*", path[4096];
         if (x->major >= 0) snprintf(ma, sizeof ma, "%ld", x->major);
         if (x->minor >= 0) snprintf(mi, sizeof mi, "%ld", x->minor);
         if (x->type == 'a' && x->major < 0 && x->minor < 0 && !strcmp(x->access, "rwm"))
             snprintf(rule, sizeof rule, "a");
         else
             snprintf(rule, sizeof rule, "%c %s:%s %s", x->type, ma, mi, x->access);
-        if (rt_cg_write(d, x->allow ? "devices.allow" : "devices.deny", rule) < 0)
-            return berr_errno(e, 400, "device rule %s %s", x->allow ? "allow" : "deny", rule);
+        snprintf(path, sizeof path, "%s/%s", d, x->allow ? "devices.allow" : "devices.deny");
+        if ((fd[x->allow] < 0 && (fd[x->allow] = open(path, O_WRONLY | O_CLOEXEC)) < 0) ||
+            write(fd[x->allow], rule, strlen(rule)) < 0)
+            rc = berr_errno(e, 400, "device rule %s %s", x->allow ? "allow" : "deny", rule);
     }
-    return 0;
+    for (int i = 0; i < 2; i++)
+        if (fd[i] >= 0) close(fd[i]);
+    return rc;
 }
 
 int rt_cgv1_apply(rt_cgroup *cg, const rt_resources *r, berr *e)
