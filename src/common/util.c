@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -180,6 +182,13 @@ int base64_decode(const char *in, size_t n, unsigned char *out)
     return len;
 }
 
+/* ---- scheduling ---- */
+void thread_background(void)
+{
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+}
+
 /* ---- files ---- */
 int mkdir_p(const char *path, mode_t mode)
 {
@@ -188,6 +197,9 @@ int mkdir_p(const char *path, mode_t mode)
         errno = ENAMETOOLONG;
         return -1;
     }
+    if (mkdir(buf, mode) == 0 || errno == EEXIST)
+        return 0; /* the parent is there: the usual case */
+    if (errno != ENOENT) return -1;
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;

@@ -73,6 +73,10 @@ char *base64_encode(const void *p, size_t n); /* malloc'ed, NUL-terminated */
 int base64_decode(const char *in, size_t n, unsigned char *out);
 
 /* ---- files ---- */
+/* The calling thread runs only when a CPU would otherwise idle
+ * (SCHED_IDLE): for cleanup nobody waits for, so that it does not slow
+ * what comes next. */
+void thread_background(void);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path); /* 0 also when absent */
 /* rm -rf of name in the directory dfd, never following symlinks. */

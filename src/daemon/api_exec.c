@@ -102,7 +102,7 @@ static json_t *exec_process(const exec_rec *x, bool tty, berr *e)
     if (json_is_true(
             json_object_get(x->cfg, "Privileged"))) { /* every capability the daemon holds */
         json_t *all = json_array();
-        uint64_t held = rt_caps_held();
+        uint64_t held = ocispec_caps_held();
         for (int c = 0; c < 64; c++)
             if ((held & (1ULL << c)) && rt_cap_name(c))
                 json_array_append_new(all, json_string(rt_cap_name(c)));

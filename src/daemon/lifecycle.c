@@ -10,13 +10,17 @@
  * records the exits that happened meanwhile. */
 #include "daemon/lifecycle.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/jsonutil.h"
@@ -64,11 +68,8 @@ static char *rootfs_path(const char *id)
  * an overlay otherwise does (1.5 ms and more here) buys nothing. Overlay
  * refuses to mount over a volatile work dir again until its marker is gone;
  * a --rm container is never kept past a crash, so the marker is removed. */
-static int mount_rootfs(container *c, const char *image_id, bool scratch, berr *e)
+static int mount_layers(container *c, char *const *dirs, int n, bool scratch, berr *e)
 {
-    char **dirs = NULL;
-    int n = image_layer_dirs(D.images, image_id, &dirs, e);
-    if (n < 0) return -1;
     char *dir = ctr_dir(c->id), *target = rootfs_path(c->id);
     char *upper = xasprintf("%s/upper", dir), *work = xasprintf("%s/work", dir);
     char *empty = xasprintf("%s/empty", dir);
@@ -95,10 +96,19 @@ static int mount_rootfs(container *c, const char *image_id, bool scratch, berr *
                             strlen(opts));
     }
     free(vopts);
-    for (int i = 0; i < n; i++) free(dirs[i]);
-    free(dirs);
     sbuf_free(&lower);
     free(opts), free(dir), free(target), free(upper), free(work), free(empty);
+    return rc;
+}
+
+static int mount_rootfs(container *c, const char *image_id, bool scratch, berr *e)
+{
+    char **dirs = NULL;
+    int n = image_layer_dirs(D.images, image_id, &dirs, e);
+    if (n < 0) return -1;
+    int rc = mount_layers(c, dirs, n, scratch, e);
+    for (int i = 0; i < n; i++) free(dirs[i]);
+    free(dirs);
     return rc;
 }
 
@@ -350,6 +360,51 @@ static json_t *set_running(container *c, pid_t pid, bool started_now)
     return st;
 }
 
+/* The mount points of the /etc files, made in the mounted root here, off
+ * the start's path (the shim is still reading the spec), rather than by
+ * the container process: the first file made in /etc copies it up. Inside
+ * the root only, never through a link; what exists is left alone. */
+static void make_etc_mountpoints(const char *root)
+{
+    int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0) return;
+    static const char *const files[] = {"etc/resolv.conf", "etc/hostname", "etc/hosts"};
+    for (size_t i = 0; i < 3; i++) {
+        struct open_how how = {.flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                               .mode = 0644,
+                               .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+        int fd = (int)syscall(SYS_openat2, rfd, files[i], &how, sizeof how);
+        if (fd >= 0) close(fd);
+    }
+    close(rfd);
+}
+
+/* The run's /etc files and its mounted root. */
+static int prepare_root(container *c, const char *dir, char *const *layers, int n, berr *e)
+{
+    if (write_etc_files(c, dir) < 0) return berr_errno(e, 500, "writing /etc files");
+    if (mount_layers(c, layers, n, autoremove(c), e) < 0) return -1;
+    char *root = rootfs_path(c->id);
+    make_etc_mountpoints(root);
+    free(root);
+    return 0;
+}
+
+/* Nothing written in the container's root yet (its first start)? */
+static bool upper_empty(const char *dir)
+{
+    char *p = xasprintf("%s/upper", dir);
+    DIR *d = opendir(p);
+    free(p);
+    if (!d) return errno == ENOENT;
+    struct dirent *de;
+    bool empty = true;
+    while (empty && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) empty = false;
+    closedir(d);
+    return empty;
+}
+
 static int launch(container *c, bool by_policy, berr *e)
 {
     ctr_lock();
@@ -360,7 +415,10 @@ static int launch(container *c, bool by_policy, berr *e)
     char *cg = xasprintf("/berth/%s", c->id), *bundle_cfg = xasprintf("%s/config.json", edir);
     char *logp = xasprintf("%s/%s-json.log", dir, c->id);
     char *rtroot = xasprintf("%s/runtime", D.exec_root);
-    json_t *spec = NULL;
+    json_t *spec = NULL, *user = NULL;
+    char **layers = NULL;
+    int nlayers = 0;
+    bool mounted = false;
     int rc = -1, go[2] = {-1, -1};
     shim_pending sp = {-1, -1};
     bool launched = false; /* begun, not ended: abandon on failure */
@@ -406,14 +464,21 @@ static int launch(container *c, bool by_policy, berr *e)
     launched = true;
     close(go[0]), go[0] = -1;
     PHASE("shim forked");
-    if (write_etc_files(c, dir) < 0) {
-        berr_errno(e, 500, "writing /etc files");
-        goto out;
+    /* The spec goes first when the user can be resolved from the layers:
+     * the shim reads it while the root is mounted */
+    if ((nlayers = image_layer_dirs(D.images, image_id, &layers, e)) < 0) goto out;
+    bool undecided = true;
+    if (upper_empty(dir)) {
+        user = ocispec_user_layers(layers, nlayers, jstr(cfg, "User"),
+                                   json_object_get(json_object_get(snap, "HostConfig"), "GroupAdd"),
+                                   &undecided, e);
+        if (!user && !undecided) goto out;
     }
-    PHASE("etc files");
-    if (mount_rootfs(c, image_id, autoremove(c), e) < 0) goto out;
-    PHASE("rootfs mounted");
-    spec = ocispec_build(snap, root, dir, cg, e);
+    mkdir_p(root, 0755); /* the runtime resolves root.path when it reads the spec */
+    if (undecided && prepare_root(c, dir, layers, nlayers, e) < 0) goto out;
+    mounted = undecided;
+    spec = ocispec_build(snap, root, dir, cg, user, e);
+    user = NULL;
     if (!spec) goto out_umount;
     use_pooled_netns(c, spec);
     PHASE("spec built");
@@ -425,13 +490,17 @@ static int launch(container *c, bool by_policy, berr *e)
         goto out_umount;
     }
     PHASE("spec written");
-    if (write(go[1], "g", 1) != 1) {
-        berr_errno(e, 500, "starting the shim");
-        goto out_umount;
+    bool sent = write(go[1], "g", 1) == 1;
+    if (sent && !mounted) {
+        if (prepare_root(c, dir, layers, nlayers, e) < 0) goto out_umount;
+        mounted = true;
     }
+    if (sent && write(go[1], "r", 1) != 1) log_debug("start %.12s: the shim left", c->id);
     close(go[1]), go[1] = -1;
     launched = false;
+    /* a shim that failed before its go has said why on its ready pipe */
     if (shim_launch_end(&sp, &pid, pa ? &afd : NULL, e) < 0) goto out_umount;
+
     PHASE("shim launched");
     if (pa) {
         ctr_lock();
@@ -455,11 +524,16 @@ static int launch(container *c, bool by_policy, berr *e)
     goto out;
 out_umount:
     release_sandbox(c);
-    lc_unmount(c->id);
+    if (go[1] >= 0) close(go[1]), go[1] = -1; /* a shim still waiting for its go exits */
+    if (launched) shim_launch_abandon(&sp), launched = false;
+    if (mounted) lc_unmount(c->id);
 out:
     if (go[0] >= 0) close(go[0]);
-    if (go[1] >= 0) close(go[1]); /* a shim still waiting for its go exits */
+    if (go[1] >= 0) close(go[1]);
     if (launched) shim_launch_abandon(&sp);
+    for (int i = 0; i < nlayers; i++) free(layers[i]);
+    free(layers);
+    json_decref(user);
     json_decref(spec);
     json_decref(snap);
     free(edir), free(dir), free(root), free(cg), free(bundle_cfg), free(logp), free(rtroot);
@@ -594,6 +668,7 @@ static void finish_exit(container *c, int code, bool oom, int64_t finished)
 }
 
 static int start_locked(container *c, bool by_policy, berr *e);
+static int remove_container(container *c, bool force, bool bg, berr *e);
 
 /* Restart policy and --rm, once the container is fully down. */
 static void apply_policy(container *c, int code, int64_t ran)
@@ -630,7 +705,7 @@ static void apply_policy(container *c, int code, int64_t ran)
     ctr_unlock();
     if (autorm && !removed) {
         berr e;
-        lc_remove(c, true, false, &e);
+        remove_container(c, true, true, &e);
     }
 }
 
@@ -751,7 +826,17 @@ done:
     return 0;
 }
 
-int lc_remove(container *c, bool force, bool volumes, berr *e)
+/* --rm's removal by the waiter: once the container is gone from the API
+ * (wait answered, destroy sent), the unmount and the files' removal run
+ * when a CPU would idle, off the next container's start. */
+static void release_root_bg(container *c)
+{
+    lc_event(c, "destroy", NULL);
+    thread_background();
+    release_root(c);
+}
+
+static int remove_container(container *c, bool force, bool bg, berr *e)
 {
     ctr_lock();
     bool running = ctr_running(c);
@@ -785,13 +870,18 @@ int lc_remove(container *c, bool force, bool volumes, berr *e)
     ctr_unlock();
     if (!gone) {
         int64_t t0 = now_ns();
-        ctr_remove(c, release_root);
+        ctr_remove(c, bg ? release_root_bg : release_root);
         log_debug("rm %.12s: +%lldus removed", c->id, (long long)((now_ns() - t0) / 1000));
     }
     pthread_mutex_unlock(&c->op);
-    (void)volumes;
-    if (!gone) lc_event(c, "destroy", NULL);
+    if (!gone && !bg) lc_event(c, "destroy", NULL);
     return 0;
+}
+
+int lc_remove(container *c, bool force, bool volumes, berr *e)
+{
+    (void)volumes;
+    return remove_container(c, force, false, e);
 }
 
 int lc_pause(container *c, bool pause, berr *e)

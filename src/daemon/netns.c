@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -107,6 +108,9 @@ fail:
 
 static void *fill_main(void *arg)
 {
+    /* below the starts it fills for (nice is per thread on Linux), not
+     * SCHED_IDLE: a start may wait for it */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
     int host_ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (host_ns < 0) return arg;
     pthread_mutex_lock(&mu);

@@ -97,9 +97,22 @@ static json_t *caps_json(uint64_t bits)
     return a;
 }
 
+static uint64_t held_caps;
+static void read_held_caps(void)
+{
+    held_caps = rt_caps_held();
+}
+
+uint64_t ocispec_caps_held(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, read_held_caps);
+    return held_caps;
+}
+
 static int capabilities(const json_t *hc, json_t *proc, uint64_t *out, berr *e)
 {
-    uint64_t held = rt_caps_held(), bits = 0;
+    uint64_t held = ocispec_caps_held(), bits = 0;
     if (json_is_true(json_object_get(hc, "Privileged"))) {
         bits = held;
     } else {
@@ -130,7 +143,7 @@ uint64_t ocispec_default_caps(void)
 {
     uint64_t bits = 0;
     for (const char *const *c = default_caps; *c; c++) bits |= 1ULL << rt_cap_from_name(*c);
-    return bits & rt_caps_held();
+    return bits & ocispec_caps_held();
 }
 
 /* ---- seccomp: Berth's default allow-list ----
@@ -686,14 +699,17 @@ static json_t *merge_env(const json_t *cfg, const char *hostname, bool tty)
 }
 
 json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_dir,
-                      const char *cgroup_path, berr *e)
+                      const char *cgroup_path, json_t *user, berr *e)
 {
     const json_t *cfg = json_object_get(ctr, "Config"), *hc = json_object_get(ctr, "HostConfig");
     bool privileged = json_is_true(json_object_get(hc, "Privileged"));
     bool tty = json_is_true(json_object_get(cfg, "Tty"));
     const char *hostname = jstr(cfg, "Hostname");
     struct secopts so = {0};
-    if (security_opts(hc, &so, e) < 0) return NULL;
+    if (security_opts(hc, &so, e) < 0) {
+        json_decref(user);
+        return NULL;
+    }
 
     json_t *args = json_array();
     bool init = json_is_true(json_object_get(hc, "Init"));
@@ -713,7 +729,7 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
                   "hostname", hostname ? hostname : "");
     uint64_t caps = 0;
     berr ue;
-    json_t *user = ocispec_user(rootfs, jstr(cfg, "User"), json_object_get(hc, "GroupAdd"), &ue);
+    if (!user) user = ocispec_user(rootfs, jstr(cfg, "User"), json_object_get(hc, "GroupAdd"), &ue);
     if (!user || capabilities(hc, proc, &caps, e) < 0 || rlimits(hc, proc, e) < 0) {
         if (!user) *e = ue;
         json_decref(user);

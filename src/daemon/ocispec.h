@@ -9,9 +9,11 @@
 #include "common/util.h"
 
 /* ctr: the container's inspect JSON (Path, Args, Config, HostConfig).
- * rootfs: the mounted root; files_dir holds hostname, hosts, resolv.conf. */
+ * rootfs: the root; files_dir holds hostname, hosts, resolv.conf. user:
+ * process.user when already resolved (ocispec_user_layers; taken), else
+ * NULL and it is read from the root, which must then be mounted. */
 json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_dir,
-                      const char *cgroup_path, berr *e);
+                      const char *cgroup_path, json_t *user, berr *e);
 /* Where the host's berth-init is (bind-mounted for --init). */
 void ocispec_set_init(const char *path);
 /* linux.resources from a HostConfig (also used for docker update). */
@@ -21,6 +23,8 @@ json_t *ocispec_resources(const json_t *hc, bool privileged);
  * dropped from hc; returns the warnings (dockerd's texts), or NULL with e
  * for what dockerd refuses (NanoCpus without the cpu controller). */
 json_t *ocispec_discard_unsupported(json_t *hc, berr *e);
+/* The daemon's capability bounding set (read once: it never changes). */
+uint64_t ocispec_caps_held(void);
 /* Docker's default capability set, as far as the daemon holds it. */
 uint64_t ocispec_default_caps(void);
 /* A Docker-format seccomp profile (archMap, includes/excludes by caps and
@@ -33,6 +37,10 @@ json_t *ocispec_default_seccomp(uint64_t caps);
  * (read inside the root, never following links out of it) into the spec's
  * {"uid","gid","additionalGids"}; group_add: extra groups (names or ids). */
 json_t *ocispec_user(const char *rootfs, const char *user, const json_t *group_add, berr *e);
+/* The same from the image's layer dirs (bottom first), before the root is
+ * mounted; *undecided (and NULL) when only the mounted root can tell. */
+json_t *ocispec_user_layers(char *const *layers, int n, const char *user, const json_t *group_add,
+                            bool *undecided, berr *e);
 /* The gid of a host group (name, or a number as dockerd accepts) from the
  * host's /etc/group, read directly: no NSS. 0, or -1 when not found. */
 int userdb_host_gid(const char *group, gid_t *gid);

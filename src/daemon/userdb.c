@@ -9,11 +9,22 @@
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "common/jsonutil.h"
 #include "daemon/ocispec.h"
+
+static char *read_fd_limited(int fd)
+{
+    sbuf b = {0};
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0 && b.len < (1u << 20)) sbuf_add(&b, buf, (size_t)n);
+    return sbuf_steal(&b);
+}
 
 static char *read_in_root(const char *rootfs, const char *path)
 {
@@ -24,12 +35,63 @@ static char *read_in_root(const char *rootfs, const char *path)
     int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof how);
     close(root);
     if (fd < 0) return NULL;
-    sbuf b = {0};
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0 && b.len < (1u << 20)) sbuf_add(&b, buf, (size_t)n);
+    char *s = read_fd_limited(fd);
     close(fd);
-    return sbuf_steal(&b);
+    return s;
+}
+
+/* A file of the image as the container's root will show it, read from the
+ * image's layers (dirs[0] the bottom one) without mounting them, so that the
+ * spec can be written while the root is mounted. Whiteouts are overlayfs's:
+ * a 0:0 character device, and trusted.overlay.opaque "y" on a directory.
+ * 1: decided (*out: the content, or NULL when absent); 0: undecided (a link
+ * or something unusual on the way: read it in the mounted root instead). */
+static int read_in_layers(char *const *dirs, int n, const char *path, char **out)
+{
+    *out = NULL;
+    char *comp[8], buf[256];
+    int nc = 0;
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return 0;
+    for (char *s = NULL, *c = strtok_r(buf, "/", &s); c; c = strtok_r(NULL, "/", &s))
+        if (nc == 8)
+            return 0;
+        else
+            comp[nc++] = c;
+    if (!nc) return 0;
+    for (int i = n - 1; i >= 0; i--) {
+        int fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = -1;
+        bool opaque = false;
+        if (fd < 0) return 0;
+        for (int k = 0; k < nc && r < 0; k++) {
+            struct stat st;
+            char x[2];
+            if (fstatat(fd, comp[k], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno != ENOENT) r = 0;
+                break; /* not in this layer */
+            }
+            if (S_ISCHR(st.st_mode) && st.st_rdev == 0)
+                r = 1; /* whited out */
+            else if (k < nc - 1 && S_ISDIR(st.st_mode)) {
+                int sub = openat(fd, comp[k], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0)
+                    r = 0;
+                else if (fgetxattr(sub, "trusted.overlay.opaque", x, sizeof x) == 1 && x[0] == 'y')
+                    opaque = true;
+                close(fd), fd = sub;
+            } else if (k < nc - 1)
+                r = S_ISLNK(st.st_mode) ? 0 : 1; /* a file hides the directories below */
+            else if (S_ISREG(st.st_mode)) {
+                int f = openat(fd, comp[k], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                r = f < 0 ? 0 : 1;
+                if (f >= 0) *out = read_fd_limited(f), close(f);
+            } else
+                r = 0;
+        }
+        if (fd >= 0) close(fd);
+        if (r >= 0) return r;
+        if (opaque) return 1; /* this layer's directory hides the ones below */
+    }
+    return 1;
 }
 
 static bool all_digits(const char *s)
@@ -115,10 +177,29 @@ int userdb_host_gid(const char *group, gid_t *gid)
     return 0;
 }
 
+static json_t *resolve_user(const char *passwd, const char *group, const char *user,
+                            const json_t *group_add, berr *e);
+
 json_t *ocispec_user(const char *rootfs, const char *user, const json_t *group_add, berr *e)
 {
     _cleanup_free_ char *passwd = read_in_root(rootfs, "/etc/passwd");
     _cleanup_free_ char *group = read_in_root(rootfs, "/etc/group");
+    return resolve_user(passwd, group, user, group_add, e);
+}
+
+json_t *ocispec_user_layers(char *const *layers, int n, const char *user, const json_t *group_add,
+                            bool *undecided, berr *e)
+{
+    _cleanup_free_ char *passwd = NULL;
+    _cleanup_free_ char *group = NULL;
+    *undecided = !read_in_layers(layers, n, "etc/passwd", &passwd) ||
+                 !read_in_layers(layers, n, "etc/group", &group);
+    return *undecided ? NULL : resolve_user(passwd, group, user, group_add, e);
+}
+
+static json_t *resolve_user(const char *passwd, const char *group, const char *user,
+                            const json_t *group_add, berr *e)
+{
     _cleanup_free_ char *u = xstrdup(user && *user ? user : "0");
     char *g = strchr(u, ':');
     if (g) *g++ = 0;

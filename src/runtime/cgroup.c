@@ -227,7 +227,8 @@ static int make_dir(rt_cgdir *d, berr *e)
 
 /* Resolves the container's directory in every hierarchy. Only the v2 one is
  * made now (clone3 CLONE_INTO_CGROUP needs it); rt_cgroup_setup makes the
- * others and applies the limits while the new process sets up its root. */
+ * others and applies the limits, before the clone: in the shim that is
+ * while berthd mounts the root, off the start's path. */
 int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
 {
     discover();
@@ -252,9 +253,21 @@ int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
 
 int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
-    for (int i = 0; i < cg->n; i++)
-        if (cg->dirs[i].name[0] && make_dir(&cg->dirs[i], e) < 0) return -1;
+    for (int i = 0; i < cg->n; i++) {
+        if (!cg->dirs[i].name[0]) continue;
+        if (make_dir(&cg->dirs[i], e) < 0) return -1;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/tasks", cg->dirs[i].path);
+        int fd = cg->tasks1[i] ? -1 : open(p, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) cg->tasks1[i] = fd + 1; /* else joined by path */
+    }
     return apply_initial(cg, s, e);
+}
+
+void rt_cgroup_close_tasks(rt_cgroup *cg)
+{
+    for (int i = 0; cg && i < cg->n; i++)
+        if (cg->tasks1[i]) close(cg->tasks1[i] - 1), cg->tasks1[i] = 0;
 }
 
 int rt_cgroup_enter(rt_cgroup *cg, pid_t pid, berr *e)
@@ -272,9 +285,12 @@ int rt_cgroup_enter(rt_cgroup *cg, pid_t pid, berr *e)
  * that a write to cgroup.procs takes (an RCU grace period: 5-20 ms). */
 int rt_cgroup_enter_self(rt_cgroup *cg, berr *e)
 {
-    for (int i = 0; i < cg->n; i++)
-        if (cg->dirs[i].name[0] && rt_cg_write(cg->dirs[i].path, "tasks", "0") < 0)
-            return berr_errno(e, 500, "join cgroup %s", cg->dirs[i].path);
+    for (int i = 0; i < cg->n; i++) {
+        if (!cg->dirs[i].name[0]) continue;
+        int r = cg->tasks1[i] ? (int)write(cg->tasks1[i] - 1, "0", 1)
+                              : rt_cg_write(cg->dirs[i].path, "tasks", "0");
+        if (r < 0) return berr_errno(e, 500, "join cgroup %s", cg->dirs[i].path);
+    }
     return 0;
 }
 
@@ -502,6 +518,7 @@ int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
 void rt_cgroup_free(rt_cgroup *cg)
 {
     if (!cg) return;
+    rt_cgroup_close_tasks(cg);
     for (int i = 0; i < cg->n; i++) free(cg->dirs[i].name), free(cg->dirs[i].path);
     free(cg);
 }
@@ -533,25 +550,22 @@ int rt_cgroup_from_json(const json_t *j, rt_cgroup **out)
 }
 
 /* ---- the cgroup filesystem inside the container (mounts[] type "cgroup") ---- */
+/* dfd: the tmpfs just mounted on /sys/fs/cgroup, which nothing but this
+ * process has seen: its directories are named through it, not opened. */
 static int mount_hier(const rt_cgdir *d, int dfd, bool cgns, unsigned long flags, berr *e)
 {
     const char *n = d->name;
-    char sub[256], opts[300], p[32];
+    char sub[256], opts[300], p[300];
     snprintf(sub, sizeof sub, "%s", !*n ? "unified" : str_starts(n, "name=") ? n + 5 : n);
     if (mkdirat(dfd, sub, 0755) < 0 && errno != EEXIST)
         return berr_errno(e, 500, "mkdir cgroup %s", sub);
-    _cleanup_close_ int t = openat(dfd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (t < 0) return berr_errno(e, 500, "open cgroup dir %s", sub);
-    snprintf(p, sizeof p, "/proc/self/fd/%d", t);
+    snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dfd, sub);
     snprintf(opts, sizeof opts, "%s%s", str_starts(n, "name=") ? "none," : "", n);
     int r = !cgns ? mount(d->path, p, NULL, MS_BIND, NULL)
             : !*n ? mount("cgroup2", p, "cgroup2", flags, NULL)
                   : mount("cgroup", p, "cgroup", flags, opts);
-    if (r == 0 && !cgns && (flags & MS_RDONLY)) { /* remount the new mount, not the dir under it */
-        _cleanup_close_ int top = openat(dfd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        snprintf(p, sizeof p, "/proc/self/fd/%d", top);
-        r = top < 0 ? -1 : mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL);
-    }
+    if (r == 0 && !cgns && (flags & MS_RDONLY)) /* the path now leads to the new mount */
+        r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL);
     if (r < 0) return berr_errno(e, 500, "mount cgroup %s", sub);
     if (strchr(sub, ',')) /* cpu,cpuacct: a symlink per controller */
         for (char *s = NULL, *c = strtok_r(sub, ",", &s); c; c = strtok_r(NULL, ",", &s))

@@ -98,6 +98,7 @@ static rt_container *container_new(const char *root, const char *id)
     c->id = xstrdup(id);
     c->dir = xasprintf("%s/%s", root, id);
     c->pidfd = -1;
+    c->fifo = -1;
     return c;
 }
 
@@ -132,6 +133,7 @@ void rt_container_free(rt_container *c)
 {
     if (!c) return;
     if (c->pidfd >= 0) close(c->pidfd);
+    if (c->fifo >= 0) close(c->fifo);
     free(c->root), free(c->id), free(c->dir), free(c->bundle), free(c->rootfs), free(c->created),
         free(c->owner);
     json_decref(c->annotations);
@@ -214,18 +216,27 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     const rt_bpf *bpf = NULL;
     rt_container *c = NULL;
     rt_cgroup *cg = NULL;
-    int master = -1, statefd = -1;
+    int master = -1, statefd = -1, fifo = -1;
     pid_t pid = -1;
     trace_mark("rt create");
     if (make_state_dir(o, &dir, e) < 0) {
         if (dir && e->status != 409) rm_rf(dir);
         return -1;
     }
+    if (o->start_now) { /* a reader already there: the process's open does not block */
+        _cleanup_free_ char *path = xasprintf("%s/exec.fifo", dir);
+        if ((fifo = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+            berr_errno(e, 500, "open %s", path);
+            goto fail;
+        }
+    }
     trace_mark("rt state dir");
     if ((s->seccomp && rt_seccomp_get(s->seccomp, &bpf, e) < 0) || (trace_mark("rt seccomp"), 0) ||
-        rt_cgroup_plan(s, o->id, &cg, e) < 0)
+        rt_cgroup_plan(s, o->id, &cg, e) < 0 || (cg && rt_cgroup_setup(cg, s, e) < 0))
         goto fail;
-    trace_mark("rt seccomp+cgplan");
+    trace_mark("rt seccomp+cgroups");
+    if (o->before_clone && o->before_clone(o->before_clone_arg, e) < 0) goto fail;
+    trace_mark("rt root ready");
     if ((statefd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
         berr_errno(e, 500, "open %s", dir);
         goto fail;
@@ -239,7 +250,9 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     c->starttime = rt_proc_starttime(pid);
     c->pidfd = pidfd_open_(pid);
     c->cg = cg, cg = NULL;
-    if (rt_state_save(c, e) < 0) goto fail;
+    c->fifo = fifo, fifo = -1;
+    c->state_pending = o->start_now;
+    if (!c->state_pending && rt_state_save(c, e) < 0) goto fail;
     if (o->pid_file) {
         char buf[24];
         int n = snprintf(buf, sizeof buf, "%d", (int)pid);
@@ -259,6 +272,7 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     trace_mark("rt created");
     return 0;
 fail:
+    if (fifo >= 0) close(fifo);
     if (statefd >= 0) close(statefd);
     if (master >= 0) close(master);
     if (c && c->pid > 0) kill(c->pid, SIGKILL), waitpid(c->pid, NULL, 0);
@@ -298,10 +312,13 @@ int rt_container_start(rt_container *c, berr *e)
 {
     _cleanup_free_ char *path = xasprintf("%s/exec.fifo", c->dir);
     /* alive before the fifo is opened: opening it releases the process,
-     * which may then run and exit before any later check */
-    if (!rt_container_alive(c))
+     * which may then run and exit before any later check (with start_now
+     * it was released at create: the fifo tells whether it exec'd) */
+    if (c->fifo < 0 && !rt_container_alive(c))
         return berr_set(e, 409, "cannot start a container that has stopped");
-    _cleanup_close_ int fifo = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    _cleanup_close_ int fifo =
+        c->fifo >= 0 ? c->fifo : open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    c->fifo = -1;
     if (fifo < 0) {
         if (errno == ENOENT)
             return berr_set(e, 409,
@@ -310,6 +327,10 @@ int rt_container_start(rt_container *c, berr *e)
     }
     int r = wait_exec(fifo, c->pidfd, e);
     unlink(path);
+    if (r == 0 && c->state_pending) {
+        c->state_pending = false;
+        r = rt_state_save(c, e);
+    }
     if (r < -1) {
         _cleanup_free_ char *arg0 = NULL;
         rt_spec *s = NULL;

@@ -172,7 +172,11 @@ struct rt_cgroup {
     rt_cgroup_mode mode;
     int n;
     rt_cgdir dirs[RT_CG_MAX];
+    /* 1 + the fd of each v1 directory's `tasks`, opened by rt_cgroup_setup
+     * before the clone so that the new process only writes to them (0: none) */
+    int tasks1[RT_CG_MAX];
 };
+void rt_cgroup_close_tasks(rt_cgroup *cg);
 extern rt_cgroup *rt_child_cgroup; /* the cgroup of the container being created */
 const char *rt_cg_dir(const rt_cgroup *cg, const char *ctrl); /* NULL: not mounted */
 /* Whether word is an item of list (items separated by any of seps). */
@@ -231,7 +235,9 @@ struct rt_container {
     pid_t pid;
     uint64_t starttime; /* /proc/pid/stat field 22: guards against pid reuse */
     int pidfd;
-    bool is_parent; /* this process cloned it: waitpid works */
+    int fifo;           /* start_now: exec.fifo's read end, opened before the clone */
+    bool state_pending; /* start_now: state.json is written by rt_container_start */
+    bool is_parent;     /* this process cloned it: waitpid works */
     rt_cgroup *cg;
 };
 int rt_state_save(rt_container *c, berr *e);

@@ -103,6 +103,9 @@ unsigned long rt_statvfs_flags(const char *path)
 /* ---- one mount of mounts[] ---- */
 static int mount_target(int rootfd, const rt_mount *m, bool dir, berr *e)
 {
+    /* usually there already: one lookup */
+    int fd = rt_open_in_root(rootfd, m->dest, O_PATH | (dir ? O_DIRECTORY : 0), NULL);
+    if (fd >= 0) return fd;
     if (dir ? rt_mkdir_in_root(rootfd, m->dest, 0755, e) < 0
             : touch_in_root(rootfd, m->dest, e) < 0)
         return -1;
@@ -149,10 +152,17 @@ static int mount_fs(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
     return berr_errno(e, 500, "mount %s (%s) on %s", src, m->type ? m->type : "?", m->dest);
 }
 
+/* Under a root made rprivate every new mount is private already (its
+ * parent and a bind's source are): asking for rprivate again changes nothing. */
+static bool prop_is_given(const rt_spec *s, const rt_mount *m)
+{
+    return s->rootfs_prop == (MS_REC | MS_PRIVATE) && (m->propflags & ~MS_REC) == MS_PRIVATE;
+}
+
 static int mount_one(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
 {
     int r = m->bind ? mount_bind(rootfd, m, e) : mount_fs(rootfd, s, m, e);
-    if (r < 0 || !m->propflags) return r;
+    if (r < 0 || !m->propflags || prop_is_given(s, m)) return r;
     _cleanup_close_ int top = rt_open_in_root(rootfd, m->dest, O_PATH, e);
     char p[32];
     if (top < 0 || mount(NULL, fdpath(top, p), NULL, m->propflags, NULL) < 0)

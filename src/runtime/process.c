@@ -5,8 +5,9 @@
  * writes user-namespace maps), says GO, the child sets everything up and
  * answers READY (with the pty master on a terminal) or ERROR (a berr and an
  * errno). The init then blocks opening <state>/exec.fifo until
- * rt_container_start opens the other end; an execve failure is written back
- * through that fifo, success closes it (O_CLOEXEC). */
+ * rt_container_start opens the other end (with start_now the creator
+ * opened it before the clone, so it goes straight on); an execve failure is
+ * written back through that fifo, success closes it (O_CLOEXEC). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -204,9 +205,9 @@ static int find_and_chdir(const rt_process *p, char **path, berr *e)
 }
 
 /* ---- the init process ---- */
-/* The container process sets up its root while the parent creates its
- * cgroups; it waits for them (GO) only where it needs them: before the
- * cgroup mount, or at the end of the root setup. */
+/* The container process sets up its root while the parent puts it in its
+ * cgroups (made before the clone); it waits for that (GO) only where it
+ * needs it: before the cgroup mount, or at the end of the root setup. */
 static int child_sock = -1;
 static bool child_go, child_userns, child_cgns;
 
@@ -441,6 +442,7 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
     trace_mark("parent clone");
     pid = spawn(clone_flags(s), pidns, &cgfd, sv[0], &sv[1], init_main, &arg, e);
     trace_mark("parent cloned");
+    rt_cgroup_close_tasks(cg); /* the child has its copies */
     bool born_v2 = cgfd >= 0;
     if (cgfd >= 0) close(cgfd);
     if (pid < 0) goto out;
@@ -448,8 +450,8 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
         (write_idmap(pid, "uid_map", s->uidmap, s->nuidmap, e) < 0 ||
          write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
         goto out;
-    if (rt_cgroup_setup(cg, s, e) < 0 || enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
-    trace_mark("parent cgroups set");
+    if (enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
+    trace_mark("parent cgroups entered");
     rt_sync_msg m = {.type = RT_MSG_GO};
     if (rt_sync_send(sv[0], &m, -1) < 0) {
         berr_errno(e, 500, "signal the container process");

@@ -71,6 +71,13 @@ typedef struct rt_create_opts {
     const char *pid_file; /* optional: pid written here (atomically) */
     bool no_pivot;        /* use MS_MOVE + chroot instead of pivot_root */
     int preserve_fds;     /* fds 3..3+n-1 are passed to the container */
+    /* optional: called once the cgroups are made, just before the clone;
+     * the shim waits here for berthd to finish the root (-1 aborts) */
+    int (*before_clone)(void *arg, berr *e);
+    void *before_clone_arg;
+    /* the caller starts it at once: the process does not wait at exec.fifo
+     * for rt_container_start (which then saves the state) but execs */
+    bool start_now;
 } rt_create_opts;
 
 /* Clones the container process and waits until it is set up and paused

@@ -203,10 +203,38 @@ static void close_fds(int fds[3])
         if (fds[i] >= 0) close(fds[i]), fds[i] = -1;
 }
 
+/* One byte from berthd on the go pipe: 'g' (the spec is written), then 'r'
+ * (the root is mounted, the /etc files are written). EOF: berthd gave the
+ * launch up. */
+static int await_go(shim *sh, char want, berr *e)
+{
+    if (sh->go_fd < 0) return 0;
+    char b = 0;
+    ssize_t n;
+    while ((n = read(sh->go_fd, &b, 1)) < 0 && errno == EINTR) {
+    }
+    if (n != 1 || b != want) {
+        close(sh->go_fd), sh->go_fd = -1;
+        return berr_set(e, 500, "shim: the launch was given up");
+    }
+    if (want == 'r') close(sh->go_fd), sh->go_fd = -1;
+    phase(want == 'g' ? "go" : "root ready");
+    return 0;
+}
+
+static int await_root(void *arg, berr *e)
+{
+    return await_go(arg, 'r', e);
+}
+
 static int create_start(shim *sh, rt_spec *spec, bool tty, int fds[3], int *console, berr *e)
 {
-    rt_create_opts o = {
-        .root = sh->runtime_root, .id = sh->id, .io = {{fds[0], fds[1], fds[2]}, -1}};
+    rt_create_opts o = {.root = sh->runtime_root,
+                        .id = sh->id,
+                        .io = {{fds[0], fds[1], fds[2]}, -1},
+                        .before_clone = await_root,
+                        .before_clone_arg = sh,
+                        .start_now = true};
     if (rt_container_create(spec, &o, &sh->c, console, e) < 0) return -1;
     phase("created");
     close_fds(fds);
@@ -260,16 +288,9 @@ static int startup(shim *sh, berr *e)
     if (write_pid(sh, SHIM_PID, getpid(), e) < 0 || listen_sock(sh, e) < 0) return -1;
     phase("listening");
     if (slog_open(&sh->log, sh->log_path, sh->log_max_size, sh->log_max_file, e) < 0) return -1;
-    if (sh->go_fd >= 0) { /* berthd writes the bundle meanwhile */
-        char b;
-        ssize_t n;
-        while ((n = read(sh->go_fd, &b, 1)) < 0 && errno == EINTR) {
-        }
-        close(sh->go_fd), sh->go_fd = -1;
-        if (n != 1) return berr_set(e, 500, "shim: the launch was given up");
-        phase("go");
-    }
-    if (start_container(sh, e) < 0) return -1;
+    /* berthd writes the spec meanwhile, then mounts the root while the
+     * spec is read and the cgroups are made (await_root, before the clone) */
+    if (await_go(sh, 'g', e) < 0 || start_container(sh, e) < 0) return -1;
     if (write_pid(sh, SHIM_INIT_PID, sh->ctr->pid, e) < 0) return -1;
     phase("init.pid written");
     if (sh->attach_fd >= 0) {
@@ -315,6 +336,7 @@ void shim_container_finished(shim *sh)
 static void cleanup(shim *sh)
 {
     berr e = {0};
+    thread_background(); /* nobody waits for what is left (cgroups, files) */
     if (sh->listen_fd >= 0) {
         char *path = proto_path(sh->state_dir, SHIM_SOCK);
         unlink(path);
