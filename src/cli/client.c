@@ -1,8 +1,8 @@
 /* client.c: the berth CLI's HTTP client for the Docker Engine API.
  *
  * Resolves the daemon address (unix:///path, /path, tcp://host:port),
- * negotiates the API version once per process with /_ping (the daemon's
- * API-Version header wins when lower than ours), sends requests through
+ * negotiates the API version once per process (the daemon's API-Version
+ * header wins when lower than ours; see client_do), sends requests through
  * http.c over one kept-alive connection (a second concurrent request, as
  * `stats` makes from its threads, opens another), streams request bodies
  * from a file descriptor and response bodies to a callback, and turns
@@ -259,11 +259,29 @@ int client_negotiate(client *c)
     return 0;
 }
 
+/* The first versioned request goes with our own version and no /_ping
+ * before it (a round trip saved on every command): a daemon older than
+ * that refuses it with 400 and its API-Version, and it is sent again with
+ * that version. A body streamed from a file descriptor cannot be sent
+ * twice: such a request negotiates first. */
 int client_do(client *c, const req *rq, resp *r)
 {
     memset(r, 0, sizeof *r);
-    if (!rq->unversioned && client_negotiate(c) < 0) return -1;
-    return perform(c, rq, r, NULL);
+    const char *env = getenv("DOCKER_API_VERSION");
+    if (rq->unversioned || c->negotiated || rq->body_fd >= 0 || (env && *env)) {
+        if (!rq->unversioned && client_negotiate(c) < 0) return -1;
+        return perform(c, rq, r, NULL);
+    }
+    char api[16] = {0};
+    int rc = perform(c, rq, r, api);
+    if (rc < 0) return -1;
+    c->negotiated = true;
+    if (r->status == 400 && api[0] && version_cmp(api, c->api) < 0) {
+        snprintf(c->api, sizeof c->api, "%s", api);
+        resp_free(r);
+        return perform(c, rq, r, NULL);
+    }
+    return 0;
 }
 
 char *resp_error_message(const resp *r)

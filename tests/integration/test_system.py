@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from conftest import DOCKER_CLIS, err_message, import_image, small_tar, uniq
+from conftest import BERTH, DOCKER_CLIS, err_message, import_image, run, small_tar, uniq
 
 
 def all_images(daemon):
@@ -303,3 +303,72 @@ def test_system_df_docker_py(daemon, busybox):
         assert df["LayersSize"] >= min(i["Size"] for i in df["Images"])
     finally:
         c.close()
+
+
+# ---- the CLI's version negotiation ----
+
+def _old_daemon(sock_path, max_api):
+    """A stand-in for a daemon whose API ends at max_api: it refuses newer
+    versions as dockerd does and records every request line."""
+    import http.server
+    import socketserver
+    import threading
+
+    seen = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def address_string(self):
+            return "unix"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            seen.append(self.path)
+            ver = self.path[2:].split("/", 1)[0] if self.path.startswith("/v") else None
+            if ver and tuple(map(int, ver.split("."))) > tuple(map(int, max_api.split("."))):
+                body = json.dumps({"message": f"client version {ver} is too new. Maximum "
+                                   f"supported API version is {max_api}"}).encode()
+                st = 400
+            else:
+                body, st = (b"OK" if self.path == "/_ping" else b"[]"), 200
+            self.send_response(st)
+            self.send_header("Api-Version", max_api)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    srv = S(sock_path, H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, seen
+
+
+def test_cli_no_ping_with_a_current_daemon(workdir):
+    sock = os.path.join(workdir, f"{uniq('cur')}.sock")
+    srv, seen = _old_daemon(sock, "1.41")
+    try:
+        p = run([BERTH, "-H", f"unix://{sock}", "ps", "-q"])
+        assert p.out == ""
+        assert [s.split("?")[0] for s in seen] == ["/v1.41/containers/json"], seen
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_cli_falls_back_to_an_older_daemon_version(workdir):
+    sock = os.path.join(workdir, f"{uniq('old')}.sock")
+    srv, seen = _old_daemon(sock, "1.40")
+    try:
+        p = run([BERTH, "-H", f"unix://{sock}", "ps", "-q"])
+        assert p.out == ""
+        assert [s.split("?")[0] for s in seen] == ["/v1.41/containers/json",
+                                                   "/v1.40/containers/json"], seen
+    finally:
+        srv.shutdown()
+        srv.server_close()
