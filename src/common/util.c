@@ -441,6 +441,7 @@ int64_t parse_rfc3339(const char *s)
     }
     if (*p) return -1;
     time_t t = timegm(&tm);
+    if ((int64_t)t - off < 0) return 0; /* before 1970: Go's zero time "0001-01-01T00:00:00Z" */
     return ((int64_t)t - off) * 1000000000LL + frac;
 }
 

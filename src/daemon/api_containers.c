@@ -310,7 +310,10 @@ static void fill_record(container *c)
         snprintf(short_id, sizeof short_id, "%.12s", c->id);
         json_object_set_new(cfg, "Hostname", json_string(short_id));
     }
-    char *dir = ctr_dir(c->id);
+    /* --rm: in the exec root, a tmpfs, like everything of it that is not
+     * its root's upper layer or its log: gone with it, never on a disk */
+    bool rm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
+    char *dir = rm ? ctr_exec_dir(c->id) : ctr_dir(c->id);
     char *p;
     p = xasprintf("%s/resolv.conf", dir),
     json_object_set_new(c->j, "ResolvConfPath", json_string(p)), free(p);

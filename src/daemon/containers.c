@@ -136,7 +136,6 @@ void ctr_put(container *c)
     ctr_unlock();
     if (!last) return;
     json_decref(c->j);
-    free(c->start_snap);
     pthread_mutex_destroy(&c->op);
     pthread_mutex_destroy(&c->save_mu);
     pthread_cond_destroy(&c->changed);

@@ -38,8 +38,7 @@ typedef struct container {
     pthread_mutex_t save_mu;
     uint64_t save_seq;  /* guarded by ctr_lock */
     uint64_t saved_seq; /* guarded by save_mu */
-    char *start_snap;   /* a start's record for its waiter to write (ctr_lock) */
-    uint64_t start_seq;
+    bool start_unsaved; /* a start's record is left for its waiter to write (ctr_lock) */
 } container;
 
 extern pthread_mutex_t ctr_mutex;

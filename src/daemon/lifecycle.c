@@ -303,13 +303,15 @@ static void mark_stopped_by_user(container *c, bool yes)
 
 static void *waiter_main(void *p);
 
-/* The start's record, when launch left it for the waiter to write. */
+/* The start's record, when launch left it for the waiter to write: the
+ * record as it is now, which is never older than the start (saves are
+ * numbered, and only the waiter records the exit). */
 static void write_start_snapshot(container *c)
 {
     ctr_lock();
-    char *snap = c->start_snap;
-    uint64_t seq = c->start_seq;
-    c->start_snap = NULL;
+    uint64_t seq = 0;
+    char *snap = c->start_unsaved ? ctr_snapshot(c, &seq) : NULL;
+    c->start_unsaved = false;
     ctr_unlock();
     if (snap) ctr_write_snapshot(c, snap, seq);
 }
@@ -379,10 +381,21 @@ static void make_etc_mountpoints(const char *root)
     close(rfd);
 }
 
-/* The run's /etc files and its mounted root. */
-static int prepare_root(container *c, const char *dir, char *const *layers, int n, berr *e)
+/* Where the record says its hostname, hosts and resolv.conf are: the
+ * container's directory, or its exec directory for --rm (fill_record). */
+static char *etc_files_dir(container *c)
 {
-    if (write_etc_files(c, dir) < 0) return berr_errno(e, 500, "writing /etc files");
+    ctr_lock();
+    const char *hp = jstr(c->j, "HostsPath");
+    char *d = hp && strrchr(hp, '/') ? xstrndup(hp, (size_t)(strrchr(hp, '/') - hp)) : NULL;
+    ctr_unlock();
+    return d && *d ? d : (free(d), ctr_dir(c->id));
+}
+
+/* The run's /etc files and its mounted root. */
+static int prepare_root(container *c, const char *etcd, char *const *layers, int n, berr *e)
+{
+    if (write_etc_files(c, etcd) < 0) return berr_errno(e, 500, "writing /etc files");
     if (mount_layers(c, layers, n, autoremove(c), e) < 0) return -1;
     char *root = rootfs_path(c->id);
     make_etc_mountpoints(root);
@@ -412,6 +425,7 @@ static int launch(container *c, bool by_policy, berr *e)
     ctr_unlock();
     const char *image_id = jstr(snap, "Image");
     char *edir = ctr_exec_dir(c->id), *dir = ctr_dir(c->id), *root = rootfs_path(c->id);
+    char *etcd = etc_files_dir(c);
     char *cg = xasprintf("/berth/%s", c->id), *bundle_cfg = xasprintf("%s/config.json", edir);
     char *logp = xasprintf("%s/%s-json.log", dir, c->id);
     char *rtroot = xasprintf("%s/runtime", D.exec_root);
@@ -475,9 +489,9 @@ static int launch(container *c, bool by_policy, berr *e)
         if (!user && !undecided) goto out;
     }
     mkdir_p(root, 0755); /* the runtime resolves root.path when it reads the spec */
-    if (undecided && prepare_root(c, dir, layers, nlayers, e) < 0) goto out;
+    if (undecided && prepare_root(c, etcd, layers, nlayers, e) < 0) goto out;
     mounted = undecided;
-    spec = ocispec_build(snap, root, dir, cg, user, e);
+    spec = ocispec_build(snap, root, etcd, cg, user, e);
     user = NULL;
     if (!spec) goto out_umount;
     use_pooled_netns(c, spec);
@@ -492,7 +506,7 @@ static int launch(container *c, bool by_policy, berr *e)
     PHASE("spec written");
     bool sent = write(go[1], "g", 1) == 1;
     if (sent && !mounted) {
-        if (prepare_root(c, dir, layers, nlayers, e) < 0) goto out_umount;
+        if (prepare_root(c, etcd, layers, nlayers, e) < 0) goto out_umount;
         mounted = true;
     }
     if (sent && write(go[1], "r", 1) != 1) log_debug("start %.12s: the shim left", c->id);
@@ -514,10 +528,12 @@ static int launch(container *c, bool by_policy, berr *e)
     json_object_set_new(st, "FinishedAt", json_string("0001-01-01T00:00:00Z"));
     json_object_set_new(c->j, "LogPath", json_string(logp));
     if (!by_policy) mark_stopped_by_user(c, false);
-    /* written by the waiter, off the 204's path; a berthd killed before
-     * that finds the shim alive and adopts the run (lc_restore) */
-    free(c->start_snap);
-    c->start_snap = ctr_snapshot(c, &c->start_seq);
+    /* written by the waiter, off the 204's path; never for --rm, whose
+     * record is gone at its end. A berthd killed before that finds the
+     * shim alive and adopts the run, or its exit.json and records the run
+     * (lc_restore) */
+    c->start_unsaved =
+        !json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
     ctr_unlock();
     PHASE("state saved");
     rc = 0;
@@ -537,6 +553,7 @@ out:
     json_decref(spec);
     json_decref(snap);
     free(edir), free(dir), free(root), free(cg), free(bundle_cfg), free(logp), free(rtroot);
+    free(etcd);
     return rc;
 }
 
@@ -964,6 +981,23 @@ static void adopt_run(container *c, const char *edir)
     log_info("container %.12s: running under its shim, recorded now", c->id);
 }
 
+/* A run whose start was never written (--rm never writes it; or berthd
+ * was killed before the waiter did) and that ended while berthd was down:
+ * the record is "created", or "exited" by an earlier run, next to a newer
+ * exit.json. */
+static bool ran_unrecorded(container *c, const char *edir)
+{
+    int64_t fin = 0;
+    if (shim_read_exit(edir, NULL, NULL, &fin, NULL, 0) < 0) return false;
+    ctr_lock();
+    const json_t *st = ctr_state(c);
+    bool created = !strcmp(ctr_status(c), "created");
+    bool exited = !strcmp(ctr_status(c), "exited");
+    int64_t recorded = parse_rfc3339(jstr(st, "FinishedAt") ? jstr(st, "FinishedAt") : "");
+    ctr_unlock();
+    return created || (exited && fin > recorded);
+}
+
 void lc_restore(void)
 {
     size_t n;
@@ -976,6 +1010,8 @@ void lc_restore(void)
         char *edir = ctr_exec_dir(c->id);
         bool alive = shim_alive(edir);
         if (!running && alive) adopt_run(c, edir); /* killed before its start was written */
+        bool ran = false;                          /* and it has exited since */
+        if (!running && !alive && ran_unrecorded(c, edir)) running = ran = true;
         if (alive) {
             start_waiter(c); /* still running: follow it again */
             health_start(c);
@@ -985,9 +1021,9 @@ void lc_restore(void)
             int64_t fin = 0;
             char err[256] = "";
             shim_read_exit(edir, &code, &oom, &fin, err, sizeof err);
-            int64_t ran = started_ms(c);
+            int64_t ran_ms = ran ? 0 : started_ms(c);
             finish_exit(c, code, oom, fin);
-            apply_policy(c, code, ran);
+            apply_policy(c, code, ran_ms);
         } else {
             ctr_lock();
             const json_t *rp =

@@ -11,11 +11,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
+#include <linux/mount.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -550,9 +552,46 @@ int rt_cgroup_from_json(const json_t *j, rt_cgroup **out)
 }
 
 /* ---- the cgroup filesystem inside the container (mounts[] type "cgroup") ---- */
+/* The container's cgroup mount on v1 and hybrid hosts, without a user
+ * namespace: the parent clones each hierarchy's directory of the container
+ * as a detached bind mount with the mount's flags (open_tree, while the
+ * container process mounts /proc, /dev and /sys) and sends them with GO;
+ * the process only attaches them (move_mount) where it would mount each
+ * hierarchy. A bind of the directory shows what a mount in the cgroup
+ * namespace shows: the same files, the root "/" in mountinfo and
+ * /proc/self/cgroup. fds[i] for cg->dirs[i] (-1: none); the bits of *mask
+ * say which are there. Returns how many. */
+int rt_cgroup_binds(const rt_cgroup *cg, const rt_spec *s, int *fds, int *mask)
+{
+    const rt_mount *m = NULL;
+    *mask = 0;
+    for (size_t i = 0; i < s->nmounts && !m; i++)
+        if (s->mounts[i].type && !strcmp(s->mounts[i].type, "cgroup")) m = &s->mounts[i];
+    if (!m || !cg || cg->mode == RT_CG_V2 || rt_spec_has_ns(s, CLONE_NEWUSER)) return 0;
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                                       ((m->flags & MS_RDONLY) ? MOUNT_ATTR_RDONLY : 0)};
+    int n = 0;
+    for (int i = 0; i < cg->n; i++) {
+        fds[i] = (int)syscall(SYS_open_tree, AT_FDCWD, cg->dirs[i].path,
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (fds[i] >= 0 && syscall(SYS_mount_setattr, fds[i], "", AT_EMPTY_PATH, &a, sizeof a) < 0)
+            close(fds[i]), fds[i] = -1;
+        if (fds[i] >= 0) *mask |= 1 << i, n++;
+    }
+    return n;
+}
+
+static int child_binds[RT_CG_MAX]; /* from rt_cgroup_binds, +1 (0: none) */
+
+void rt_child_take_binds(const int *fds, int n, int mask)
+{
+    for (int i = 0, k = 0; i < RT_CG_MAX && k < n; i++)
+        if (mask & (1 << i)) child_binds[i] = fds[k++] + 1;
+}
+
 /* dfd: the tmpfs just mounted on /sys/fs/cgroup, which nothing but this
  * process has seen: its directories are named through it, not opened. */
-static int mount_hier(const rt_cgdir *d, int dfd, bool cgns, unsigned long flags, berr *e)
+static int mount_hier(const rt_cgdir *d, int bind, int dfd, bool cgns, unsigned long flags, berr *e)
 {
     const char *n = d->name;
     char sub[256], opts[300], p[300];
@@ -561,12 +600,18 @@ static int mount_hier(const rt_cgdir *d, int dfd, bool cgns, unsigned long flags
         return berr_errno(e, 500, "mkdir cgroup %s", sub);
     snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dfd, sub);
     snprintf(opts, sizeof opts, "%s%s", str_starts(n, "name=") ? "none," : "", n);
+    if (bind >= 0) { /* attached with its flags (else mounted below) */
+        int r = (int)syscall(SYS_move_mount, bind, "", dfd, sub, MOVE_MOUNT_F_EMPTY_PATH);
+        close(bind);
+        if (r == 0) goto linked;
+    }
     int r = !cgns ? mount(d->path, p, NULL, MS_BIND, NULL)
             : !*n ? mount("cgroup2", p, "cgroup2", flags, NULL)
                   : mount("cgroup", p, "cgroup", flags, opts);
     if (r == 0 && !cgns && (flags & MS_RDONLY)) /* the path now leads to the new mount */
         r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL);
     if (r < 0) return berr_errno(e, 500, "mount cgroup %s", sub);
+linked:
     if (strchr(sub, ',')) /* cpu,cpuacct: a symlink per controller */
         for (char *s = NULL, *c = strtok_r(sub, ",", &s); c; c = strtok_r(NULL, ",", &s))
             if (symlinkat(d->name, dfd, c) < 0 && errno != EEXIST)
@@ -606,7 +651,7 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
     _cleanup_close_ int dfd = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);
     if (dfd < 0) return -1;
     for (int i = 0; i < cg->n; i++)
-        if (mount_hier(&cg->dirs[i], dfd, cgns, flags, e) < 0) return -1;
+        if (mount_hier(&cg->dirs[i], child_binds[i] - 1, dfd, cgns, flags, e) < 0) return -1;
     snprintf(p, sizeof p, "/proc/self/fd/%d", dfd);
     if ((flags & MS_RDONLY) && mount(NULL, p, NULL, MS_REMOUNT | flags, "mode=755") < 0)
         return berr_errno(e, 500, "remount %s read-only", m->dest);

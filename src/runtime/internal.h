@@ -208,6 +208,8 @@ json_t *rt_cgroup_to_json(const rt_cgroup *cg);
 int rt_cgroup_from_json(const json_t *j, rt_cgroup **out);
 void rt_cgroup_free(rt_cgroup *cg);
 int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e);
+int rt_cgroup_binds(const rt_cgroup *cg, const rt_spec *s, int *fds, int *mask); /* parent */
+void rt_child_take_binds(const int *fds, int n, int mask);                       /* child */
 
 /* process.c */
 typedef struct rt_sync_msg {
@@ -218,8 +220,11 @@ typedef struct rt_sync_msg {
     char msg[900];
 } rt_sync_msg;
 enum { RT_MSG_GO = 1, RT_MSG_READY, RT_MSG_ERROR, RT_MSG_PID };
-int rt_sync_send(int sock, const rt_sync_msg *m, int fd);
+#define RT_SYNC_MAX_FDS 16
+int rt_sync_send(int sock, const rt_sync_msg *m, int fd); /* fd -1: none */
 int rt_sync_recv(int sock, rt_sync_msg *m, int *fd, berr *e);
+int rt_sync_send_fds(int sock, const rt_sync_msg *m, const int *fds, int n);
+int rt_sync_recv_fds(int sock, rt_sync_msg *m, int *fds, int max, int *n, berr *e);
 void rt_child_fail(int sock, const berr *e, int err) __attribute__((noreturn));
 char *rt_find_exec(const rt_process *p, int *err);          /* PATH lookup */
 int rt_exec_errno_berr(berr *e, const char *arg0, int err); /* 404/403; sets errno */

@@ -32,22 +32,23 @@
 #endif
 
 /* ---- the sync socket ---- */
-int rt_sync_send(int sock, const rt_sync_msg *m, int fd)
+int rt_sync_send_fds(int sock, const rt_sync_msg *m, const int *fds, int n)
 {
     struct iovec iov = {(void *)m, sizeof *m};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * RT_SYNC_MAX_FDS)];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
+    if (n > RT_SYNC_MAX_FDS) n = RT_SYNC_MAX_FDS;
+    if (n > 0) {
         mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof u.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
     }
     ssize_t r;
     while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
@@ -55,34 +56,51 @@ int rt_sync_send(int sock, const rt_sync_msg *m, int fd)
     return r == (ssize_t)sizeof *m ? 0 : -1;
 }
 
-/* 1: a message; 0: the peer closed; -1: error. */
-int rt_sync_recv(int sock, rt_sync_msg *m, int *fd, berr *e)
+int rt_sync_send(int sock, const rt_sync_msg *m, int fd)
+{
+    return rt_sync_send_fds(sock, m, &fd, fd >= 0);
+}
+
+/* 1: a message; 0: the peer closed; -1: error. Up to max fds in fds[]
+ * (*n of them; more are closed). */
+int rt_sync_recv_fds(int sock, rt_sync_msg *m, int *fds, int max, int *n, berr *e)
 {
     struct iovec iov = {m, sizeof *m};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * RT_SYNC_MAX_FDS)];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-    if (fd) *fd = -1;
+    *n = 0;
     ssize_t r;
     while ((r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
     }
     if (r < 0) return berr_errno(e, 500, "read from the container process");
     if (r == 0) return 0;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    if (c && c->cmsg_type == SCM_RIGHTS) {
-        int got;
-        memcpy(&got, CMSG_DATA(c), sizeof got);
-        if (fd)
-            *fd = got;
-        else
-            close(got);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int got = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < got; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (*n < max)
+                fds[(*n)++] = fd;
+            else
+                close(fd);
+        }
     }
     if (r != (ssize_t)sizeof *m)
         return berr_set(e, 500, "short message from the container process");
     return 1;
+}
+
+int rt_sync_recv(int sock, rt_sync_msg *m, int *fd, berr *e)
+{
+    int got[1], n = 0;
+    int r = rt_sync_recv_fds(sock, m, got, fd ? 1 : 0, &n, e);
+    if (fd) *fd = n ? got[0] : -1;
+    return r;
 }
 
 void rt_child_fail(int sock, const berr *e, int err)
@@ -215,7 +233,10 @@ int rt_child_await_cgroup(berr *e)
 {
     if (child_go || child_sock < 0) return 0;
     rt_sync_msg m;
-    if (rt_sync_recv(child_sock, &m, NULL, e) != 1 || m.type != RT_MSG_GO) _exit(1);
+    int fds[RT_SYNC_MAX_FDS], n = 0;
+    if (rt_sync_recv_fds(child_sock, &m, fds, RT_SYNC_MAX_FDS, &n, e) != 1 || m.type != RT_MSG_GO)
+        _exit(1);
+    rt_child_take_binds(fds, n, m.status); /* the cgroup mount's, when the parent made them */
     child_go = true;
     if (!child_userns && rt_child_cgroup && rt_cgroup_enter_self(rt_child_cgroup, e) < 0) return -1;
     if (child_cgns && unshare(CLONE_NEWCGROUP) < 0)
@@ -451,9 +472,20 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
          write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
         goto out;
     if (enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
-    trace_mark("parent cgroups entered");
     rt_sync_msg m = {.type = RT_MSG_GO};
-    if (rt_sync_send(sv[0], &m, -1) < 0) {
+    int binds[RT_CG_MAX], sent[RT_SYNC_MAX_FDS], k = 0;
+    rt_cgroup_binds(cg, s, binds, &m.status);
+    for (int i = 0; cg && i < cg->n; i++) {
+        if (!(m.status & (1 << i))) continue;
+        if (k < RT_SYNC_MAX_FDS)
+            sent[k++] = binds[i];
+        else
+            close(binds[i]), m.status &= ~(1 << i);
+    }
+    trace_mark("parent cgroups entered");
+    int sr = rt_sync_send_fds(sv[0], &m, sent, k);
+    for (int i = 0; i < k; i++) close(sent[i]);
+    if (sr < 0) {
         berr_errno(e, 500, "signal the container process");
         goto out;
     }

@@ -152,6 +152,26 @@ def test_exit_while_daemon_down_is_recorded(rd):
     assert rd.docker("wait", n, timeout=30).out.strip() == "7"
 
 
+def test_rm_container_across_kill9(rd):
+    # a --rm container's start is never written: one still running is
+    # adopted, one that ended while berthd was down is removed at restart
+    a, _, pa = run_d(rd, "--rm", "busybox", "sh", "-c", "sleep 2; exit 3")
+    b, _, pb = run_d(rd, "--rm", "busybox", "sh", "-c", "sleep 60")
+    rd.kill9()
+    assert wait_for(lambda: not pid_alive(pa), timeout=15), "the container did not end"
+    rd.start()
+
+    def names():
+        return rd.docker("ps", "-a", "--format", "{{.Names}}").out.split()
+    assert wait_for(lambda: a not in names(), timeout=15), names()
+    assert b in names()
+    st = state(rd, b)
+    assert st["Running"] is True and st["Pid"] == pb, st
+    assert st["StartedAt"] != "0001-01-01T00:00:00Z"
+    rd.docker("kill", b)
+    assert wait_for(lambda: b not in names(), timeout=15)
+
+
 def test_kill9_twice_and_sigterm_restart(rd):
     n, cid, pid = run_d(rd, "busybox", "sleep", "300")
     for _ in range(2):
