@@ -6,6 +6,7 @@
 
 #include "common/jsonutil.h"
 #include "daemon/api.h"
+#include "daemon/lifecycle.h"
 #include "image/ref.h"
 
 static json_t *parse_filters(req *r, const char *const *keys)
@@ -64,6 +65,7 @@ void h_image_delete(req *r)
     json_t *j = image_remove(D.images, req_param(r, 0), req_query_bool(r, "force", false),
                              req_query_bool(r, "noprune", false), &e);
     if (!j) return resp_berr(r, &e);
+    lc_init_layers_gc(false); /* those of layers that went with it */
     resp_json(r, 200, j);
 }
 
@@ -222,5 +224,6 @@ void h_images_prune(req *r)
     json_t *j = image_prune(D.images, f, &e);
     json_decref(f);
     if (!j) return resp_berr(r, &e);
+    lc_init_layers_gc(false);
     resp_json(r, 200, j);
 }

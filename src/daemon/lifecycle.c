@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,87 @@ static char *rootfs_path(const char *id)
  * an overlay otherwise does (1.5 ms and more here) buys nothing. Overlay
  * refuses to mount over a volatile work dir again until its marker is gone;
  * a --rm container is never kept past a crash, so the marker is removed. */
-static int mount_layers(container *c, char *const *dirs, int n, bool scratch, berr *e)
+/* ---- the init layer ----
+ * The files berthd binds into a root (/etc/hostname, /etc/hosts,
+ * /etc/resolv.conf) need mount points there. Docker makes a layer of them
+ * for each container; Berth makes one per image top layer, at the first
+ * start of a container of it, under <data-root>/init/<chain id>, shared by
+ * all of them (below each one's upper layer): no start makes a file in its
+ * root for them, and diff and commit never see them. Its /etc has the
+ * image's mode and owner. An image whose /etc or one of those files is a
+ * link (only the mounted root can tell) has none: its containers' roots get
+ * the mount points made in them, as before. */
+static bool hex64(const char *s)
+{
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
+    return !s[64];
+}
+
+static bool is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static char *init_layer(char *const *layers, int n)
+{
+    static const char *const files[] = {"hostname", "hosts", "resolv.conf"};
+    size_t l = n > 0 ? strlen(layers[n - 1]) : 0;
+    if (l < 70 || strcmp(layers[n - 1] + l - 5, "/diff")) return NULL; /* layers/<chain>/diff */
+    char hex[65];
+    memcpy(hex, layers[n - 1] + l - 69, 64), hex[64] = 0;
+    if (!hex64(hex)) return NULL;
+    char *final = xasprintf("%s/init/%s", D.data_root, hex);
+    if (is_dir(final)) return final;
+    struct stat st;
+    int r = ocispec_layers_lookup(layers, n, "etc", &st, NULL);
+    bool ok = r == 0 || (r == 1 && S_ISDIR(st.st_mode));
+    char *tmp = xasprintf("%s/init/.tmp-%s-%llx", D.data_root, hex, (unsigned long long)now_ns());
+    char *etc = xasprintf("%s/etc", tmp);
+    mode_t mode = r == 1 ? st.st_mode & 07777 : 0755;
+    ok = ok && mkdir_p(tmp, 0755) == 0 && mkdir(etc, mode) == 0 && chmod(etc, mode) == 0 &&
+         lchown(etc, r == 1 ? st.st_uid : 0, r == 1 ? st.st_gid : 0) == 0;
+    for (size_t i = 0; ok && i < sizeof files / sizeof *files; i++) {
+        char *in = xasprintf("etc/%s", files[i]), *p = xasprintf("%s/%s", etc, files[i]);
+        int fr = ocispec_layers_lookup(layers, n, in, &st, NULL), fd = -1;
+        if (fr < 0 ||
+            (fr == 0 && (fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0))
+            ok = false;
+        if (fd >= 0) close(fd);
+        free(in), free(p);
+    }
+    if (ok && rename(tmp, final) < 0 && errno != EEXIST && errno != ENOTEMPTY) ok = false;
+    rm_rf(tmp); /* what a lost race or a failure left */
+    free(tmp), free(etc);
+    if (ok && is_dir(final)) return final;
+    free(final);
+    return NULL;
+}
+
+/* Init layers whose top layer is gone from the store; at daemon start
+ * (all) also the half-made ones of a crash. */
+void lc_init_layers_gc(bool all)
+{
+    char *dir = xasprintf("%s/init", D.data_root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.' && (!all || strncmp(de->d_name, ".tmp-", 5))) continue;
+        char *layer = xasprintf("%s/layers/%s", D.data_root, de->d_name);
+        if (de->d_name[0] == '.' || !is_dir(layer)) {
+            char *p = xasprintf("%s/%s", dir, de->d_name);
+            rm_rf(p);
+            free(p);
+        }
+        free(layer);
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
+static int mount_layers(container *c, char *const *dirs, int n, const char *init, bool scratch,
+                        berr *e)
 {
     char *dir = ctr_dir(c->id), *target = rootfs_path(c->id);
     char *upper = xasprintf("%s/upper", dir), *work = xasprintf("%s/work", dir);
@@ -77,6 +158,7 @@ static int mount_layers(container *c, char *const *dirs, int n, bool scratch, be
     mkdir_p(work, 0700);
     mkdir_p(target, 0755);
     sbuf lower = {0};
+    if (init) sbuf_printf(&lower, "%s:", init);
     for (int i = n - 1; i >= 0; i--) sbuf_printf(&lower, "%s%s", i == n - 1 ? "" : ":", dirs[i]);
     if (n == 0) mkdir_p(empty, 0755), sbuf_adds(&lower, empty);
     char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower.data, upper, work);
@@ -106,7 +188,9 @@ static int mount_rootfs(container *c, const char *image_id, bool scratch, berr *
     char **dirs = NULL;
     int n = image_layer_dirs(D.images, image_id, &dirs, e);
     if (n < 0) return -1;
-    int rc = mount_layers(c, dirs, n, scratch, e);
+    char *init = init_layer(dirs, n);
+    int rc = mount_layers(c, dirs, n, init, scratch, e);
+    free(init);
     for (int i = 0; i < n; i++) free(dirs[i]);
     free(dirs);
     return rc;
@@ -396,11 +480,62 @@ static char *etc_files_dir(container *c)
 static int prepare_root(container *c, const char *etcd, char *const *layers, int n, berr *e)
 {
     if (write_etc_files(c, etcd) < 0) return berr_errno(e, 500, "writing /etc files");
-    if (mount_layers(c, layers, n, autoremove(c), e) < 0) return -1;
-    char *root = rootfs_path(c->id);
-    make_etc_mountpoints(root);
-    free(root);
-    return 0;
+    char *init = init_layer(layers, n);
+    int rc = mount_layers(c, layers, n, init, autoremove(c), e);
+    if (rc == 0 && !init) {
+        char *root = rootfs_path(c->id);
+        make_etc_mountpoints(root);
+        free(root);
+    }
+    free(init);
+    return rc;
+}
+
+/* The root mounted by a thread of its own while the spec is built and
+ * written (the mount is the dearest step of berthd's part of a start). */
+typedef struct root_job {
+    container *c;
+    char *const *layers;
+    int n, rc;
+    bool started;
+    berr e;
+    pthread_t t;
+} root_job;
+
+static void *root_job_main(void *p)
+{
+    root_job *j = p;
+    char *init = init_layer(j->layers, j->n);
+    j->rc = mount_layers(j->c, j->layers, j->n, init, autoremove(j->c), &j->e);
+    trace_mark("start root mounted");
+    if (j->rc == 0 && !init) {
+        char *root = rootfs_path(j->c->id);
+        make_etc_mountpoints(root);
+        free(root);
+        trace_mark("start mount points");
+    }
+    free(init);
+    return NULL;
+}
+
+static void root_job_start(root_job *j, container *c, char *const *layers, int n)
+{
+    *j = (root_job){.c = c, .layers = layers, .n = n, .rc = -1};
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 128u << 10);
+    j->started = pthread_create(&j->t, &a, root_job_main, j) == 0;
+    pthread_attr_destroy(&a);
+    if (!j->started) root_job_main(j); /* no thread: here and now */
+}
+
+/* 0 once the root is mounted; -1 with *e when it could not be. */
+static int root_job_end(root_job *j, bool *mounted, berr *e)
+{
+    if (j->started) pthread_join(j->t, NULL), j->started = false;
+    if (j->rc == 0) *mounted = true;
+    if (j->rc < 0 && e) *e = j->e;
+    return j->rc;
 }
 
 /* Nothing written in the container's root yet (its first start)? */
@@ -433,6 +568,7 @@ static int launch(container *c, bool by_policy, berr *e)
     char **layers = NULL;
     int nlayers = 0;
     bool mounted = false;
+    root_job job = {.rc = -1};
     int rc = -1, go[2] = {-1, -1};
     shim_pending sp = {-1, -1};
     bool launched = false; /* begun, not ended: abandon on failure */
@@ -491,6 +627,7 @@ static int launch(container *c, bool by_policy, berr *e)
     mkdir_p(root, 0755); /* the runtime resolves root.path when it reads the spec */
     if (undecided && prepare_root(c, etcd, layers, nlayers, e) < 0) goto out;
     mounted = undecided;
+    if (!undecided) root_job_start(&job, c, layers, nlayers);
     spec = ocispec_build(snap, root, etcd, cg, user, e);
     user = NULL;
     if (!spec) goto out_umount;
@@ -506,8 +643,12 @@ static int launch(container *c, bool by_policy, berr *e)
     PHASE("spec written");
     bool sent = write(go[1], "g", 1) == 1;
     if (sent && !mounted) {
-        if (prepare_root(c, etcd, layers, nlayers, e) < 0) goto out_umount;
-        mounted = true;
+        if (write_etc_files(c, etcd) < 0) {
+            berr_errno(e, 500, "writing /etc files");
+            goto out_umount;
+        }
+        PHASE("etc files");
+        if (root_job_end(&job, &mounted, e) < 0) goto out_umount;
     }
     if (sent && write(go[1], "r", 1) != 1) log_debug("start %.12s: the shim left", c->id);
     close(go[1]), go[1] = -1;
@@ -539,11 +680,13 @@ static int launch(container *c, bool by_policy, berr *e)
     rc = 0;
     goto out;
 out_umount:
+    root_job_end(&job, &mounted, NULL);
     release_sandbox(c);
     if (go[1] >= 0) close(go[1]), go[1] = -1; /* a shim still waiting for its go exits */
     if (launched) shim_launch_abandon(&sp), launched = false;
     if (mounted) lc_unmount(c->id);
 out:
+    if (job.started && root_job_end(&job, &mounted, NULL) == 0) lc_unmount(c->id);
     if (go[0] >= 0) close(go[0]);
     if (go[1] >= 0) close(go[1]);
     if (launched) shim_launch_abandon(&sp);

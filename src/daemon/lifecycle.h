@@ -32,4 +32,8 @@ int lc_parse_signal(const char *s);
 /* Publishes a container event with Docker's attributes (image, name, labels) + extra. */
 void lc_event(container *c, const char *action, json_t *extra);
 
+/* Removes the init layers (lifecycle.c) whose image top layer is gone; all:
+ * also half-made ones (at daemon start only). */
+void lc_init_layers_gc(bool all);
+
 #endif

@@ -502,6 +502,7 @@ static int run(struct opts *o)
     }
     if (rc == 0) {
         netns_start();
+        lc_init_layers_gc(true);
         lc_restore();
         log_info("berthd %s serving the Engine API %s on %s (data root %s)", BERTH_VERSION,
                  BERTH_API_VERSION, D.hosts, D.data_root);

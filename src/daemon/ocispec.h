@@ -41,6 +41,12 @@ json_t *ocispec_user(const char *rootfs, const char *user, const json_t *group_a
  * mounted; *undecided (and NULL) when only the mounted root can tell. */
 json_t *ocispec_user_layers(char *const *layers, int n, const char *user, const json_t *group_add,
                             bool *undecided, berr *e);
+/* An entry of the image's root from its layer dirs (bottom first), without
+ * mounting them: 1 there (*st; *content read for a regular file when given),
+ * 0 absent, -1 undecided (a link on the way: only the mounted root can tell). */
+struct stat;
+int ocispec_layers_lookup(char *const *dirs, int n, const char *path, struct stat *st,
+                          char **content);
 /* The gid of a host group (name, or a number as dockerd accepts) from the
  * host's /etc/group, read directly: no NSS. 0, or -1 when not found. */
 int userdb_host_gid(const char *group, gid_t *gid);

@@ -40,58 +40,69 @@ static char *read_in_root(const char *rootfs, const char *path)
     return s;
 }
 
-/* A file of the image as the container's root will show it, read from the
- * image's layers (dirs[0] the bottom one) without mounting them, so that the
- * spec can be written while the root is mounted. Whiteouts are overlayfs's:
+/* An entry of the image as the container's root will show it, looked up in
+ * the image's layers (dirs[0] the bottom one) without mounting them, so
+ * that a start can do without the mounted root. Whiteouts are overlayfs's:
  * a 0:0 character device, and trusted.overlay.opaque "y" on a directory.
- * 1: decided (*out: the content, or NULL when absent); 0: undecided (a link
- * or something unusual on the way: read it in the mounted root instead). */
-static int read_in_layers(char *const *dirs, int n, const char *path, char **out)
+ * 1: there (*st; *content read when it is a regular file and content is
+ * given); 0: absent; -1: undecided (a link or something unusual on the way:
+ * only the mounted root can tell). */
+int ocispec_layers_lookup(char *const *dirs, int n, const char *path, struct stat *st,
+                          char **content)
 {
-    *out = NULL;
+    if (content) *content = NULL;
     char *comp[8], buf[256];
     int nc = 0;
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return 0;
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
     for (char *s = NULL, *c = strtok_r(buf, "/", &s); c; c = strtok_r(NULL, "/", &s))
         if (nc == 8)
-            return 0;
+            return -1;
         else
             comp[nc++] = c;
-    if (!nc) return 0;
+    if (!nc) return -1;
     for (int i = n - 1; i >= 0; i--) {
-        int fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = -1;
+        int fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 2; /* 2: go on */
         bool opaque = false;
-        if (fd < 0) return 0;
-        for (int k = 0; k < nc && r < 0; k++) {
-            struct stat st;
+        if (fd < 0) return -1;
+        for (int k = 0; k < nc && r == 2; k++) {
             char x[2];
-            if (fstatat(fd, comp[k], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno != ENOENT) r = 0;
+            if (fstatat(fd, comp[k], st, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno != ENOENT) r = -1;
                 break; /* not in this layer */
             }
-            if (S_ISCHR(st.st_mode) && st.st_rdev == 0)
-                r = 1; /* whited out */
-            else if (k < nc - 1 && S_ISDIR(st.st_mode)) {
+            if (S_ISCHR(st->st_mode) && st->st_rdev == 0)
+                r = 0; /* whited out */
+            else if (S_ISLNK(st->st_mode))
+                r = -1;
+            else if (k < nc - 1 && S_ISDIR(st->st_mode)) {
                 int sub = openat(fd, comp[k], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (sub < 0)
-                    r = 0;
+                    r = -1;
                 else if (fgetxattr(sub, "trusted.overlay.opaque", x, sizeof x) == 1 && x[0] == 'y')
                     opaque = true;
                 close(fd), fd = sub;
             } else if (k < nc - 1)
-                r = S_ISLNK(st.st_mode) ? 0 : 1; /* a file hides the directories below */
-            else if (S_ISREG(st.st_mode)) {
+                r = 0; /* a file hides the directories below */
+            else if (S_ISREG(st->st_mode) && content) {
                 int f = openat(fd, comp[k], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                r = f < 0 ? 0 : 1;
-                if (f >= 0) *out = read_fd_limited(f), close(f);
+                r = f < 0 ? -1 : 1;
+                if (f >= 0) *content = read_fd_limited(f), close(f);
             } else
-                r = 0;
+                r = 1;
         }
         if (fd >= 0) close(fd);
-        if (r >= 0) return r;
-        if (opaque) return 1; /* this layer's directory hides the ones below */
+        if (r != 2) return r;
+        if (opaque) return 0; /* this layer's directory hides the ones below */
     }
-    return 1;
+    return 0;
+}
+
+/* 1: decided (*out: the content, or NULL when absent); 0: undecided. */
+static int read_in_layers(char *const *dirs, int n, const char *path, char **out)
+{
+    struct stat st;
+    int r = ocispec_layers_lookup(dirs, n, path, &st, out);
+    return r == 0 || (r == 1 && S_ISREG(st.st_mode));
 }
 
 static bool all_digits(const char *s)

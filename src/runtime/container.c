@@ -53,7 +53,7 @@ bool rt_container_alive(const rt_container *c)
     return c->pid > 0 && c->starttime && rt_proc_starttime(c->pid) == c->starttime;
 }
 
-static int pidfd_open_(pid_t pid)
+int rt_pidfd_open(pid_t pid)
 {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
@@ -124,7 +124,7 @@ int rt_container_load(const char *root, const char *id, rt_container **out, berr
     c->annotations = a ? json_incref(a) : NULL;
     rt_cgroup_from_json(json_object_get(j, "cgroup"), &c->cg);
     json_decref(j);
-    if (rt_container_alive(c)) c->pidfd = pidfd_open_(c->pid);
+    if (rt_container_alive(c)) c->pidfd = rt_pidfd_open(c->pid);
     *out = c;
     return 0;
 }
@@ -241,14 +241,13 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
         berr_errno(e, 500, "open %s", dir);
         goto fail;
     }
-    if (rt_spawn_init(s, o, bpf, cg, statefd, &pid, &master, e) < 0) goto fail;
-    close(statefd), statefd = -1;
-    trace_mark("rt spawned");
     c = container_new(o->root, o->id);
     fill_container(c, s);
+    if (rt_spawn_init(s, o, bpf, cg, statefd, &pid, &c->starttime, &c->pidfd, &master, e) < 0)
+        goto fail;
+    close(statefd), statefd = -1;
+    trace_mark("rt spawned");
     c->pid = pid;
-    c->starttime = rt_proc_starttime(pid);
-    c->pidfd = pidfd_open_(pid);
     c->cg = cg, cg = NULL;
     c->fifo = fifo, fifo = -1;
     c->state_pending = o->start_now;
@@ -276,7 +275,7 @@ fail:
     if (statefd >= 0) close(statefd);
     if (master >= 0) close(master);
     if (c && c->pid > 0) kill(c->pid, SIGKILL), waitpid(c->pid, NULL, 0);
-    if (c) cg = c->cg, c->cg = NULL;
+    if (c && c->cg) cg = c->cg, c->cg = NULL;
     if (cg) rt_cgroup_destroy(cg, NULL), rt_cgroup_free(cg);
     rt_container_free(c);
     rm_rf(dir);

@@ -228,8 +228,10 @@ int rt_sync_recv_fds(int sock, rt_sync_msg *m, int *fds, int max, int *n, berr *
 void rt_child_fail(int sock, const berr *e, int err) __attribute__((noreturn));
 char *rt_find_exec(const rt_process *p, int *err);          /* PATH lookup */
 int rt_exec_errno_berr(berr *e, const char *arg0, int err); /* 404/403; sets errno */
+/* *starttime and *pidfd are read while the child sets itself up */
 int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg,
-                  int statefd, pid_t *pid, int *master, berr *e);
+                  int statefd, pid_t *pid, uint64_t *starttime, int *pidfd, int *master, berr *e);
+int rt_pidfd_open(pid_t pid); /* -1 where the kernel has none */
 int rt_exec_spawn(pid_t init, rt_cgroup *cg, const rt_process *p, const rt_bpf *bpf,
                   const rt_io *io, pid_t *out, int *master, berr *e);
 

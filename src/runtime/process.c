@@ -442,7 +442,8 @@ static unsigned long clone_flags(const rt_spec *s)
 
 /* Parent side of create: clone, cgroup, GO, wait for READY. */
 int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, rt_cgroup *cg,
-                  int statefd, pid_t *pid_out, int *master, berr *e)
+                  int statefd, pid_t *pid_out, uint64_t *starttime, int *pidfd, int *master,
+                  berr *e)
 {
     int sv[2], pidns = -1;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -489,6 +490,8 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
         berr_errno(e, 500, "signal the container process");
         goto out;
     }
+    *starttime = rt_proc_starttime(pid); /* while it sets itself up */
+    *pidfd = rt_pidfd_open(pid);
     int got = rt_sync_recv(sv[0], &m, master, e);
     if (got == 0) berr_set(e, 500, "the container process exited during setup");
     if (got == 1 && m.type == RT_MSG_ERROR) {

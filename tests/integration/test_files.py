@@ -332,7 +332,11 @@ def test_commit_body_config_and_opaque_dir(daemon, ctrs, images):
     assert cfg["Cmd"] == ["cat", "/etc/only"] and cfg["WorkingDir"] == "/etc"
     c2 = ctrs(image=iid)
     m = tar_members(daemon.api("GET", f"/containers/{c2.id}/export")[2])
-    assert sorted(n for n in m if n.startswith("etc/")) == ["etc/only"]
+    # the opaque /etc hides the image's files; the init layer's mount points
+    # (as Docker's init layer) are there, empty
+    assert sorted(n for n in m if n.startswith("etc/")) == [
+        "etc/hostname", "etc/hosts", "etc/only", "etc/resolv.conf"]
+    assert all(m[f"etc/{f}"][1] == b"" for f in ("hostname", "hosts", "resolv.conf"))
 
 
 def test_commit_errors(daemon, ctrs):
@@ -385,3 +389,35 @@ def test_running_container_diff_cp_commit(daemon, busybox, images):
             assert "tmp/live.txt" in tar_members(f.read())
     finally:
         daemon.docker("rm", "-f", name, check=False)
+
+
+def test_init_layer_made_once_and_collected_with_its_layer(daemon):
+    """The mount points of /etc/hostname, hosts and resolv.conf live in an init
+    layer per image top layer (made at the first root mount of one of its
+    containers), not in the containers' upper layers; it goes with its layer."""
+    from conftest import api_import, small_tar
+    tag = uniq("initl") + ":1"
+    st, body = api_import(daemon, small_tar(), repo=tag)
+    assert st == 200, body
+    chain = daemon.api_json("GET", f"/images/{tag}/json")["RootFS"]["Layers"][-1]
+    init = os.path.join(daemon.data_root, "init", chain.split(":")[1])
+    ids = []
+    try:
+        for _ in range(2):
+            st, _, body = daemon.api("POST", "/containers/create",
+                                     {"Image": tag, "Cmd": ["/hello.txt"]})
+            assert st == 201, body
+            ids.append(json.loads(body)["Id"])
+            st, _, tarball = daemon.api("GET", f"/containers/{ids[-1]}/export")
+            assert st == 200
+            m = tar_members(tarball)
+            assert m["etc/hosts"][1] == b"" and m["etc/marker"][1] != b""
+            assert daemon.api_json("GET", f"/containers/{ids[-1]}/changes") is None
+        assert sorted(os.listdir(os.path.join(init, "etc"))) == ["hostname", "hosts", "resolv.conf"]
+        st_etc = os.stat(os.path.join(init, "etc"))
+        assert stat.S_IMODE(st_etc.st_mode) == 0o755 and st_etc.st_uid == 0
+    finally:
+        for cid in ids:
+            daemon.api("DELETE", f"/containers/{cid}?force=1")
+        daemon.api("DELETE", f"/images/{tag}")
+    assert not os.path.exists(init)
