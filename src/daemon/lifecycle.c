@@ -882,14 +882,12 @@ static void *waiter_main(void *p)
     bool timed_out = false, oom = false;
     int64_t finished = 0;
     berr e;
-    char err[256];
-    if (shim_wait(edir, -1, &code, &timed_out, &e) < 0) {
+    if (shim_wait(edir, -1, &code, &oom, &finished, &timed_out, &e) < 0) {
         log_warn("waiting for %.12s: %s", c->id, e.msg);
         code = 255;
     }
     t0 = now_ns();
     WPHASE("wait returned");
-    shim_read_exit(edir, &code, &oom, &finished, err, sizeof err);
     int64_t ran = started_ms(c);
     finish_exit(c, code, oom, finished); /* waiters see the exit now */
     WPHASE("exit recorded");

@@ -421,11 +421,12 @@ static json_t *await(const char *state_dir, json_t *req, int timeout_ms, bool *t
     return reply;
 }
 
-int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed_out, berr *e)
+int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *oom,
+              int64_t *finished_ns, bool *timed_out, berr *e)
 {
     bool to = false;
     if (timed_out) *timed_out = false;
-    if (shim_read_exit(state_dir, exit_code, NULL, NULL, NULL, 0) == 0) return 0;
+    if (shim_read_exit(state_dir, exit_code, oom, finished_ns, NULL, 0) == 0) return 0;
     json_t *r = await(state_dir, json_pack("{s:s}", "op", "wait"), timeout_ms, &to, e);
     if (to) {
         if (timed_out) *timed_out = true;
@@ -433,12 +434,15 @@ int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed
     }
     if (r && proto_check(r, e) == 0) {
         *exit_code = (int)json_integer_value(json_object_get(r, "exit_code"));
+        if (oom) *oom = json_is_true(json_object_get(r, "oom_killed"));
+        const char *at = jstr(r, "finished_at");
+        if (finished_ns) *finished_ns = at ? parse_rfc3339(at) : 0;
         json_decref(r);
         return 0;
     }
     json_decref(r);
-    /* the shim exited meanwhile: it wrote exit.json first */
-    if (shim_read_exit(state_dir, exit_code, NULL, NULL, NULL, 0) == 0) return 0;
+    /* the shim exited meanwhile: it wrote exit.json before it went */
+    if (shim_read_exit(state_dir, exit_code, oom, finished_ns, NULL, 0) == 0) return 0;
     return berr_set(e, 500, "the container's shim is gone and recorded no exit (%s)",
                     e && e->msg[0] ? e->msg : "");
 }

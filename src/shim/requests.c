@@ -32,10 +32,10 @@ static void reply_ok(client *cl)
     client_reply(cl, json_pack("{s:b}", "ok", 1));
 }
 
-static json_t *exit_reply(shim *sh)
+json_t *shim_exit_reply(shim *sh)
 {
-    return json_pack("{s:b,s:i,s:b}", "ok", 1, "exit_code", sh->exit_code, "oom_killed",
-                     sh->oom_killed);
+    return json_pack("{s:b,s:i,s:b,s:s}", "ok", 1, "exit_code", sh->exit_code, "oom_killed",
+                     sh->oom_killed, "finished_at", sh->finished_at);
 }
 
 static bool not_running(shim *sh, client *cl)
@@ -98,7 +98,7 @@ static void req_resize(shim *sh, client *cl, json_t *req)
 
 static void req_wait(shim *sh, client *cl, json_t *req)
 {
-    if (sh->finished) return client_reply(cl, exit_reply(sh));
+    if (sh->finished) return client_reply(cl, shim_exit_reply(sh));
     cl->state = CL_WAIT;
 }
 

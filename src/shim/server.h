@@ -78,9 +78,10 @@ typedef struct shim {
     target *targets; /* init and execs */
     client *clients;
     shim_log log;
-    bool finished; /* the container exited and exit.json is written */
+    bool finished; /* the container exited (waiters answered, then exit.json written) */
     int exit_code;
     bool oom_killed;
+    char finished_at[64]; /* RFC 3339 */
     int64_t close_deadline;
     /* poll set, rebuilt each iteration */
     struct pollfd *pfd;
@@ -115,5 +116,8 @@ void shim_container_finished(shim *sh);
 /* zygote.c */
 void zygote_set_title_area(int argc, char **argv);
 int zygote_main(int sock, int (*run)(int argc, char **argv));
+
+/* {"ok":true,"exit_code":N,"oom_killed":B,"finished_at":T}: a wait's answer */
+json_t *shim_exit_reply(shim *sh);
 
 #endif

@@ -98,10 +98,12 @@ int shim_kill(const char *state_dir, int sig, bool all, berr *e);
 int shim_resize(const char *state_dir, int height, int width, berr *e);
 
 /* Blocks until the container has exited (or timeout_ms passes: -1 forever):
- * 0 with its exit code in *exit_code, or 0 with *timed_out true on timeout.
+ * 0 with its exit code in *exit_code (and, when given, *oom and *finished_ns
+ * as exit.json has them), or 0 with *timed_out true on timeout.
  * Works whether the shim is still there or already gone (reads exit.json);
  * -1 when there is neither a shim nor an exit.json. */
-int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *timed_out, berr *e);
+int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *oom,
+              int64_t *finished_ns, bool *timed_out, berr *e);
 
 /* Attach: returns a connected socket fd on which the shim then sends the
  * container's live output and reads input. Output framing: with tty=false,

@@ -309,25 +309,25 @@ void shim_container_finished(shim *sh)
     rt_cgroup *cg = rt_container_cgroup(sh->c);
     sh->exit_code = shim_exit_code(sh->ctr->status);
     sh->oom_killed = cg && rt_cgroup_oom_kills(cg) > 0;
-    char ts[64];
-    fmt_rfc3339nano(now_ns(), ts, sizeof ts);
+    fmt_rfc3339nano(now_ns(), sh->finished_at, sizeof sh->finished_at);
+    sh->finished = true;
+    sh->close_deadline = shim_now_ms() + SHIM_CLOSE_TIMEOUT_MS;
+    /* the waiters first, with everything exit.json holds; the file next (a
+     * wait that finds no file asks the shim, which answers at once now) */
+    for (client *cl = sh->clients; cl; cl = cl->next) {
+        if (cl->dead) continue;
+        if (cl->state == CL_WAIT)
+            client_reply(cl, shim_exit_reply(sh));
+        else if (cl->state == CL_STREAM && cl->t == sh->ctr)
+            client_finish(cl);
+    }
     json_t *j = json_pack("{s:i,s:b,s:s,s:s}", "ExitCode", sh->exit_code, "OOMKilled",
-                          sh->oom_killed, "FinishedAt", ts, "Error", "");
+                          sh->oom_killed, "FinishedAt", sh->finished_at, "Error", "");
     char *s = json_dumps(j, JSON_COMPACT), *path = proto_path(sh->state_dir, SHIM_EXIT);
     if (write_file_replace(path, s, strlen(s), 0644) < 0)
         log_error("shim: write %s: %s", path, strerror(errno));
     free(s), free(path), json_decref(j);
     trace_mark("shim exit written");
-    sh->finished = true;
-    sh->close_deadline = shim_now_ms() + SHIM_CLOSE_TIMEOUT_MS;
-    for (client *cl = sh->clients; cl; cl = cl->next) {
-        if (cl->dead) continue;
-        if (cl->state == CL_WAIT)
-            client_reply(cl, json_pack("{s:b,s:i,s:b}", "ok", 1, "exit_code", sh->exit_code,
-                                       "oom_killed", sh->oom_killed));
-        else if (cl->state == CL_STREAM && cl->t == sh->ctr)
-            client_finish(cl);
-    }
     for (target *t = sh->targets; t; t = t->next) /* execs outside a private pid namespace */
         if (t != sh->ctr && !t->reaped) kill(t->pid, SIGKILL);
     log_debug("shim: container %s exited with %d", sh->id, sh->exit_code);

@@ -153,7 +153,7 @@ static int cmd_simple(int argc, char **argv)
     if (!strcmp(c, "wait-gone") && argc > 3) r = shim_wait_gone(st, atoi(argv[3]), &e);
     if (r == 0) return fprintf(stderr, "{\"ok\":true}\n"), 0;
     if (!strcmp(c, "wait") && argc > 3) {
-        if (shim_wait(st, atoi(argv[3]), &code, &b, &e) < 0) return fail(&e);
+        if (shim_wait(st, atoi(argv[3]), &code, NULL, NULL, &b, &e) < 0) return fail(&e);
         return fprintf(stderr, "{\"exit_code\":%d,\"timed_out\":%s}\n", code, b ? "true" : "false"),
                0;
     }
