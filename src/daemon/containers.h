@@ -47,6 +47,7 @@ void ctr_unlock(void);
 
 /* Loads every record from <data_root>/containers. */
 int ctr_init(const char *data_root, const char *exec_root, berr *e);
+void ctr_pool_stop(void); /* the directories made ahead (at shutdown) */
 
 /* Finds by full ID, unique ID prefix, or name (with or without "/").
  * Returns a referenced container (ctr_put when done) or NULL with 404. */

@@ -523,6 +523,7 @@ static int run(struct opts *o)
     }
     shim_zygote_stop();
     netns_stop();
+    ctr_pool_stop();
     exec_root_release(D.exec_root);
     store_close(D.images);
     free(tmpdir);
