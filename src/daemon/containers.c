@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/jsonutil.h"
+#include "runtime/runtime.h"
 
 pthread_mutex_t ctr_mutex = PTHREAD_MUTEX_INITIALIZER;
 static container **tab;
@@ -81,6 +82,9 @@ static char *pool_make(void)
     bool ok = mkdir(d, 0710) == 0 && mkdir(u, 0755) == 0 && mkdir(w, 0700) == 0;
     if (!ok) rm_rf(d), free(d), d = NULL;
     free(u), free(w);
+    /* and its cgroup directories (runtime.h): best effort, a start without
+     * them makes its own */
+    if (d) rt_cgroup_premake(CTR_CGROUP_PARENT, hex);
     return d;
 }
 
@@ -103,16 +107,18 @@ static void *pool_main(void *arg)
     return arg;
 }
 
-/* dir made from the pool: true; false when it had none (or the rename failed) */
-static bool pool_take(const char *dir)
+/* dir made from the pool: true, with the name of its premade cgroups in
+ * premade; false when it had none (or the rename failed) */
+static bool pool_take(const char *dir, char premade[17])
 {
     pthread_mutex_lock(&pool_mu);
     char *d = npool ? pool_ready[--npool] : NULL;
     pthread_cond_signal(&pool_cond);
     pthread_mutex_unlock(&pool_mu);
     if (!d) return false;
+    snprintf(premade, 17, "%s", strrchr(d, '/') + 1);
     bool ok = rename(d, dir) == 0;
-    if (!ok) rm_rf(d);
+    if (!ok) rm_rf(d), rt_cgroup_premade_remove(CTR_CGROUP_PARENT, premade), premade[0] = 0;
     free(d);
     return ok;
 }
@@ -121,6 +127,7 @@ static void pool_start(void)
 {
     char *p = xasprintf("%s/containers/.pool", data_root);
     rm_rf(p); /* what an earlier berthd left */
+    rt_cgroup_premade_clean(CTR_CGROUP_PARENT);
     bool ok = mkdir(p, 0700) == 0;
     free(p);
     pthread_attr_t a;
@@ -142,7 +149,9 @@ void ctr_pool_stop(void)
     char *p = xasprintf("%s/containers/.pool", data_root);
     rm_rf(p);
     free(p);
-    for (int i = 0; i < npool; i++) free(pool_ready[i]);
+    for (int i = 0; i < npool; i++)
+        rt_cgroup_premade_remove(CTR_CGROUP_PARENT, strrchr(pool_ready[i], '/') + 1),
+            free(pool_ready[i]);
     npool = 0;
 }
 
@@ -332,7 +341,7 @@ container *ctr_add(json_t *j, void (*fill)(container *c), berr *e)
     container *c = ctr_new(id, j);
     if (fill) fill(c);
     char *dir = ctr_dir(id);
-    if ((!pool_take(dir) && mkdir_p(dir, 0710) < 0) || ctr_save(c) < 0) {
+    if ((!pool_take(dir, c->premade) && mkdir_p(dir, 0710) < 0) || ctr_save(c) < 0) {
         berr_errno(e, 500, "saving container %s", id);
         ctr_unlock();
         rm_rf(dir);
@@ -362,6 +371,7 @@ void ctr_remove(container *c, void (*before_files)(container *c))
     pthread_cond_broadcast(&c->changed);
     ctr_unlock();
     if (before_files) before_files(c);
+    if (c->premade[0]) rt_cgroup_premade_remove(CTR_CGROUP_PARENT, c->premade), c->premade[0] = 0;
     char *dir = ctr_dir(c->id), *edir = ctr_exec_dir(c->id);
     rm_rf(dir);
     rm_rf(edir);

@@ -39,6 +39,7 @@ typedef struct container {
     uint64_t save_seq;  /* guarded by ctr_lock */
     uint64_t saved_seq; /* guarded by save_mu */
     bool start_unsaved; /* a start's record is left for its waiter to write (ctr_lock) */
+    char premade[17];   /* its cgroup directories made ahead (runtime.h), for its first start */
 } container;
 
 extern pthread_mutex_t ctr_mutex;
@@ -46,6 +47,7 @@ void ctr_lock(void);
 void ctr_unlock(void);
 
 /* Loads every record from <data_root>/containers. */
+#define CTR_CGROUP_PARENT "/berth" /* containers' cgroups: <parent>/<id> */
 int ctr_init(const char *data_root, const char *exec_root, berr *e);
 void ctr_pool_stop(void); /* the directories made ahead (at shutdown) */
 

@@ -216,6 +216,23 @@ static void release_sandbox(container *c)
     free(p);
 }
 
+/* The cgroup directories made with the container's directory, for its
+ * first start (containers.c, runtime.h). */
+static void use_premade_cgroups(container *c, json_t *spec)
+{
+    ctr_lock();
+    char name[sizeof c->premade];
+    snprintf(name, sizeof name, "%s", c->premade);
+    c->premade[0] = 0;
+    ctr_unlock();
+    if (!name[0]) return;
+    json_t *ann = json_object_get(spec, "annotations");
+    if (!json_is_object(ann)) json_object_set_new(spec, "annotations", ann = json_object());
+    char *v = xasprintf(CTR_CGROUP_PARENT "/.pool-%s", name);
+    json_object_set_new(ann, "org.berth.cgroup-premade", json_string(v));
+    free(v);
+}
+
 /* A prepared namespace for the spec's new network namespace, when the pool has one. */
 static void use_pooled_netns(container *c, json_t *spec)
 {
@@ -561,7 +578,8 @@ static int launch(container *c, bool by_policy, berr *e)
     const char *image_id = jstr(snap, "Image");
     char *edir = ctr_exec_dir(c->id), *dir = ctr_dir(c->id), *root = rootfs_path(c->id);
     char *etcd = etc_files_dir(c);
-    char *cg = xasprintf("/berth/%s", c->id), *bundle_cfg = xasprintf("%s/config.json", edir);
+    char *cg = xasprintf(CTR_CGROUP_PARENT "/%s", c->id);
+    char *bundle_cfg = xasprintf("%s/config.json", edir);
     char *logp = xasprintf("%s/%s-json.log", dir, c->id);
     char *rtroot = xasprintf("%s/runtime", D.exec_root);
     json_t *spec = NULL, *user = NULL;
@@ -632,6 +650,7 @@ static int launch(container *c, bool by_policy, berr *e)
     user = NULL;
     if (!spec) goto out_umount;
     use_pooled_netns(c, spec);
+    use_premade_cgroups(c, spec);
     PHASE("spec built");
     char *s = json_dumps(spec, JSON_COMPACT);
     int w = write_file_replace(bundle_cfg, s, strlen(s), 0600);

@@ -91,7 +91,8 @@ typedef struct rt_sysctl {
 } rt_sysctl;
 
 struct rt_spec {
-    json_t *seccomp; /* linux.seccomp (own reference) or NULL */
+    json_t *seccomp;                  /* linux.seccomp (own reference) or NULL */
+    const struct rt_bpf *seccomp_bpf; /* or its program, found by its text (rt_spec_load_text) */
     json_t *annotations;
     char *bundle, *rootfs;
     bool root_ro;
@@ -208,6 +209,10 @@ json_t *rt_cgroup_to_json(const rt_cgroup *cg);
 int rt_cgroup_from_json(const json_t *j, rt_cgroup **out);
 void rt_cgroup_free(rt_cgroup *cg);
 int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e);
+/* seccomp.c: a profile's program by the profile's exact JSON text (1 found);
+ * and that text noted for the program compiled from sc */
+int rt_seccomp_get_text(const char *text, size_t len, const rt_bpf **out);
+void rt_seccomp_note_text(const char *text, size_t len, const json_t *sc);
 int rt_cgroup_binds(const rt_cgroup *cg, const rt_spec *s, int *fds, int *mask); /* parent */
 void rt_child_take_binds(const int *fds, int n, int mask);                       /* child */
 

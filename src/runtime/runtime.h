@@ -41,10 +41,15 @@ typedef struct rt_cgroup rt_cgroup;       /* a container's cgroup (all hierarchi
  * allowed: a non-namespaced sysctl, an rlimit above the runtime's own hard
  * limit when it lacks CAP_SYS_RESOURCE, a hostname without a UTS namespace. */
 int rt_spec_load(const json_t *config, const char *bundle, rt_spec **out, berr *e);
+/* The same from config.json's text: a linux.seccomp profile whose exact
+ * text was compiled before (rt_set_cache_dir) is not parsed again. */
+int rt_spec_load_text(const char *text, size_t len, const char *bundle, rt_spec **out,
+                      json_error_t *je, berr *e);
 /* Reads and parses <bundle>/config.json. */
 int rt_spec_load_bundle(const char *bundle, rt_spec **out, berr *e);
 void rt_spec_free(rt_spec *s);
 const rt_process *rt_spec_process(const rt_spec *s);
+bool rt_spec_terminal(const rt_spec *s); /* process.terminal */
 
 /* A "process" object as in config.json (used for exec). */
 int rt_process_load(const json_t *process, rt_process **out, berr *e);
@@ -162,6 +167,13 @@ const char *rt_cap_name(int cap);
  * has CAP_SYS_RESOURCE: then RLIM_INFINITY). */
 uint64_t rt_rlimit_max(int resource);
 
+/* Cgroup directories made ahead (v1 hierarchies): <parent>/.pool-<name>
+ * in each; a spec whose annotation org.berth.cgroup-premade names
+ * "<parent>/.pool-<name>" (a sibling of its cgroup) has them renamed into
+ * place at create. */
+int rt_cgroup_premake(const char *parent, const char *name);
+void rt_cgroup_premade_remove(const char *parent, const char *name);
+void rt_cgroup_premade_clean(const char *parent); /* every .pool-* of parent */
 /* Where compiled seccomp programs are cached across processes (NULL: memory
  * only). The CLI uses <root>/.cache. */
 void rt_set_cache_dir(const char *dir);

@@ -337,15 +337,21 @@ static void kh_json(khash *h, const json_t *j)
     }
 }
 
-void rt_seccomp_key(const json_t *sc, char key[DIGEST_LEN + 1])
+/* What a compiled program depends on besides the profile. */
+static int version_head(char *head, size_t size)
 {
     const struct scmp_version *v = seccomp_version();
+    return snprintf(head, size, "berth-seccomp v3 bpfgen %d libseccomp %u.%u.%u arch %u",
+                    RT_BPFGEN_VERSION, v->major, v->minor, v->micro, seccomp_arch_native());
+}
+
+void rt_seccomp_key(const json_t *sc, char key[DIGEST_LEN + 1])
+{
     khash kh, *h = &kh;
     h->c = sha256_new();
     h->n = 0;
     char head[128];
-    int n = snprintf(head, sizeof head, "berth-seccomp v3 bpfgen %d libseccomp %u.%u.%u arch %u",
-                     RT_BPFGEN_VERSION, v->major, v->minor, v->micro, seccomp_arch_native());
+    int n = version_head(head, sizeof head);
     kh_tag(h, 'h', (uint64_t)n);
     kh_add(h, head, (size_t)n);
     kh_json(h, sc);
@@ -413,6 +419,67 @@ int rt_seccomp_get(const json_t *sc, const rt_bpf **out, berr *e)
     cache = c;
     *out = &c->bpf;
     return 0;
+}
+
+/* ---- by text ----
+ * berthd writes the same profile, byte for byte, in the spec of every
+ * container with the same capabilities: <cache>/<hash of the text>.key
+ * holds the key of the program compiled from it, so that the shim need not
+ * parse that part of the spec (most of it) nor hash it canonically. The
+ * hash covers the versions the program depends on. */
+static void text_path(const char *text, size_t len, char **path)
+{
+    char head[128], h[DIGEST_LEN + 1];
+    int n = version_head(head, sizeof head);
+    sha256_ctx *c = sha256_new();
+    sha256_update(c, "seccomp text\n", 13);
+    sha256_update(c, head, (size_t)n);
+    sha256_update(c, "\n", 1);
+    sha256_update(c, text, len);
+    sha256_final(c, h);
+    *path = xasprintf("%s/%s.key", cache_dir, h + 7);
+}
+
+int rt_seccomp_get_text(const char *text, size_t len, const rt_bpf **out)
+{
+    if (!cache_dir) return 0;
+    char *path, *key = NULL;
+    size_t klen = 0;
+    text_path(text, len, &path);
+    int r = read_file(path, &key, &klen);
+    free(path);
+    if (r < 0 || klen != DIGEST_LEN || !digest_valid(key)) {
+        free(key);
+        return 0;
+    }
+    for (cache_ent *c = cache; c; c = c->next)
+        if (!strcmp(c->key, key)) {
+            *out = &c->bpf;
+            free(key);
+            return 1;
+        }
+    cache_ent *c = xcalloc(1, sizeof *c);
+    memcpy(c->key, key, DIGEST_LEN + 1);
+    free(key);
+    if (!disk_load(c->key, &c->bpf)) {
+        free(c);
+        return 0;
+    }
+    c->next = cache;
+    cache = c;
+    *out = &c->bpf;
+    return 1;
+}
+
+void rt_seccomp_note_text(const char *text, size_t len, const json_t *sc)
+{
+    if (!cache_dir || mkdir_p(cache_dir, 0700) < 0) return;
+    char key[DIGEST_LEN + 1], *path;
+    rt_seccomp_key(sc, key);
+    text_path(text, len, &path);
+    if (write_file_atomic(path, key, DIGEST_LEN, 0600) < 0)
+        log_debug("runtime: cannot note seccomp profile text at %s: %s", path, strerror(errno));
+    free(path);
 }
 
 int rt_seccomp_prepare(const json_t *sc, berr *e)

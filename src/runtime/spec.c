@@ -440,6 +440,111 @@ static int check_spec(const rt_spec *s, berr *e)
     return 0;
 }
 
+/* ---- a member's span in JSON text, without parsing the rest ---- */
+static const char *ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++)
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    return NULL;
+}
+
+static const char *skip_value(const char *p, const char *end, int depth)
+{
+    p = ws(p, end);
+    if (p >= end || depth > 64) return NULL;
+    if (*p == '"') return skip_string(p, end);
+    if (*p != '{' && *p != '[') { /* a number or a literal */
+        while (p < end && !strchr(",}] \t\n\r", *p)) p++;
+        return p;
+    }
+    char close = *p == '{' ? '}' : ']';
+    p = ws(p + 1, end);
+    if (p < end && *p == close) return p + 1;
+    for (;;) {
+        if (close == '}') {
+            if (p >= end || *p != '"' || !(p = skip_string(p, end))) return NULL;
+            p = ws(p, end);
+            if (p >= end || *p != ':') return NULL;
+            p++;
+        }
+        if (!(p = skip_value(p, end, depth + 1))) return NULL;
+        p = ws(p, end);
+        if (p < end && *p == ',') {
+            p = ws(p + 1, end);
+            continue;
+        }
+        return p < end && *p == close ? p + 1 : NULL;
+    }
+}
+
+/* The value of key in the object at *p (then *p is past it): its start
+ * and length; -1 when absent or the text is not as expected. A key is
+ * compared as written (no escapes in the ones looked for). */
+static int find_member(const char *p, const char *end, const char *key, const char **vs, size_t *vl)
+{
+    p = ws(p, end);
+    if (p >= end || *p != '{') return -1;
+    p = ws(p + 1, end);
+    size_t kl = strlen(key);
+    while (p < end && *p == '"') {
+        const char *k = p + 1, *ke = skip_string(p, end);
+        if (!ke) return -1;
+        p = ws(ke, end);
+        if (p >= end || *p != ':') return -1;
+        const char *v = ws(p + 1, end), *ve = skip_value(v, end, 1);
+        if (!ve) return -1;
+        if ((size_t)(ke - 1 - k) == kl && !memcmp(k, key, kl)) {
+            *vs = v, *vl = (size_t)(ve - v);
+            return 0;
+        }
+        p = ws(ve, end);
+        if (p < end && *p == ',') p = ws(p + 1, end);
+    }
+    return -1;
+}
+
+int rt_spec_load_text(const char *text, size_t len, const char *bundle, rt_spec **out,
+                      json_error_t *je, berr *e)
+{
+    const char *lv, *vs = NULL;
+    size_t ll, vl = 0;
+    const rt_bpf *pre = NULL;
+    char *spliced = NULL;
+    size_t sl = 0;
+    bool have = find_member(text, text + len, "linux", &lv, &ll) == 0 &&
+                find_member(lv, lv + ll, "seccomp", &vs, &vl) == 0 && *vs == '{';
+    if (have && rt_seccomp_get_text(vs, vl, &pre)) { /* the profile's text as "null" */
+        size_t a = (size_t)(vs - text);
+        sl = len - vl + 4;
+        spliced = xmalloc(sl);
+        memcpy(spliced, text, a);
+        memcpy(spliced + a, "null", 4);
+        memcpy(spliced + a + 4, vs + vl, len - a - vl);
+    }
+    json_t *j = json_loadb(spliced ? spliced : text, spliced ? sl : len, 0, je);
+    free(spliced);
+    if (!j) return berr_set(e, 400, "%s", je->text);
+    int r = rt_spec_load(j, bundle, out, e);
+    json_decref(j);
+    if (r < 0) return -1;
+    const rt_bpf *b;
+    berr ignored;
+    if (pre && !(*out)->seccomp)
+        (*out)->seccomp_bpf = pre;
+    else if (have && (*out)->seccomp && rt_seccomp_get((*out)->seccomp, &b, &ignored) == 0)
+        rt_seccomp_note_text(vs, vl, (*out)->seccomp);
+    return 0;
+}
+
 int rt_spec_load(const json_t *j, const char *bundle, rt_spec **out, berr *e)
 {
     *out = NULL;
@@ -482,6 +587,11 @@ int rt_spec_load_bundle(const char *bundle, rt_spec **out, berr *e)
 const rt_process *rt_spec_process(const rt_spec *s)
 {
     return s->proc;
+}
+
+bool rt_spec_terminal(const rt_spec *s)
+{
+    return s->proc && s->proc->terminal;
 }
 
 void rt_spec_free(rt_spec *s)

@@ -165,15 +165,18 @@ static int write_pid(shim *sh, const char *name, pid_t pid, berr *e)
 
 static int load_spec(shim *sh, rt_spec **spec, bool *tty, berr *e)
 {
-    char *path = xasprintf("%s/config.json", sh->bundle);
-    json_error_t je;
-    json_t *cfg = json_load_path(path, &je);
+    char *path = xasprintf("%s/config.json", sh->bundle), *text = NULL;
+    size_t len = 0;
+    json_error_t je = {.text = ""};
+    int r = read_file(path, &text, &len);
     free(path);
-    if (!cfg) return berr_set(e, 400, "shim: %s/config.json: %s", sh->bundle, je.text);
+    if (r < 0) return berr_errno(e, 400, "shim: %s/config.json", sh->bundle);
+    r = rt_spec_load_text(text, len, sh->bundle, spec, &je, e);
+    free(text);
     trace_mark("shim spec parsed");
-    *tty = json_is_true(json_object_get(json_object_get(cfg, "process"), "terminal"));
-    int r = rt_spec_load(cfg, sh->bundle, spec, e);
-    json_decref(cfg);
+    if (r < 0 && je.text[0])
+        return berr_set(e, 400, "shim: %s/config.json: %s", sh->bundle, je.text);
+    if (r == 0) *tty = rt_spec_terminal(*spec);
     return r;
 }
 

@@ -492,6 +492,8 @@ def test_start_failing_after_the_shim_began_leaves_nothing(rd):
     cid = rd.docker("create", "busybox", "true").out.strip()
     upper = os.path.join(rd.data_root, "containers", cid, "upper")
     os.makedirs(os.path.dirname(upper), exist_ok=True)
+    if os.path.isdir(upper):      # made ahead with the container's directory
+        os.rmdir(upper)
     with open(upper, "w") as f:   # a file where the overlay needs a directory
         f.write("x")
     st, _, body = rd.api("POST", f"/containers/{cid}/start")

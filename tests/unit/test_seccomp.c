@@ -713,6 +713,59 @@ static void test_fallback(void **st)
     }
 }
 
+/* ---- a spec's profile found by its text (rt_spec_load_text) ---- */
+static rt_spec *load_text(const char *text, berr *e)
+{
+    rt_spec *s = NULL;
+    json_error_t je;
+    if (rt_spec_load_text(text, strlen(text), "/", &s, &je, e) < 0) return NULL;
+    return s;
+}
+
+static void test_spec_text(void **st)
+{
+    char dir[] = "/tmp/berth-test-seccomp-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *cache = xasprintf("%s/cache", dir);
+    rt_set_cache_dir(cache);
+    const char *profile = "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"names\":"
+                          "[\"unshare\"],\"action\":\"SCMP_ACT_ERRNO\"}]}";
+    /* "linux" and "seccomp" elsewhere (a string, a nested key) change nothing */
+    char *text = xasprintf(
+        "{\"ociVersion\":\"1.0.2\",\"annotations\":{\"seccomp\":\"linux\"},\"process\":{"
+        "\"args\":[\"true\", \"\\\"linux\"],\"cwd\":\"/\",\"user\":{\"uid\":0,\"gid\":0}},"
+        "\"root\":{\"path\":\"%s\"}, \"linux\" : {\"namespaces\":[{\"type\":\"mount\"}],"
+        "\"x\":[1,{\"seccomp\":2},\"}\"], \"seccomp\" : %s}}",
+        dir, profile);
+    berr e = {0};
+    rt_spec *a = load_text(text, &e);
+    assert_non_null(a);
+    assert_non_null(a->seccomp); /* first: parsed, compiled, its text noted */
+    assert_null(a->seccomp_bpf);
+    rt_spec *b = load_text(text, &e);
+    assert_non_null(b);
+    assert_null(b->seccomp); /* again: the program by the text, the profile not parsed */
+    assert_non_null(b->seccomp_bpf);
+    const rt_bpf *want;
+    assert_int_equal(rt_seccomp_get(a->seccomp, &want, &e), 0);
+    assert_int_equal(b->seccomp_bpf->len, want->len);
+    assert_memory_equal(b->seccomp_bpf->filter, want->filter, want->len * sizeof *want->filter);
+    assert_string_equal(rt_spec_process(b) ? "ok" : "", "ok");
+    rt_spec_free(a), rt_spec_free(b);
+    /* another text of the same profile is parsed (then noted too) */
+    size_t at = strlen(text) - strlen(profile) - 2; /* where the profile begins */
+    char *other = xasprintf("%.*s{ %s", (int)at, text, text + at + 1);
+    rt_spec *c = load_text(other, &e);
+    assert_non_null(c);
+    assert_non_null(c->seccomp);
+    rt_spec_free(c);
+    /* malformed text: the parser's error */
+    assert_null(load_text("{\"linux\":{\"seccomp\":{]}}", &e));
+    rt_set_cache_dir(NULL);
+    rm_rf(dir);
+    free(text), free(other), free(cache);
+}
+
 /* ---- loading our program ---- */
 
 static int child_checks(const json_t *sc, int which)
@@ -832,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_large),
         cmocka_unit_test(test_fallback),
+        cmocka_unit_test(test_spec_text),
         cmocka_unit_test(test_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
