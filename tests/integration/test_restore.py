@@ -513,3 +513,43 @@ def test_start_failing_after_the_shim_began_leaves_nothing(rd):
     os.unlink(upper)
     assert rd.docker("start", "-a", cid).returncode == 0
     rd.docker("rm", cid)
+
+
+# ---------------------------------------------------------------------------
+# directories made ahead
+
+def premade_cgroups(names):
+    """The .pool-NAME cgroup directories of these pool entries (other daemons
+    of the test session have their own)."""
+    out = []
+    for h in os.listdir("/sys/fs/cgroup"):
+        d = os.path.join("/sys/fs/cgroup", h, "berth")
+        out += [os.path.join(d, f".pool-{n}") for n in names
+                if os.path.isdir(os.path.join(d, f".pool-{n}"))]
+    return out
+
+
+def test_directories_made_ahead_are_used_and_cleaned(rd):
+    """Container directories (upper, work) and their v1 cgroup directories are
+    made ahead; a start takes them; a stopped berthd leaves none behind."""
+    pool = os.path.join(rd.data_root, "containers", ".pool")
+    assert wait_for(lambda: len(os.listdir(pool)) == 2, timeout=10)
+    v1 = [h for h in os.listdir("/sys/fs/cgroup")
+          if os.path.isdir(os.path.join("/sys/fs/cgroup", h, "berth")) and h != "unified"
+          and not os.path.exists(os.path.join("/sys/fs/cgroup", h, "cgroup.controllers"))]
+    seen = set(os.listdir(pool))
+    if v1:
+        assert wait_for(lambda: len(premade_cgroups(os.listdir(pool))) == 2 * len(v1), timeout=10)
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    cdir = os.path.join(rd.data_root, "containers", cid)
+    assert sorted(os.listdir(os.path.join(cdir, "upper"))) == []
+    for h in v1:
+        assert os.path.isdir(os.path.join("/sys/fs/cgroup", h, "berth", cid))
+    rd.docker("rm", "-f", n)
+    for h in v1:
+        assert not os.path.exists(os.path.join("/sys/fs/cgroup", h, "berth", cid))
+    assert wait_for(lambda: len(os.listdir(pool)) == 2, timeout=10)
+    seen |= set(os.listdir(pool))
+    rd.stop()
+    assert not os.path.exists(pool)
+    assert premade_cgroups(seen) == []
