@@ -71,7 +71,7 @@ idle0a=$(awk '/RssAnon/ {print $2}' "/proc/$bpid/status")
 echo "== run --rm true (median of 30 after 3 warm-ups)"
 cmds=(-n berth "$B run --rm busybox true")
 [ $have_docker = 1 ] && cmds+=(-n docker "$D run --rm --network none busybox true")
-[ $have_runc = 1 ] && cmds+=(-n runc "runc --root $T/runc run -b $T/bundle bench-\$RANDOM\$RANDOM >/dev/null")
+[ $have_runc = 1 ] && cmds+=(-n runc "runc --root $T/runc run -b $T/bundle bench-run") # runc run deletes it at exit
 hyperfine -N -w 3 -r 30 --export-json "$T/run.json" "${cmds[@]}" 2>/dev/null | grep -v "^ *$" || \
     hyperfine -w 3 -r 30 --export-json "$T/run.json" "${cmds[@]}"
 python3 - "$T/run.json" <<'EOF'
