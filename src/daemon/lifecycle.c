@@ -64,11 +64,6 @@ static char *rootfs_path(const char *id)
     return p;
 }
 
-/* A --rm container's writable layer is mounted "volatile": it is thrown
- * away at exit, so the sync of the whole upper file system that unmounting
- * an overlay otherwise does (1.5 ms and more here) buys nothing. Overlay
- * refuses to mount over a volatile work dir again until its marker is gone;
- * a --rm container is never kept past a crash, so the marker is removed. */
 /* ---- the init layer ----
  * The files berthd binds into a root (/etc/hostname, /etc/hosts,
  * /etc/resolv.conf) need mount points there. Docker makes a layer of them
@@ -148,6 +143,11 @@ void lc_init_layers_gc(bool all)
     free(dir);
 }
 
+/* A --rm container's writable layer is mounted "volatile": it is thrown
+ * away at exit, so the sync of the whole upper file system that unmounting
+ * an overlay otherwise does (1.5 ms and more here) buys nothing. Overlay
+ * refuses to mount over a volatile work dir again until its marker is gone;
+ * a --rm container is never kept past a crash, so the marker is removed. */
 static int mount_layers(container *c, char *const *dirs, int n, const char *init, bool scratch,
                         berr *e)
 {
@@ -493,12 +493,13 @@ static char *etc_files_dir(container *c)
     return d && *d ? d : (free(d), ctr_dir(c->id));
 }
 
-/* The run's /etc files and its mounted root. */
-static int prepare_root(container *c, const char *etcd, char *const *layers, int n, berr *e)
+/* A run's root: the overlay with the init layer, or without one the /etc
+ * mount points made in it. */
+static int mount_root(container *c, char *const *layers, int n, berr *e)
 {
-    if (write_etc_files(c, etcd) < 0) return berr_errno(e, 500, "writing /etc files");
     char *init = init_layer(layers, n);
     int rc = mount_layers(c, layers, n, init, autoremove(c), e);
+    trace_mark("start root mounted");
     if (rc == 0 && !init) {
         char *root = rootfs_path(c->id);
         make_etc_mountpoints(root);
@@ -506,6 +507,13 @@ static int prepare_root(container *c, const char *etcd, char *const *layers, int
     }
     free(init);
     return rc;
+}
+
+/* The run's /etc files and its mounted root. */
+static int prepare_root(container *c, const char *etcd, char *const *layers, int n, berr *e)
+{
+    if (write_etc_files(c, etcd) < 0) return berr_errno(e, 500, "writing /etc files");
+    return mount_root(c, layers, n, e);
 }
 
 /* The root mounted by a thread of its own while the spec is built and
@@ -522,16 +530,7 @@ typedef struct root_job {
 static void *root_job_main(void *p)
 {
     root_job *j = p;
-    char *init = init_layer(j->layers, j->n);
-    j->rc = mount_layers(j->c, j->layers, j->n, init, autoremove(j->c), &j->e);
-    trace_mark("start root mounted");
-    if (j->rc == 0 && !init) {
-        char *root = rootfs_path(j->c->id);
-        make_etc_mountpoints(root);
-        free(root);
-        trace_mark("start mount points");
-    }
-    free(init);
+    j->rc = mount_root(j->c, j->layers, j->n, &j->e);
     return NULL;
 }
 
@@ -674,7 +673,6 @@ static int launch(container *c, bool by_policy, berr *e)
     launched = false;
     /* a shim that failed before its go has said why on its ready pipe */
     if (shim_launch_end(&sp, &pid, pa ? &afd : NULL, e) < 0) goto out_umount;
-
     PHASE("shim launched");
     if (pa) {
         ctr_lock();
