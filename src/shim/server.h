@@ -73,6 +73,8 @@ typedef struct shim {
     bool attach_in, attach_out, attach_err;
     /* state */
     int sig_fd, listen_fd;
+    int mntns_fd; /* the container's mount namespace, held so that its teardown
+                   * (every mount's) waits for cleanup(), off the exit's report */
     rt_container *c;
     target *ctr;     /* the container's init (also in targets) */
     target *targets; /* init and execs */

@@ -264,6 +264,9 @@ static int start_container(shim *sh, berr *e)
         return -1;
     }
     target *t = sh->ctr = target_new(sh, NULL, rt_container_pid(sh->c), tty);
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)t->pid);
+    sh->mntns_fd = open(ns, O_RDONLY | O_CLOEXEC); /* -1: torn down at the exit, as without it */
     if (tty) {
         set_nonblock(console);
         t->out_fd[0] = console;
@@ -340,6 +343,7 @@ static void cleanup(shim *sh)
 {
     berr e = {0};
     thread_background(); /* nobody waits for what is left (cgroups, files) */
+    if (sh->mntns_fd >= 0) close(sh->mntns_fd), sh->mntns_fd = -1; /* its mounts go now */
     if (sh->listen_fd >= 0) {
         char *path = proto_path(sh->state_dir, SHIM_SOCK);
         unlink(path);
@@ -372,7 +376,12 @@ static int sha256_stdin(void)
 
 static int shim_run(int argc, char **argv)
 {
-    shim sh = {.ready_fd = -1, .attach_fd = -1, .go_fd = -1, .sig_fd = -1, .listen_fd = -1};
+    shim sh = {.ready_fd = -1,
+               .attach_fd = -1,
+               .go_fd = -1,
+               .sig_fd = -1,
+               .listen_fd = -1,
+               .mntns_fd = -1};
     berr e = {0};
     if (parse_args(&sh, argc, argv)) return 2;
     phase("main");
