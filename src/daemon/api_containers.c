@@ -283,7 +283,10 @@ void h_container_create(req *r)
         json_object_set_new(j, "Name", json_string(name));
     else
         json_object_del(j, "Name");
-    container *c = ctr_add(j, fill_record, &e);
+    bool autorm = json_is_true(json_object_get(json_object_get(j, "HostConfig"), "AutoRemove"));
+    char *key = autorm ? lc_root_key(id) : NULL; /* a kept root of its layers (warm.h) */
+    container *c = ctr_add(j, fill_record, key, &e);
+    free(key);
     if (!c) {
         json_decref(j);
         json_decref(warnings);

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/jsonutil.h"
+#include "daemon/warm.h"
 #include "runtime/runtime.h"
 
 pthread_mutex_t ctr_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -41,6 +43,7 @@ static container *ctr_new(const char *id, json_t *j)
     snprintf(c->id, sizeof c->id, "%s", id);
     c->j = j;
     c->pa_fd = -1;
+    c->warm_fd = -1;
     pthread_mutex_init(&c->op, NULL);
     pthread_mutex_init(&c->save_mu, NULL);
     pthread_cond_init(&c->changed, NULL);
@@ -128,6 +131,7 @@ static void pool_start(void)
     char *p = xasprintf("%s/containers/.pool", data_root);
     rm_rf(p); /* what an earlier berthd left */
     rt_cgroup_premade_clean(CTR_CGROUP_PARENT);
+    warm_init(data_root);
     bool ok = mkdir(p, 0700) == 0;
     free(p);
     pthread_attr_t a;
@@ -146,6 +150,7 @@ void ctr_pool_stop(void)
     pthread_mutex_unlock(&pool_mu);
     if (pool_running) pthread_join(pool_thread, NULL);
     pool_running = false;
+    warm_stop();
     char *p = xasprintf("%s/containers/.pool", data_root);
     rm_rf(p);
     free(p);
@@ -237,6 +242,8 @@ void ctr_put(container *c)
     ctr_unlock();
     if (!last) return;
     json_decref(c->j);
+    if (c->warm_fd >= 0) close(c->warm_fd);
+    free(c->root_key);
     pthread_mutex_destroy(&c->op);
     pthread_mutex_destroy(&c->save_mu);
     pthread_cond_destroy(&c->changed);
@@ -302,7 +309,7 @@ int ctr_rename(container *c, const char *name, berr *e)
     return 0;
 }
 
-container *ctr_add(json_t *j, void (*fill)(container *c), berr *e)
+container *ctr_add(json_t *j, void (*fill)(container *c), const char *warm_key, berr *e)
 {
     const char *name = jstr(j, "Name");
     if (name && !valid_name(name)) {
@@ -341,7 +348,10 @@ container *ctr_add(json_t *j, void (*fill)(container *c), berr *e)
     container *c = ctr_new(id, j);
     if (fill) fill(c);
     char *dir = ctr_dir(id);
-    if ((!pool_take(dir, c->premade) && mkdir_p(dir, 0710) < 0) || ctr_save(c) < 0) {
+    if (warm_key && (c->warm_fd = warm_take(warm_key, dir, c->premade, &c->upper_st)) >= 0)
+        c->root_key = xstrdup(warm_key);
+    if ((c->warm_fd < 0 && !pool_take(dir, c->premade) && mkdir_p(dir, 0710) < 0) ||
+        ctr_save(c) < 0) {
         berr_errno(e, 500, "saving container %s", id);
         ctr_unlock();
         rm_rf(dir);
@@ -370,6 +380,7 @@ void ctr_remove(container *c, void (*before_files)(container *c))
     c->removed = true;
     pthread_cond_broadcast(&c->changed);
     ctr_unlock();
+    if (c->warm_fd >= 0) close(c->warm_fd), c->warm_fd = -1; /* never started */
     if (before_files) before_files(c);
     if (c->premade[0]) rt_cgroup_premade_remove(CTR_CGROUP_PARENT, c->premade), c->premade[0] = 0;
     char *dir = ctr_dir(c->id), *edir = ctr_exec_dir(c->id);

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "common/util.h"
@@ -40,6 +41,12 @@ typedef struct container {
     uint64_t saved_seq; /* guarded by save_mu */
     bool start_unsaved; /* a start's record is left for its waiter to write (ctr_lock) */
     char premade[17];   /* its cgroup directories made ahead (runtime.h), for its first start */
+    /* --rm roots (warm.h), touched under op: a root taken from the warm
+     * pool for the first start (detached mount; -1: none), the layers it is
+     * mounted from, and its upper dir's stat when the container got it */
+    int warm_fd;
+    char *root_key;
+    struct stat upper_st;
 } container;
 
 extern pthread_mutex_t ctr_mutex;
@@ -58,7 +65,8 @@ void ctr_put(container *c);
 /* A new record; fails 409 if the name is taken. Returned referenced. */
 /* fill (may be NULL) completes the record with what needs its id, with
  * ctr_lock held, before the one write of it. */
-container *ctr_add(json_t *j, void (*fill)(container *c), berr *e);
+/* warm_key (may be NULL): the layers of a --rm root it may take (warm.h). */
+container *ctr_add(json_t *j, void (*fill)(container *c), const char *warm_key, berr *e);
 /* Drops the record and its files under the data root (not the exec root). */
 /* Takes c out of the table and marks it removed (waiters wake), then runs
  * before_files(c) (may be NULL; e.g. unmounting its root) and deletes its

@@ -16,9 +16,11 @@
 #include <linux/openat2.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/mount.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -29,6 +31,7 @@
 #include "daemon/events.h"
 #include "daemon/netns.h"
 #include "daemon/ocispec.h"
+#include "daemon/warm.h"
 #include "runtime/runtime.h"
 #include "shim/shim.h"
 
@@ -143,11 +146,58 @@ void lc_init_layers_gc(bool all)
     free(dir);
 }
 
+/* The lowerdir list: the init layer over the image's layers, top first. */
+static char *lower_list(char *const *dirs, int n, const char *init)
+{
+    sbuf lower = {0};
+    if (init) sbuf_printf(&lower, "%s:", init);
+    for (int i = n - 1; i >= 0; i--) sbuf_printf(&lower, "%s%s", i == n - 1 ? "" : ":", dirs[i]);
+    return lower.data;
+}
+
+char *lc_root_key(const char *image_id)
+{
+    char **dirs = NULL;
+    berr e;
+    int n = image_layer_dirs(D.images, image_id, &dirs, &e);
+    if (n <= 0) {
+        free(dirs);
+        return NULL;
+    }
+    char *init = init_layer(dirs, n);
+    char *key = init ? lower_list(dirs, n, init) : NULL; /* no init layer: files made in the root */
+    free(init);
+    for (int i = 0; i < n; i++) free(dirs[i]);
+    free(dirs);
+    return key;
+}
+
+/* A --rm root, mounted from its directory: upperdir=upper,workdir=work
+ * (warm.h: the mount names no container), with a working directory of this
+ * thread's own. */
+static int mount_overlay_from(const char *dir, const char *target, const char *opts)
+{
+    static __thread bool own_fs;
+    if (!own_fs && unshare(CLONE_FS) < 0) return -1;
+    own_fs = true;
+    int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cwd < 0) return -1;
+    int r = chdir(dir);
+    if (r == 0) r = mount("overlay", target, "overlay", 0, opts);
+    int s = errno;
+    if (fchdir(cwd) < 0) log_warn("back to the working directory: %s", strerror(errno));
+    close(cwd);
+    errno = s;
+    return r;
+}
+
 /* A --rm container's writable layer is mounted "volatile": it is thrown
  * away at exit, so the sync of the whole upper file system that unmounting
  * an overlay otherwise does (1.5 ms and more here) buys nothing. Overlay
  * refuses to mount over a volatile work dir again until its marker is gone;
- * a --rm container is never kept past a crash, so the marker is removed. */
+ * a --rm container is never kept past a crash, so the marker is removed.
+ * Its root may be kept for the next one (warm.h): the layers and the upper
+ * dir as it is now are noted. */
 static int mount_layers(container *c, char *const *dirs, int n, const char *init, bool scratch,
                         berr *e)
 {
@@ -157,11 +207,9 @@ static int mount_layers(container *c, char *const *dirs, int n, const char *init
     mkdir_p(upper, 0755);
     mkdir_p(work, 0700);
     mkdir_p(target, 0755);
-    sbuf lower = {0};
-    if (init) sbuf_printf(&lower, "%s:", init);
-    for (int i = n - 1; i >= 0; i--) sbuf_printf(&lower, "%s%s", i == n - 1 ? "" : ":", dirs[i]);
-    if (n == 0) mkdir_p(empty, 0755), sbuf_adds(&lower, empty);
-    char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower.data, upper, work);
+    if (n == 0) mkdir_p(empty, 0755);
+    char *lower = n == 0 ? xstrdup(empty) : lower_list(dirs, n, init);
+    char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
     int rc = 0;
     umount2(target, MNT_DETACH); /* a stale mount from before a crash */
     char *vmark = xasprintf("%s/work/incompat/volatile", work);
@@ -171,14 +219,17 @@ static int mount_layers(container *c, char *const *dirs, int n, const char *init
         free(inc);
     }
     free(vmark);
-    char *vopts = scratch ? xasprintf("%s,volatile", opts) : NULL;
-    if (!vopts || mount("overlay", target, "overlay", 0, vopts) < 0) {
-        if (mount("overlay", target, "overlay", 0, opts) < 0)
-            rc = berr_errno(e, 500, "mounting the container root (%zu bytes of options)",
-                            strlen(opts));
+    bool kept = false;
+    if (scratch) {
+        char *vopts = xasprintf("lowerdir=%s,upperdir=upper,workdir=work,volatile", lower);
+        kept = mount_overlay_from(dir, target, vopts) == 0;
+        free(vopts);
     }
-    free(vopts);
-    sbuf_free(&lower);
+    if (!kept && mount("overlay", target, "overlay", 0, opts) < 0)
+        rc = berr_errno(e, 500, "mounting the container root (%zu bytes of options)", strlen(opts));
+    free(c->root_key), c->root_key = NULL;
+    if (kept && n > 0 && init && stat(upper, &c->upper_st) == 0) c->root_key = xstrdup(lower);
+    free(lower);
     free(opts), free(dir), free(target), free(upper), free(work), free(empty);
     return rc;
 }
@@ -281,6 +332,7 @@ int lc_rootfs_acquire(container *c, char **path, berr *e)
         char *edir = ctr_exec_dir(c->id);
         mkdir_p(edir, 0700);
         free(edir);
+        if (c->warm_fd >= 0) close(c->warm_fd), c->warm_fd = -1; /* a copy may write in it */
         rc = mount_rootfs(c, img, false, e);
     }
     free(img);
@@ -641,10 +693,17 @@ static int launch(container *c, bool by_policy, berr *e)
                                    &undecided, e);
         if (!user && !undecided) goto out;
     }
-    mkdir_p(root, 0755); /* the runtime resolves root.path when it reads the spec */
-    if (undecided && prepare_root(c, etcd, layers, nlayers, e) < 0) goto out;
-    mounted = undecided;
-    if (!undecided) root_job_start(&job, c, layers, nlayers);
+    mkdir_p(root, 0755);   /* the runtime resolves root.path when it reads the spec */
+    if (c->warm_fd >= 0) { /* a kept --rm root (warm.h): attached, nothing mounted */
+        mounted =
+            syscall(SYS_move_mount, c->warm_fd, "", AT_FDCWD, root, MOVE_MOUNT_F_EMPTY_PATH) == 0;
+        close(c->warm_fd), c->warm_fd = -1;
+        if (!mounted) free(c->root_key), c->root_key = NULL;
+    }
+    bool etc_written = undecided && !mounted;
+    if (etc_written && prepare_root(c, etcd, layers, nlayers, e) < 0) goto out;
+    mounted = mounted || undecided;
+    if (!mounted) root_job_start(&job, c, layers, nlayers);
     spec = ocispec_build(snap, root, etcd, cg, user, e);
     user = NULL;
     if (!spec) goto out_umount;
@@ -660,14 +719,14 @@ static int launch(container *c, bool by_policy, berr *e)
     }
     PHASE("spec written");
     bool sent = write(go[1], "g", 1) == 1;
-    if (sent && !mounted) {
+    if (sent && !etc_written) {
         if (write_etc_files(c, etcd) < 0) {
             berr_errno(e, 500, "writing /etc files");
             goto out_umount;
         }
         PHASE("etc files");
-        if (root_job_end(&job, &mounted, e) < 0) goto out_umount;
     }
+    if (sent && !mounted && root_job_end(&job, &mounted, e) < 0) goto out_umount;
     if (sent && write(go[1], "r", 1) != 1) log_debug("start %.12s: the shim left", c->id);
     close(go[1]), go[1] = -1;
     launched = false;
@@ -1008,7 +1067,11 @@ static void release_root_bg(container *c)
 {
     lc_event(c, "destroy", NULL);
     thread_background();
-    release_root(c);
+    release_sandbox(c);
+    char *root = rootfs_path(c->id), *dir = ctr_dir(c->id);
+    bool kept = c->root_key && warm_give(c->root_key, root, dir, &c->upper_st);
+    free(root), free(dir);
+    if (!kept) lc_unmount(c->id);
 }
 
 static int remove_container(container *c, bool force, bool bg, berr *e)

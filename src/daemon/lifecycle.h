@@ -35,5 +35,8 @@ void lc_event(container *c, const char *action, json_t *extra);
 /* Removes the init layers (lifecycle.c) whose image top layer is gone; all:
  * also half-made ones (at daemon start only). */
 void lc_init_layers_gc(bool all);
+/* The layers a --rm root of the image is mounted from (warm.h); NULL: its
+ * roots are not kept. */
+char *lc_root_key(const char *image_id);
 
 #endif

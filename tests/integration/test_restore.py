@@ -553,3 +553,72 @@ def test_directories_made_ahead_are_used_and_cleaned(rd):
     rd.stop()
     assert not os.path.exists(pool)
     assert premade_cgroups(seen) == []
+
+
+# ---------------------------------------------------------------------------
+# --rm roots kept for the next --rm container (src/daemon/warm.h)
+
+def warm_entries(d):
+    p = os.path.join(d.data_root, "containers", ".warm")
+    return sorted(os.listdir(p)) if os.path.isdir(p) else []
+
+
+def run_rm(d, script, image="busybox"):
+    """A --rm container's output; its first line is its root's device number
+    (one per overlay mount: the same number, the same mounted root)."""
+    out = d.docker("run", "--rm", image, "sh", "-c", "stat -c %d /; " + script).out.split("\n")
+    return out[0], out[1:]
+
+
+def test_rm_root_kept_only_when_nothing_was_written(rd):
+    """A --rm root left as it was is taken by the next --rm container of the
+    image; one whose root was changed (an entry made, the mode of / set) is
+    not, and the next sees none of it."""
+    dev1, _ = run_rm(rd, "true")
+    assert wait_for(lambda: len(warm_entries(rd)) == 1, timeout=10)
+    with open("/proc/self/mountinfo") as f:
+        assert "upperdir=upper" not in f.read()  # a kept root is detached
+    dev2, _ = run_rm(rd, "chmod 711 /")
+    assert dev2 == dev1
+    time.sleep(0.5)  # its end: not kept
+    assert wait_for(lambda: warm_entries(rd) == [], timeout=10)
+    dev3, out = run_rm(rd, "stat -c %a /; touch /written")
+    assert out[0] == "755"  # (a device number may be used again: not compared)
+    time.sleep(0.5)
+    assert wait_for(lambda: warm_entries(rd) == [], timeout=10)
+    dev4, out = run_rm(rd, "ls /written 2>/dev/null || echo absent")
+    assert out[0] == "absent"
+    assert wait_for(lambda: len(warm_entries(rd)) == 1, timeout=10)
+    # a container that is not --rm never takes one, and keeps its own root
+    n, cid, pid = run_d(rd, "busybox", "sleep", "60")
+    assert len(warm_entries(rd)) == 1
+    rd.docker("rm", "-f", n)
+
+
+def test_kept_roots_go_with_berthd_and_with_their_image(rd):
+    """Kept roots and their cgroup directories are gone after a stop, after a
+    kill -9 (at the next start), and when their image's layers are removed."""
+    run_rm(rd, "true")
+    assert wait_for(lambda: len(warm_entries(rd)) == 1, timeout=10)
+    names = warm_entries(rd)
+    rd.stop()
+    assert warm_entries(rd) == [] and premade_cgroups(names) == []
+    rd.start()
+    run_rm(rd, "true")
+    assert wait_for(lambda: len(warm_entries(rd)) == 1, timeout=10)
+    names = warm_entries(rd)
+    rd.kill9()
+    rd.start()
+    assert not set(names) & set(warm_entries(rd))
+    assert wait_for(lambda: premade_cgroups(names) == [], timeout=10)
+    # an image of its own layer: its kept root goes with it
+    n = uniq("wm")
+    rd.docker("run", "--name", n, "busybox", "touch", "/marker")
+    rd.docker("commit", n, "warmimg:1")
+    rd.docker("rm", n)
+    run_rm(rd, "true", image="warmimg:1")
+    assert wait_for(lambda: len(warm_entries(rd)) == 1, timeout=10)
+    rd.docker("rmi", "warmimg:1")
+    assert warm_entries(rd) == []
+    dev, out = run_rm(rd, "ls /marker 2>/dev/null || echo absent")
+    assert out[0] == "absent"
