@@ -31,6 +31,8 @@ typedef struct client {
     bool daemon_seen;   /* a response was received at least once */
     json_t *ping;       /* headers of interest from /_ping, if fetched */
     struct hconn *idle; /* kept-alive connection between requests, or NULL */
+    int spare[2];       /* connected ahead (client_preconnect), for the next opens */
+    int nspare;
 } client;
 
 typedef struct resp {
@@ -56,6 +58,9 @@ typedef struct req {
 
 int client_init(client *c, const char *host);
 void client_free(client *c);
+/* Connects n (at most 2) connections now, for the next requests that open
+ * one: run connects its attach and wait while the daemon creates. */
+void client_preconnect(client *c, int n);
 /* Performs the request. Returns 0 when a response arrived (any status);
  * -1 on a connection failure (message already printed). */
 int client_do(client *c, const req *rq, resp *r);

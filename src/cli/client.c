@@ -65,6 +65,7 @@ void client_free(client *c)
     free(c->sock);
     free(c->base);
     json_decref(c->ping);
+    while (c->nspare) close(c->spare[--c->nspare]);
     if (c->idle) {
         hconn_close(c->idle);
         free(c->idle);

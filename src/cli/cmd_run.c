@@ -352,6 +352,8 @@ static int run_main(client *c, copts *o, const char *image, int argc, char **arg
         json_object_set_new(body, "StdinOnce", json_false());
     }
     s.proxy = o->sig_proxy && !o->tty;
+    /* the attach's and the wait's connections are made while it creates */
+    if (!o->detach) client_preconnect(c, 1 + (s.in || s.out || s.err));
     created cr = create_container(c, o, body);
     json_decref(body);
     if (!cr.id) {

@@ -74,12 +74,23 @@ int hconn_open(client *c, hconn *h)
     memset(h, 0, sizeof *h);
     h->clen = -1;
     trace_mark("cli connect");
-    h->fd = c->sock ? connect_unix(c->sock) : connect_tcp(c->base);
+    h->fd = c->nspare ? c->spare[--c->nspare]
+            : c->sock ? connect_unix(c->sock)
+                      : connect_tcp(c->base);
     if (h->fd < 0) {
         client_conn_error(c, NULL);
         return -1;
     }
     return 0;
+}
+
+void client_preconnect(client *c, int n)
+{
+    while (c->nspare < n && c->nspare < 2) {
+        int fd = c->sock ? connect_unix(c->sock) : connect_tcp(c->base);
+        if (fd < 0) return; /* the request that needs one reports it */
+        c->spare[c->nspare++] = fd;
+    }
 }
 
 void hconn_close(hconn *h)
