@@ -373,6 +373,17 @@ def store_listing(data_root, dirs=STORE_DIRS):
     return out
 
 
+def read_key(path, key, default=None):
+    """The integer of "key value" line key in a flat-keyed file (cgroup.events,
+    pids.events); default when the key is not there."""
+    with open(path) as f:
+        for line in f:
+            k, v = line.split()
+            if k == key:
+                return int(v)
+    return default
+
+
 def wait_for(pred, timeout=10, interval=0.05):
     """Polls pred() until true or timeout; returns its last value."""
     deadline = time.time() + timeout

@@ -28,7 +28,7 @@ import uuid
 
 import pytest
 
-from conftest import Daemon, wait_for
+from conftest import Daemon, read_key, wait_for
 from test_runtime import ROOT, RUNTIME, Bundle, host_procs_in
 
 # mounts only in the namespace unshare makes; the command is exec'd in it
@@ -130,15 +130,6 @@ class V2Bundle(Bundle):
     def procs(self):
         with open(os.path.join(self.cgdir, "cgroup.procs")) as f:
             return [int(x) for x in f.read().split()]
-
-
-def read_key(path, key):
-    with open(path) as f:
-        for line in f:
-            k, v = line.split()
-            if k == key:
-                return int(v)
-    return None
 
 
 def v2_cgroup_of(pid):

@@ -22,6 +22,8 @@ import uuid
 
 import pytest
 
+from conftest import read_key
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("BERTH_BUILD", os.path.join(ROOT, "build-asan"))
 RUNTIME = os.path.join(BUILD, "berth-runtime")
@@ -389,19 +391,10 @@ def test_fork_bomb_stops_at_pids_limit(bundle):
     bundle.detach()
     cg = os.path.join(CG, "pids", "berth-test", bundle.id)
     deadline = time.time() + 10
-    while time.time() < deadline and read_key(os.path.join(cg, "pids.events"), "max") == 0:
+    while time.time() < deadline and read_key(os.path.join(cg, "pids.events"), "max", 0) == 0:
         time.sleep(0.05)
     assert int(open(os.path.join(cg, "pids.current")).read()) <= 10
-    assert read_key(os.path.join(cg, "pids.events"), "max") > 0  # forks were refused
-
-
-def read_key(path, key):
-    with open(path) as f:
-        for line in f:
-            k, v = line.split()
-            if k == key:
-                return int(v)
-    return 0
+    assert read_key(os.path.join(cg, "pids.events"), "max", 0) > 0  # forks were refused
 
 
 def test_cpu_quota_in_cgroup(bundle):
