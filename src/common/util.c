@@ -237,6 +237,21 @@ int rm_rf(const char *path)
     return rm_rf_at(AT_FDCWD, path);
 }
 
+int dir_only(const char *path, const char *const *allowed)
+{
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int r = 1;
+    struct dirent *de;
+    while (r == 1 && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        r = 0;
+        for (const char *const *a = allowed; a && *a && !r; a++) r = !strcmp(de->d_name, *a);
+    }
+    closedir(d);
+    return r;
+}
+
 int read_file(const char *path, char **out, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

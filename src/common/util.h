@@ -79,6 +79,10 @@ int base64_decode(const char *in, size_t n, unsigned char *out);
 void thread_background(void);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path); /* 0 also when absent */
+/* 1 when the directory holds no names but those of allowed (NULL-terminated;
+ * NULL: none, i.e. it is empty), 0 when it holds another, -1+errno when it
+ * cannot be read. */
+int dir_only(const char *path, const char *const *allowed);
 /* rm -rf of name in the directory dfd, never following symlinks. */
 int rm_rf_at(int dfd, const char *name);
 int read_file(const char *path, char **out, size_t *len); /* NUL-terminated; -1+errno */

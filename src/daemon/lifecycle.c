@@ -610,15 +610,9 @@ static int root_job_end(root_job *j, bool *mounted, berr *e)
 static bool upper_empty(const char *dir)
 {
     char *p = xasprintf("%s/upper", dir);
-    DIR *d = opendir(p);
+    int r = dir_only(p, NULL);
     free(p);
-    if (!d) return errno == ENOENT;
-    struct dirent *de;
-    bool empty = true;
-    while (empty && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) empty = false;
-    closedir(d);
-    return empty;
+    return r < 0 ? errno == ENOENT : r == 1;
 }
 
 static int launch(container *c, bool by_policy, berr *e)

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
-#include <dirent.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -375,13 +374,7 @@ static void exec_root_tmpfs(const char *root)
 {
     struct statfs sf;
     if (statfs(root, &sf) == 0 && sf.f_type == TMPFS_MAGIC) return;
-    DIR *d = opendir(root);
-    struct dirent *de;
-    bool empty = true;
-    while (d && (de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) empty = false;
-    if (d) closedir(d);
-    if (!empty) {
+    if (dir_only(root, NULL) == 0) {
         log_info("exec root %s is not a tmpfs and holds state: used as it is", root);
         return;
     }

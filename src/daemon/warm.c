@@ -104,34 +104,17 @@ static bool same_inode_state(const struct stat *a, const struct stat *b)
            a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* Only the names in allowed (NULL-terminated) in the directory p. */
-static bool only(const char *p, const char *const *allowed)
-{
-    DIR *d = opendir(p);
-    if (!d) return false;
-    bool ok = true;
-    struct dirent *de;
-    while (ok && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        bool found = false;
-        for (const char *const *a = allowed; *a && !found; a++) found = !strcmp(de->d_name, *a);
-        ok = found;
-    }
-    closedir(d);
-    return ok;
-}
-
 /* Nothing written in the root: the upper dir is empty and unchanged since
  * the container got it (its ctime moves with any entry made or removed, any
  * mode, owner, time or xattr set), and the work dir holds no leftover of a
  * copy-up (only the "volatile" mark, overlay's own). */
 static bool pristine(const char *dir, const struct stat *st)
 {
-    static const char *const none[] = {NULL}, *const mark[] = {"incompat", NULL};
+    static const char *const mark[] = {"incompat", NULL};
     char *upper = xasprintf("%s/upper", dir), *work = xasprintf("%s/work/work", dir);
     struct stat now;
-    bool ok = stat(upper, &now) == 0 && same_inode_state(&now, st) && only(upper, none) &&
-              only(work, mark);
+    bool ok = stat(upper, &now) == 0 && same_inode_state(&now, st) && dir_only(upper, NULL) == 1 &&
+              dir_only(work, mark) == 1;
     free(upper), free(work);
     return ok;
 }
