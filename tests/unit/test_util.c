@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/jsonutil.h"
@@ -155,6 +157,26 @@ static void test_atomic_file(void **st)
     free(parent);
 }
 
+static void test_dir_only(void **st)
+{
+    (void)st;
+    char dir[] = "/tmp/berth-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static const char *const mark[] = {"incompat", NULL};
+    assert_int_equal(dir_only(dir, NULL), 1); /* empty */
+    assert_int_equal(dir_only(dir, mark), 1);
+    char *a = xasprintf("%s/incompat", dir), *b = xasprintf("%s/other", dir);
+    assert_int_equal(mkdir(a, 0700), 0);
+    assert_int_equal(dir_only(dir, NULL), 0);
+    assert_int_equal(dir_only(dir, mark), 1);
+    assert_int_equal(write_file_atomic(b, "x", 1, 0600), 0);
+    assert_int_equal(dir_only(dir, mark), 0);
+    assert_int_equal(rm_rf(dir), 0);
+    assert_int_equal(dir_only(dir, NULL), -1);
+    assert_int_equal(errno, ENOENT);
+    free(a), free(b);
+}
+
 static void test_filters(void **st)
 {
     static const char *const keys[] = {"reference", "dangling", "label", NULL};
@@ -201,8 +223,8 @@ int main(void)
         cmocka_unit_test(test_human_size),  cmocka_unit_test(test_human_duration),
         cmocka_unit_test(test_parse_size),  cmocka_unit_test(test_time),
         cmocka_unit_test(test_digest),      cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_filters),
-        cmocka_unit_test(test_json_body),
+        cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_dir_only),
+        cmocka_unit_test(test_filters),     cmocka_unit_test(test_json_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
