@@ -7,7 +7,6 @@
 #include "common/jsonutil.h"
 #include "daemon/api.h"
 #include "daemon/lifecycle.h"
-#include "daemon/warm.h"
 #include "image/ref.h"
 
 static json_t *parse_filters(req *r, const char *const *keys)
@@ -67,7 +66,6 @@ void h_image_delete(req *r)
                              req_query_bool(r, "noprune", false), &e);
     if (!j) return resp_berr(r, &e);
     lc_init_layers_gc(false); /* those of layers that went with it */
-    warm_gc();
     resp_json(r, 200, j);
 }
 
@@ -227,6 +225,5 @@ void h_images_prune(req *r)
     json_decref(f);
     if (!j) return resp_berr(r, &e);
     lc_init_layers_gc(false);
-    warm_gc();
     resp_json(r, 200, j);
 }

@@ -126,9 +126,10 @@ static char *init_layer(char *const *layers, int n)
 }
 
 /* Init layers whose top layer is gone from the store; at daemon start
- * (all) also the half-made ones of a crash. */
+ * (all) also the half-made ones of a crash. Kept roots of gone layers too. */
 void lc_init_layers_gc(bool all)
 {
+    warm_gc();
     char *dir = xasprintf("%s/init", D.data_root);
     DIR *d = opendir(dir);
     struct dirent *de;

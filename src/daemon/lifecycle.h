@@ -32,8 +32,9 @@ int lc_parse_signal(const char *s);
 /* Publishes a container event with Docker's attributes (image, name, labels) + extra. */
 void lc_event(container *c, const char *action, json_t *extra);
 
-/* Removes the init layers (lifecycle.c) whose image top layer is gone; all:
- * also half-made ones (at daemon start only). */
+/* Removes the init layers (lifecycle.c) whose image top layer is gone, and
+ * drops the kept --rm roots (warm.h) whose layers are gone; all: also
+ * half-made init layers (at daemon start only). */
 void lc_init_layers_gc(bool all);
 /* The layers a --rm root of the image is mounted from (warm.h); NULL: its
  * roots are not kept. */
