@@ -109,6 +109,7 @@ bool digest_valid(const char *d); /* "sha256:" + 64 lowercase hex */
 /* ---- time ---- */
 int64_t now_ns(void); /* CLOCK_REALTIME */
 void trace_hold(void);
+extern int trace_hold_fd; /* the fd trace_hold opened, or -1 */
 void trace_mark(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* BERTH_TRACE=FILE */
 void fmt_rfc3339nano(int64_t ns, char *out, size_t n); /* 2024-01-02T03:04:05.123456789Z */
 int64_t parse_rfc3339(const char *s);                  /* ns since epoch, -1 on error */

@@ -664,6 +664,7 @@ static int child_binds[RT_CG_MAX]; /* from rt_cgroup_binds, +1 (0: none) */
 
 void rt_child_take_binds(const int *fds, int n, int mask)
 {
+    if (!fds) memset(child_binds, 0, sizeof child_binds);
     for (int i = 0, k = 0; i < RT_CG_MAX && k < n; i++)
         if (mask & (1 << i)) child_binds[i] = fds[k++] + 1;
 }

@@ -7,7 +7,10 @@
  * errno). The init then blocks opening <state>/exec.fifo until
  * rt_container_start opens the other end (with start_now the creator
  * opened it before the clone, so it goes straight on); an execve failure is
- * written back through that fifo, success closes it (O_CLOEXEC). */
+ * written back through that fifo, success closes it (O_CLOEXEC). When the
+ * parent has nothing to do between the clone and READY, the init is cloned
+ * in the parent's address space (CLONE_VM | CLONE_VFORK, spawn_vm below)
+ * and its setup does not wait for a GO. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,10 +23,15 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "internal.h"
 
@@ -228,15 +236,19 @@ static int find_and_chdir(const rt_process *p, char **path, berr *e)
  * needs it: before the cgroup mount, or at the end of the root setup. */
 static int child_sock = -1;
 static bool child_go, child_userns, child_cgns;
+static bool child_no_go; /* spawned in the parent's address space: no GO comes */
 
 int rt_child_await_cgroup(berr *e)
 {
     if (child_go || child_sock < 0) return 0;
-    rt_sync_msg m;
-    int fds[RT_SYNC_MAX_FDS], n = 0;
-    if (rt_sync_recv_fds(child_sock, &m, fds, RT_SYNC_MAX_FDS, &n, e) != 1 || m.type != RT_MSG_GO)
-        _exit(1);
-    rt_child_take_binds(fds, n, m.status); /* the cgroup mount's, when the parent made them */
+    if (!child_no_go) {
+        rt_sync_msg m;
+        int fds[RT_SYNC_MAX_FDS], n = 0;
+        if (rt_sync_recv_fds(child_sock, &m, fds, RT_SYNC_MAX_FDS, &n, e) != 1 ||
+            m.type != RT_MSG_GO)
+            _exit(1);
+        rt_child_take_binds(fds, n, m.status); /* the cgroup mount's, when the parent made them */
+    }
     child_go = true;
     if (!child_userns && rt_child_cgroup && rt_cgroup_enter_self(rt_child_cgroup, e) < 0) return -1;
     if (child_cgns && unshare(CLONE_NEWCGROUP) < 0)
@@ -394,6 +406,86 @@ static pid_t spawn(unsigned long flags, int pidns, int *cgfd, int psock, int *cs
     return m.pid;
 }
 
+/* ---- spawning in the parent's address space ----
+ * clone3(CLONE_VM | CLONE_VFORK) on a stack of its own: the shim's page
+ * tables are neither copied at the clone nor torn down at the exec (the
+ * teardown comes before the exec's close-on-exec, which `start` waits for),
+ * and neither side takes copy-on-write faults. The parent sleeps until the
+ * child execs or exits, so nothing runs beside the child in the memory they
+ * share; the child's setup must then not wait for the parent (no GO): it is
+ * used only when nothing is asked of the parent after the clone (no user
+ * namespace to map, no pid namespace to join, cgroups the child enters by
+ * itself or is born in, start_now so the fifo does not block) and in a
+ * process with a single thread. x86-64 only (the trampoline is assembly);
+ * elsewhere, and whenever clone3 refuses, the fork-like path is taken. */
+#if defined(__x86_64__)
+#define HAVE_SPAWN_VM 1
+/* raw clone3 that runs fn(arg) on the new stack in the child, then exit(1);
+ * returns the syscall's result (-errno on failure) in the parent */
+long rt_clone3_run(struct clone_args *a, size_t size, void (*fn)(void *), void *arg);
+__asm__(".text\n"
+        ".globl rt_clone3_run\n"
+        ".hidden rt_clone3_run\n"
+        ".type rt_clone3_run,@function\n"
+        "rt_clone3_run:\n"
+        "\tmov %rdx, %r8\n"
+        "\tmov %rcx, %r9\n"
+        "\tmov $435, %eax\n" /* SYS_clone3 */
+        "\tsyscall\n"
+        "\ttest %rax, %rax\n"
+        "\tjnz 1f\n"
+        "\txor %ebp, %ebp\n"
+        "\tmov %r9, %rdi\n"
+        "\tcall *%r8\n"
+        "\tmov $1, %edi\n"
+        "\tmov $60, %eax\n" /* SYS_exit */
+        "\tsyscall\n"
+        "\thlt\n"
+        "1:\tret\n"
+        ".size rt_clone3_run, .-rt_clone3_run\n");
+
+#define VM_STACK (512u << 10)
+
+/* The child's pid; -1 with *e on failure; -2 when clone3 cannot do it here
+ * (the caller then takes the other path). */
+static pid_t spawn_vm(unsigned long flags, int cgfd, void (*fn)(void *), void *arg, berr *e)
+{
+    void *stk = mmap(NULL, VM_STACK, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (stk == MAP_FAILED) return -2;
+    mprotect(stk, 4096, PROT_NONE); /* a guard page below it */
+    struct clone_args a = {.flags = flags | CLONE_VM | CLONE_VFORK,
+                           .exit_signal = SIGCHLD,
+                           .stack = (uint64_t)(uintptr_t)stk,
+                           .stack_size = VM_STACK};
+    if (cgfd >= 0) a.flags |= CLONE_INTO_CGROUP, a.cgroup = (uint64_t)cgfd;
+    int saved_trace = trace_hold_fd; /* the child's trace_hold() wrote it */
+    long r = rt_clone3_run(&a, sizeof a, fn, arg);
+    trace_hold_fd = saved_trace;
+#if defined(__SANITIZE_ADDRESS__)
+    __asan_unpoison_memory_region(stk, VM_STACK); /* the child's frames never returned */
+#endif
+    munmap(stk, VM_STACK);
+    if (r >= 0) return (pid_t)r;
+    if (r == -ENOSYS || r == -E2BIG || r == -EINVAL || r == -EOPNOTSUPP) return -2;
+    errno = (int)-r;
+    return berr_errno(e, 500, "clone");
+}
+#endif
+
+static bool vm_spawn_ok(const rt_spec *s, const rt_create_opts *o, int pidns, const rt_cgroup *cg,
+                        int cgfd)
+{
+#ifdef HAVE_SPAWN_VM
+    bool v2dir = cg && cg->mode != RT_CG_V1 && rt_cg_dir(cg, "");
+    return o->start_now && pidns < 0 && !rt_spec_has_ns(s, CLONE_NEWUSER) &&
+           (!v2dir || cgfd >= 0) && __libc_single_threaded;
+#else
+    (void)s, (void)o, (void)pidns, (void)cg, (void)cgfd;
+    return false;
+#endif
+}
+
 /* The v2 directory of cg (v2 hosts, or the unified part of a hybrid one), opened. */
 static int open_v2_dir(const rt_cgroup *cg)
 {
@@ -462,19 +554,37 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
     int cgfd = open_v2_dir(cg);
     bool userns = rt_spec_has_ns(s, CLONE_NEWUSER);
     trace_mark("parent clone");
-    pid = spawn(clone_flags(s), pidns, &cgfd, sv[0], &sv[1], init_main, &arg, e);
+    rt_sync_msg m = {.type = RT_MSG_GO};
+    int binds[RT_CG_MAX], sent[RT_SYNC_MAX_FDS], k = 0;
+    pid = -2;
+#ifdef HAVE_SPAWN_VM
+    if (vm_spawn_ok(s, o, pidns, cg, cgfd)) {
+        int n = rt_cgroup_binds(cg, s, binds, &m.status), given[RT_CG_MAX];
+        for (int i = 0; cg && i < cg->n; i++)
+            if (m.status & (1 << i)) given[k++] = binds[i];
+        rt_child_take_binds(given, n, m.status); /* read by the child in our memory */
+        child_no_go = true;
+        pid = spawn_vm(clone_flags(s), cgfd, init_main, &arg, e);
+        child_no_go = false;
+        rt_child_take_binds(NULL, 0, 0);
+        for (int i = 0; i < k; i++) close(given[i]);
+        k = 0, m.status = 0;
+        if (pid != -2) close(sv[1]), sv[1] = -1;
+    }
+#endif
+    bool no_go = pid != -2; /* the child already exec'd or failed */
+    if (pid == -2) pid = spawn(clone_flags(s), pidns, &cgfd, sv[0], &sv[1], init_main, &arg, e);
     trace_mark("parent cloned");
     rt_cgroup_close_tasks(cg); /* the child has its copies */
     bool born_v2 = cgfd >= 0;
     if (cgfd >= 0) close(cgfd);
     if (pid < 0) goto out;
+    if (no_go) goto ready;
     if (rt_spec_has_ns(s, CLONE_NEWUSER) && !rt_spec_ns_path(s, CLONE_NEWUSER) &&
         (write_idmap(pid, "uid_map", s->uidmap, s->nuidmap, e) < 0 ||
          write_idmap(pid, "gid_map", s->gidmap, s->ngidmap, e) < 0))
         goto out;
     if (enter_rest(cg, pid, !userns, born_v2, e) < 0) goto out;
-    rt_sync_msg m = {.type = RT_MSG_GO};
-    int binds[RT_CG_MAX], sent[RT_SYNC_MAX_FDS], k = 0;
     rt_cgroup_binds(cg, s, binds, &m.status);
     for (int i = 0; cg && i < cg->n; i++) {
         if (!(m.status & (1 << i))) continue;
@@ -490,7 +600,8 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
         berr_errno(e, 500, "signal the container process");
         goto out;
     }
-    *starttime = rt_proc_starttime(pid); /* while it sets itself up */
+ready:
+    *starttime = rt_proc_starttime(pid); /* while it sets itself up (after, with spawn_vm) */
     *pidfd = rt_pidfd_open(pid);
     int got = rt_sync_recv(sv[0], &m, master, e);
     if (got == 0) berr_set(e, 500, "the container process exited during setup");
