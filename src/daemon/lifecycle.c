@@ -1067,6 +1067,11 @@ static void release_root_bg(container *c)
     bool kept = c->root_key && warm_give(c->root_key, root, dir, &c->upper_st);
     free(root), free(dir);
     if (!kept) lc_unmount(c->id);
+    /* the exec dir goes next: the shim still writes there (exit.json, its
+     * socket and pid file) until it has gone */
+    char *edir = ctr_exec_dir(c->id);
+    shim_wait_gone(edir, 10000, NULL);
+    free(edir);
 }
 
 static int remove_container(container *c, bool force, bool bg, berr *e)
