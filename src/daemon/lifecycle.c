@@ -495,6 +495,127 @@ static void start_waiter(container *c)
     pthread_attr_destroy(&a);
 }
 
+/* A --rm run's waiter, made while the shim sets the container up (berthd
+ * only waits for it then): the thread is created, and waits on the shim's socket,
+ * before the start ends, so neither its creation nor its first turn on a
+ * CPU is on the start's path, and an exit reaches it on a connection
+ * already open. It touches the container only once the start has ended
+ * well (go 1); a failed start (go -1) ends it. */
+typedef struct exit_info {
+    int code;
+    bool oom, failed; /* failed: no exit status (e says why) */
+    int64_t finished;
+    berr e;
+} exit_info;
+
+typedef struct early_waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int go; /* 0: the start goes on; 1: it ended well; -1: it failed */
+    container *c;
+    char *edir;
+} early_waiter;
+
+static void *waiter_after(container *c, char *edir, const exit_info *x);
+
+static void wait_shim(const char *edir, int timeout_ms, exit_info *x, bool *to)
+{
+    *x = (exit_info){0};
+    if (shim_wait(edir, timeout_ms, &x->code, &x->oom, &x->finished, to, &x->e) < 0)
+        x->failed = true, x->code = 255;
+}
+
+/* How the start ended; block_ms: how long to wait for that (-1: until it does). */
+static int early_go(early_waiter *w, int block_ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += (long)block_ms * 1000000;
+    if (dl.tv_nsec >= 1000000000) dl.tv_sec++, dl.tv_nsec -= 1000000000;
+    pthread_mutex_lock(&w->mu);
+    while (block_ms && !w->go)
+        if (block_ms < 0)
+            pthread_cond_wait(&w->cv, &w->mu);
+        else if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) != 0)
+            break;
+    int go = w->go;
+    pthread_mutex_unlock(&w->mu);
+    return go;
+}
+
+static void *early_main(void *p)
+{
+    early_waiter *w = p;
+    exit_info x;
+    bool to = true;
+    int go = 0;
+    /* the shim may still be setting itself up: its socket comes first */
+    for (int i = 0; i < 5000 && go == 0 && !shim_listening(w->edir); i++) go = early_go(w, 1);
+    /* bounded while the start is undecided: a failed one may leave a shim behind */
+    while (to && go == 0) {
+        wait_shim(w->edir, 200, &x, &to);
+        go = early_go(w, to ? 0 : -1);
+    }
+    if (go > 0 && to) wait_shim(w->edir, -1, &x, &to);
+    container *c = w->c;
+    char *edir = w->edir;
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    if (go < 0) {
+        free(edir);
+        return NULL;
+    }
+    return waiter_after(c, edir, &x);
+}
+
+static early_waiter *early_waiter_new(const char *edir)
+{
+    early_waiter *w = xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->edir = xstrdup(edir);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 256u << 10);
+    bool ok = pthread_create(&t, &a, early_main, w) == 0;
+    pthread_attr_destroy(&a);
+    if (ok) return w;
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->edir);
+    free(w);
+    return NULL;
+}
+
+/* Tells the early waiter how the start ended: it waits for c's exit (run)
+ * or ends. */
+static void early_waiter_end(early_waiter *w, container *c, bool run)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->c = c;
+    w->go = run ? 1 : -1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* The waiter of the run just started: the early one when there is one. */
+static void start_waiter_from(container *c, early_waiter *w)
+{
+    if (!w) {
+        start_waiter(c);
+        return;
+    }
+    ctr_lock();
+    bool had = c->waiter;
+    if (!had) c->waiter = true, c->refs++;
+    ctr_unlock();
+    early_waiter_end(w, c, !had);
+}
+
 static int64_t log_opt_size(const json_t *lc)
 {
     const char *s = jstr(json_object_get(lc, "Config"), "max-size");
@@ -616,7 +737,7 @@ static bool upper_empty(const char *dir)
     return r < 0 ? errno == ENOENT : r == 1;
 }
 
-static int launch(container *c, bool by_policy, berr *e)
+static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
 {
     ctr_lock();
     json_t *snap = json_deep_copy(c->j);
@@ -725,6 +846,9 @@ static int launch(container *c, bool by_policy, berr *e)
     if (sent && write(go[1], "r", 1) != 1) log_debug("start %.12s: the shim left", c->id);
     close(go[1]), go[1] = -1;
     launched = false;
+    /* --rm only: others' waiter writes their start's record first thing */
+    if (json_is_true(json_object_get(json_object_get(snap, "HostConfig"), "AutoRemove")))
+        *ew = early_waiter_new(edir);
     /* a shim that failed before its go has said why on its ready pipe */
     if (shim_launch_end(&sp, &pid, pa ? &afd : NULL, e) < 0) goto out_umount;
     PHASE("shim launched");
@@ -806,11 +930,14 @@ static int start_locked(container *c, bool by_policy, berr *e)
     ctr_unlock();
     if (removed) return berr_set(e, 404, "No such container: %s", c->id);
     if (running) return 1; /* 304 */
-    int rc = launch(c, by_policy, e);
-    if (rc == 0)
-        start_waiter(c);
-    else
+    early_waiter *ew = NULL;
+    int rc = launch(c, by_policy, &ew, e);
+    if (rc == 0) {
+        start_waiter_from(c, ew);
+    } else {
+        early_waiter_end(ew, NULL, false);
         record_start_error(c, e);
+    }
     return rc;
 }
 
@@ -944,23 +1071,24 @@ static void *waiter_main(void *p)
 {
     container *c = p;
     write_start_snapshot(c);
-    int64_t t0 = 0;
+    char *edir = ctr_exec_dir(c->id);
+    exit_info x;
+    bool to;
+    wait_shim(edir, -1, &x, &to);
+    return waiter_after(c, edir, &x);
+}
+
+/* A run's end, once its shim reported it (or is gone); frees edir. */
+static void *waiter_after(container *c, char *edir, const exit_info *x)
+{
+    if (x->failed) log_warn("waiting for %.12s: %s", c->id, x->e.msg);
+    int64_t t0 = now_ns();
 #define WPHASE(what)                                                                               \
     trace_mark("exit %s", what),                                                                   \
         log_debug("exit %.12s: +%lldus %s", c->id, (long long)((now_ns() - t0) / 1000), what)
-    char *edir = ctr_exec_dir(c->id);
-    int code = 0;
-    bool timed_out = false, oom = false;
-    int64_t finished = 0;
-    berr e;
-    if (shim_wait(edir, -1, &code, &oom, &finished, &timed_out, &e) < 0) {
-        log_warn("waiting for %.12s: %s", c->id, e.msg);
-        code = 255;
-    }
-    t0 = now_ns();
     WPHASE("wait returned");
     int64_t ran = started_ms(c);
-    finish_exit(c, code, oom, finished); /* waiters see the exit now */
+    finish_exit(c, x->code, x->oom, x->finished); /* waiters see the exit now */
     WPHASE("exit recorded");
     ctr_lock();
     bool autorm = json_is_true(json_object_get(json_object_get(c->j, "HostConfig"), "AutoRemove"));
@@ -970,7 +1098,7 @@ static void *waiter_main(void *p)
     c->waiter = false;
     pthread_cond_broadcast(&c->changed);
     ctr_unlock();
-    apply_policy(c, code, ran); /* --rm removes here, off the shim's cleanup */
+    apply_policy(c, x->code, ran); /* --rm removes here, off the shim's cleanup */
     WPHASE("policy applied");
     if (autorm) shim_wait_gone(edir, 10000, NULL);
     free(edir);

@@ -421,6 +421,14 @@ static json_t *await(const char *state_dir, json_t *req, int timeout_ms, bool *t
     return reply;
 }
 
+bool shim_listening(const char *state_dir)
+{
+    char *p = proto_path(state_dir, SHIM_SOCK);
+    bool r = access(p, F_OK) == 0;
+    free(p);
+    return r;
+}
+
 int shim_wait(const char *state_dir, int timeout_ms, int *exit_code, bool *oom,
               int64_t *finished_ns, bool *timed_out, berr *e)
 {

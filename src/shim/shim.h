@@ -97,6 +97,9 @@ int shim_kill(const char *state_dir, int sig, bool all, berr *e);
 /* Resizes the container's tty (no-op error 409 if it has none). */
 int shim_resize(const char *state_dir, int height, int width, berr *e);
 
+/* Has the shim of state_dir made its socket (it has set itself up)? */
+bool shim_listening(const char *state_dir);
+
 /* Blocks until the container has exited (or timeout_ms passes: -1 forever):
  * 0 with its exit code in *exit_code (and, when given, *oom and *finished_ns
  * as exit.json has them), or 0 with *timed_out true on timeout.
