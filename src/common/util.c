@@ -190,6 +190,22 @@ void thread_background(void)
 }
 
 /* ---- files ---- */
+char *real_path(const char *path)
+{
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    char link[32], buf[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0 || n >= (ssize_t)sizeof buf - 1 || buf[0] != '/') return realpath(path, NULL);
+    buf[n] = 0;
+    static const char del[] = " (deleted)";
+    if ((size_t)n >= sizeof del - 1 && !strcmp(buf + n - (sizeof del - 1), del))
+        return realpath(path, NULL);
+    return xstrdup(buf);
+}
+
 int mkdir_p(const char *path, mode_t mode)
 {
     char buf[PATH_MAX];

@@ -77,6 +77,10 @@ int base64_decode(const char *in, size_t n, unsigned char *out);
  * (SCHED_IDLE): for cleanup nobody waits for, so that it does not slow
  * what comes next. */
 void thread_background(void);
+/* realpath(path, NULL) in three syscalls (open O_PATH, readlink of its
+ * /proc/self/fd link, close) instead of a readlink per component; falls
+ * back to realpath where /proc cannot tell. NULL with errno on failure. */
+char *real_path(const char *path);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path); /* 0 also when absent */
 /* 1 when the directory holds no names but those of allowed (NULL-terminated;

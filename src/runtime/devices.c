@@ -43,6 +43,24 @@ static int bind_host_device(int dfd, const char *base, const rt_device *d, berr 
     return 0;
 }
 
+/* d in the directory dfd (its last component); whatever has its name goes */
+static int make_node(int dfd, const char *base, const rt_device *d, berr *e)
+{
+    mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+    dev_t dev = makedev(d->major, d->minor);
+    int r = mknodat(dfd, base, type | (d->mode & 07777), dev);
+    if (r < 0 && errno == EEXIST && unlinkat(dfd, base, 0) == 0)
+        r = mknodat(dfd, base, type | (d->mode & 07777), dev);
+    if (r < 0) {
+        if (errno == EPERM) return bind_host_device(dfd, base, d, e);
+        return berr_errno(e, 500, "mknod %s", d->path);
+    }
+    if (fchmodat(dfd, base, d->mode & 07777, 0) < 0 ||
+        fchownat(dfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
+        return berr_errno(e, 500, "set mode/owner of %s", d->path);
+    return 0;
+}
+
 static int make_device(int rootfd, const rt_device *d, berr *e)
 {
     char dir[4096];
@@ -53,16 +71,7 @@ static int make_device(int rootfd, const rt_device *d, berr *e)
     if (rt_mkdir_in_root(rootfd, dir, 0755, e) < 0) return -1;
     _cleanup_close_ int dfd = rt_open_in_root(rootfd, dir, O_PATH | O_DIRECTORY, e);
     if (dfd < 0) return -1;
-    mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
-    unlinkat(dfd, base, 0);
-    if (mknodat(dfd, base, type | (d->mode & 07777), makedev(d->major, d->minor)) < 0) {
-        if (errno == EPERM) return bind_host_device(dfd, base, d, e);
-        return berr_errno(e, 500, "mknod %s", d->path);
-    }
-    if (fchmodat(dfd, base, d->mode & 07777, 0) < 0 ||
-        fchownat(dfd, base, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0)
-        return berr_errno(e, 500, "set mode/owner of %s", d->path);
-    return 0;
+    return make_node(dfd, base, d, e);
 }
 
 static bool spec_has_device(const rt_spec *s, const char *path)
@@ -90,10 +99,15 @@ static int dev_symlinks(int rootfd, berr *e)
 
 int rt_devices_create(const rt_spec *s, int rootfd, berr *e)
 {
-    for (size_t i = 0; i < sizeof default_devices / sizeof *default_devices; i++)
-        if (!spec_has_device(s, default_devices[i].path) &&
-            make_device(rootfd, &default_devices[i], e) < 0)
+    _cleanup_close_ int dev = -1; /* the standard nodes are all in /dev: opened once */
+    for (size_t i = 0; i < sizeof default_devices / sizeof *default_devices; i++) {
+        const rt_device *d = &default_devices[i];
+        if (spec_has_device(s, d->path)) continue;
+        if (dev < 0 && (rt_mkdir_in_root(rootfd, "/dev", 0755, e) < 0 ||
+                        (dev = rt_open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY, e)) < 0))
             return -1;
+        if (make_node(dev, d->path + 5, d, e) < 0) return -1;
+    }
     for (size_t i = 0; i < s->ndevices; i++)
         if (make_device(rootfd, &s->devices[i], e) < 0) return -1;
     return dev_symlinks(rootfd, e);

@@ -38,6 +38,15 @@ int rt_mkdir_in_root(int rootfd, const char *path, mode_t mode, berr *e)
         return berr_set(e, 400, "path too long: %s", path);
     int fd = rt_open_in_root(rootfd, buf, O_PATH | O_DIRECTORY, NULL);
     if (fd >= 0) return close(fd), 0;
+    char *last = strrchr(buf, '/');
+    if (errno == ENOENT && last && last[1]) { /* usually only the last one is missing */
+        *last = 0;
+        int dfd = rt_open_in_root(rootfd, buf, O_PATH | O_DIRECTORY, NULL);
+        *last = '/';
+        int r = dfd < 0 ? -1 : mkdirat(dfd, last + 1, mode);
+        if (dfd >= 0) close(dfd);
+        if (r == 0) return 0;
+    }
     int parent = dup(rootfd);
     char *p = buf;
     while (*p) {

@@ -374,7 +374,7 @@ static int parse_root(const json_t *j, const char *bundle, rt_spec *s, berr *e)
     const char *path = jstr(root, "path");
     if (!path || !*path) return berr_set(e, 400, "root.path is required");
     char *joined = path[0] == '/' ? xstrdup(path) : xasprintf("%s/%s", bundle, path);
-    s->rootfs = realpath(joined, NULL);
+    s->rootfs = real_path(joined);
     if (!s->rootfs) {
         berr_errno(e, 400, "root.path %s", joined);
         free(joined);
@@ -552,7 +552,7 @@ int rt_spec_load(const json_t *j, const char *bundle, rt_spec **out, berr *e)
     rt_spec *s = xcalloc(1, sizeof *s);
     char cwd[PATH_MAX];
     if (!bundle) bundle = getcwd(cwd, sizeof cwd) ? cwd : ".";
-    s->bundle = realpath(bundle, NULL);
+    s->bundle = real_path(bundle);
     if (!s->bundle) {
         berr_errno(e, 400, "bundle %s", bundle);
         goto fail;

@@ -26,7 +26,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "internal.h"
 #include "runtime/runtime.h"
@@ -205,7 +208,9 @@ int zygote_main(int sock, int (*run)(int, char **))
     sigprocmask(SIG_BLOCK, &set, NULL);
     int sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (sfd < 0) return 1;
-    rt_prime(); /* what every shim would read again (cgroup mounts...) */
+    rt_prime();          /* what every shim would read again (cgroup mounts...) */
+    tzset();             /* /etc/localtime, which strftime would read in each */
+    json_object_seed(0); /* jansson's hash seed, from /dev/urandom in each */
     int ignored[] = {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGQUIT};
     for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) signal(ignored[i], SIG_IGN);
     fork_spare(sock, sfd, run);

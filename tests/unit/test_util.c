@@ -177,6 +177,32 @@ static void test_dir_only(void **st)
     free(a), free(b);
 }
 
+/* real_path agrees with realpath: through symlinks, "..", and not for what is missing */
+static void test_real_path(void **st)
+{
+    (void)st;
+    char dir[] = "/tmp/berth-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *sub = xasprintf("%s/a/b", dir), *link = xasprintf("%s/l", dir);
+    char *via = xasprintf("%s/l/b/../b", dir), *gone = xasprintf("%s/nope", dir);
+    assert_int_equal(mkdir_p(sub, 0700), 0);
+    char *target = xasprintf("%s/a", dir);
+    assert_int_equal(symlink(target, link), 0);
+    char *want = realpath(via, NULL), *got = real_path(via);
+    assert_non_null(want);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+    got = real_path("/");
+    assert_string_equal(got, "/");
+    free(got);
+    errno = 0;
+    assert_null(real_path(gone));
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(rm_rf(dir), 0);
+    free(want), free(sub), free(link), free(via), free(gone), free(target);
+}
+
 static void test_filters(void **st)
 {
     static const char *const keys[] = {"reference", "dangling", "label", NULL};
@@ -225,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_digest),      cmocka_unit_test(test_base64),
         cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_dir_only),
         cmocka_unit_test(test_filters),     cmocka_unit_test(test_json_body),
+        cmocka_unit_test(test_real_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
