@@ -7,8 +7,10 @@
  * management groups; "container" repeats every container command, with
  * docker's aliases such as container ls/list/ps) and runs it. Exit codes
  * follow docker: 0, 1 for errors, 125 for bad flags. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -291,6 +293,24 @@ static void globals_free(globals *g)
     free(g->context);
 }
 
+#ifdef BERTH_CP_HELPER
+/* cp reads and writes tars with libarchive, loaded with dlopen, which this
+ * CLI (linked statically, meson.build) cannot do: berth-cp, the same CLI
+ * with cp and linked dynamically, runs the whole command line instead. */
+static char **main_argv;
+
+int run_cp(client *c, const cmd_def *def, int argc, char **argv)
+{
+    (void)c, (void)def, (void)argc, (void)argv;
+    char *helper = find_helper("BERTH_CP", "berth-cp");
+    fflush(stdout);
+    execv(helper, main_argv);
+    errorf("cannot run %s: %s", helper, strerror(errno));
+    free(helper);
+    return 125;
+}
+#endif
+
 static void trace_exit(void)
 {
     trace_mark("cli exit");
@@ -300,6 +320,9 @@ int main(int argc, char **argv)
 {
     trace_mark("cli main");
     atexit(trace_exit);
+#ifdef BERTH_CP_HELPER
+    main_argv = argv;
+#endif
     globals g = {0};
     flag gflags[] = {
         {"debug", 'D', FLAG_BOOL, &g.debug, "Enable debug mode", NULL, NULL},

@@ -189,6 +189,23 @@ void thread_background(void)
     pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
 }
 
+/* ---- helpers ---- */
+char *find_helper(const char *envname, const char *name)
+{
+    const char *env = getenv(envname);
+    if (env && *env) return xstrdup(env);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return xasprintf("/usr/local/libexec/berth/%s", name);
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    *slash = 0;
+    char *p = xasprintf("%s/%s", self, name);
+    if (access(p, X_OK) == 0) return p;
+    free(p);
+    return xasprintf("%s/../libexec/berth/%s", self, name);
+}
+
 /* ---- files ---- */
 char *real_path(const char *path)
 {

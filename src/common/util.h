@@ -77,6 +77,9 @@ int base64_decode(const char *in, size_t n, unsigned char *out);
  * (SCHED_IDLE): for cleanup nobody waits for, so that it does not slow
  * what comes next. */
 void thread_background(void);
+/* A helper program: $envname when set, else name beside this program, else
+ * in ../libexec/berth from it (an installed layout). */
+char *find_helper(const char *envname, const char *name);
 /* realpath(path, NULL) in three syscalls (open O_PATH, readlink of its
  * /proc/self/fd link, close) instead of a readlink per component; falls
  * back to realpath where /proc cannot tell. NULL with errno on failure. */

@@ -344,23 +344,6 @@ static void load_engine_id(void)
     free(p);
 }
 
-/* A helper binary: $ENV, beside this binary, or PREFIX/libexec/berth. */
-static char *find_helper(const char *envname, const char *name)
-{
-    const char *env = getenv(envname);
-    if (env && *env) return xstrdup(env);
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return xasprintf("/usr/local/libexec/berth/%s", name);
-    self[n] = 0;
-    char *slash = strrchr(self, '/');
-    *slash = 0;
-    char *p = xasprintf("%s/%s", self, name);
-    if (access(p, X_OK) == 0) return p;
-    free(p);
-    return xasprintf("%s/../libexec/berth/%s", self, name);
-}
-
 /* Runtime state (bundles, the runtime's state, shim sockets and pid files,
  * fifos) is rewritten at every start and means nothing after a reboot: it
  * belongs on a tmpfs, as /run is on most systems. When the exec root is on
