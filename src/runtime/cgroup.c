@@ -182,7 +182,9 @@ static bool want_hier(const hier *h)
 }
 
 /* As runc does, the device rules get the standard nodes (and mknod of
- * anything, and every linux.devices entry) allowed after the spec's own. */
+ * anything) allowed after the spec's own. A linux.devices entry gets only
+ * what the spec's rules allow it (docker's --device PATH:PATH:r is read
+ * only). */
 static int apply_initial(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
     static const rt_devrule std[] = {
@@ -194,15 +196,10 @@ static int apply_initial(rt_cgroup *cg, const rt_spec *s, berr *e)
     rt_resources r = *s->res;
     if (!r.ndevrules) return rt_cgroup_update(cg, &r, e);
     size_t nstd = sizeof std / sizeof *std;
-    r.devrules = xcalloc(s->res->ndevrules + nstd + s->ndevices, sizeof *r.devrules);
+    r.devrules = xcalloc(s->res->ndevrules + nstd, sizeof *r.devrules);
     memcpy(r.devrules, s->res->devrules, s->res->ndevrules * sizeof *r.devrules);
     memcpy(r.devrules + r.ndevrules, std, sizeof std);
     r.ndevrules += nstd;
-    for (size_t i = 0; i < s->ndevices; i++) {
-        const rt_device *d = &s->devices[i];
-        if (d->type != 'p')
-            r.devrules[r.ndevrules++] = (rt_devrule){true, d->type, d->major, d->minor, "rwm"};
-    }
     int rc = rt_cgroup_update(cg, &r, e);
     free(r.devrules);
     return rc;
