@@ -144,6 +144,7 @@ static int validate_host_config(json_t *hc, berr *e)
         return berr_set(e, 400, "maximum retry count cannot be used with restart policy '%s'", pol);
     if (json_is_true(json_object_get(hc, "AutoRemove")) && pol && *pol && strcmp(pol, "no"))
         return berr_set(e, 400, "can't create 'AutoRemove' container with restart policy");
+    if (ocispec_check_devices(hc, e) < 0) return -1;
     const char *nm = jstr(hc, "NetworkMode");
     if (nm && *nm && strcmp(nm, "none") && strcmp(nm, "host") && strcmp(nm, "default"))
         return berr_set(e, 400,

@@ -4,6 +4,7 @@
  * seccomp, masked paths, cgroup resources, rlimits and sysctls. */
 #include "daemon/ocispec.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -507,6 +508,15 @@ static void set_if(json_t *o, const char *k, const json_t *hc, const char *hk)
     if (v) json_object_set_new(o, k, json_integer(v));
 }
 
+/* A host device node (st) as a linux.devices entry at path. */
+static json_t *device_node(const char *path, const struct stat *st)
+{
+    return json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i}", "path", path, "type",
+                     S_ISCHR(st->st_mode) ? "c" : "b", "major", (int)major(st->st_rdev), "minor",
+                     (int)minor(st->st_rdev), "fileMode", (int)(st->st_mode & 07777), "uid",
+                     (int)st->st_uid, "gid", (int)st->st_gid);
+}
+
 /* Every device node under the host's /dev (as --privileged exposes them),
  * skipping the filesystems the container mounts itself. */
 static void host_devices(const char *dir, json_t *out, int depth)
@@ -524,16 +534,217 @@ static void host_devices(const char *dir, json_t *out, int depth)
                 host_devices(p, out, depth + 1);
             else if ((S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) && strcmp(p, "/dev/console") &&
                      strcmp(p, "/dev/ptmx"))
-                json_array_append_new(out, json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i}", "path", p,
-                                                     "type", S_ISCHR(st.st_mode) ? "c" : "b",
-                                                     "major", (int)major(st.st_rdev), "minor",
-                                                     (int)minor(st.st_rdev), "fileMode",
-                                                     (int)(st.st_mode & 07777), "uid",
-                                                     (int)st.st_uid, "gid", (int)st.st_gid));
+                json_array_append_new(out, device_node(p, &st));
         }
         free(p);
     }
     closedir(d);
+}
+
+/* ---- --device and --device-cgroup-rule ---- */
+
+/* A device cgroup rule ("c 1:3 rwm", "b 8:* r", "a *:* rwm") as a
+ * linux.resources.devices entry, with dockerd's syntax, limits (its
+ * ParseInt of 12 and 20 bits) and messages; NULL with a 400. */
+static json_t *cgroup_rule(const char *rule, berr *e)
+{
+    static const long max[2] = {2047, 524287};
+    if (!rule) rule = ""; /* null, as Go decodes it */
+    const char *p = rule;
+    char type = *p;
+    long num[2] = {-1, -1};
+    bool big[2] = {false, false};
+    bool ok = type && strchr("abc", type) && *++p == ' ';
+    for (int i = 0; i < 2 && ok; i++) {
+        if (*++p == '*') {
+            p++;
+        } else {
+            ok = *p >= '0' && *p <= '9';
+            for (num[i] = 0; *p >= '0' && *p <= '9'; p++) { /* capped: never overflows */
+                big[i] |= num[i] * 10 + (*p - '0') > max[i];
+                num[i] = big[i] ? max[i] : num[i] * 10 + (*p - '0');
+            }
+        }
+        ok = ok && *p == (i ? ' ' : ':');
+    }
+    const char *access = p + 1;
+    size_t n = ok ? strlen(access) : 0;
+    if (!ok || n < 1 || n > 3 || strspn(access, "rwm") != n) {
+        berr_set(e, 400, "invalid device cgroup rule format: '%s'", rule);
+        return NULL;
+    }
+    if (big[0] || big[1]) {
+        berr_set(e, 400, "invalid %s value in device cgroup rule format: '%s'",
+                 big[0] ? "major" : "minor", rule);
+        return NULL;
+    }
+    char t[2] = {type, 0};
+    json_t *r = json_pack("{s:b,s:s,s:s}", "allow", 1, "type", t, "access", access);
+    if (num[0] >= 0) json_object_set_new(r, "major", json_integer(num[0]));
+    if (num[1] >= 0) json_object_set_new(r, "minor", json_integer(num[1]));
+    return r;
+}
+
+/* A CgroupPermissions: r, w and m, each at most once (docker's
+ * validDeviceMode); empty is the default, rwm. */
+static bool device_mode_ok(const char *m)
+{
+    for (const char *c = m; *c; c++)
+        if (!strchr("rwm", *c) || strchr(c + 1, *c)) return false;
+    return true;
+}
+
+static const char *json_kind(const json_t *v)
+{
+    return json_is_object(v)    ? "object"
+           : json_is_array(v)   ? "array"
+           : json_is_string(v)  ? "string"
+           : json_is_boolean(v) ? "bool"
+                                : "number";
+}
+
+int ocispec_check_devices(const json_t *hc, berr *e)
+{
+    const json_t *devs = json_object_get(hc, "Devices"),
+                 *rules = json_object_get(hc, "DeviceCgroupRules");
+    if (devs && !json_is_null(devs) && !json_is_array(devs))
+        return berr_set(e, 400,
+                        "json: cannot unmarshal %s into Go struct field HostConfig.Devices of type "
+                        "[]container.DeviceMapping",
+                        json_kind(devs));
+    if (rules && !json_is_null(rules) && !json_is_array(rules))
+        return berr_set(e, 400,
+                        "json: cannot unmarshal %s into Go struct field "
+                        "HostConfig.DeviceCgroupRules of type []string",
+                        json_kind(rules));
+    size_t i;
+    json_t *v;
+    json_array_foreach(devs, i, v)
+    {
+        static const char *const keys[] = {"PathOnHost", "PathInContainer", "CgroupPermissions"};
+        if (json_is_null(v)) continue; /* Go's zero value: fails at the start */
+        if (!json_is_object(v))
+            return berr_set(e, 400,
+                            "json: cannot unmarshal %s into Go struct field HostConfig.Devices of "
+                            "type container.DeviceMapping",
+                            json_kind(v));
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+            const json_t *f = json_object_get(v, keys[k]);
+            if (f && !json_is_string(f) && !json_is_null(f))
+                return berr_set(e, 400,
+                                "json: cannot unmarshal %s into Go struct field "
+                                "DeviceMapping.HostConfig.Devices.%s of type string",
+                                json_kind(f), keys[k]);
+        }
+        const char *to = jstr(v, "PathInContainer"), *mode = jstr(v, "CgroupPermissions");
+        if (to && *to && *to != '/') return berr_set(e, 400, "%s is not an absolute path", to);
+        if (mode && !device_mode_ok(mode)) return berr_set(e, 400, "invalid device mode: %s", mode);
+    }
+    json_array_foreach(rules, i, v)
+    {
+        if (!json_is_string(v) && !json_is_null(v))
+            return berr_set(e, 400,
+                            "json: cannot unmarshal %s into Go struct field "
+                            "HostConfig.DeviceCgroupRules of type string",
+                            json_kind(v));
+        json_t *r = cgroup_rule(json_string_value(v), e);
+        if (!r) return -1;
+        json_decref(r);
+    }
+    return 0;
+}
+
+/* A device node at path `to` in the container, and its allow rule (rules
+ * NULL: none, the cgroup allows all). */
+static void add_node(const char *to, const struct stat *st, const char *perm, json_t *devs,
+                     json_t *rules)
+{
+    json_array_append_new(devs, device_node(to, st));
+    if (rules)
+        json_array_append_new(rules, json_pack("{s:b,s:s,s:i,s:i,s:s}", "allow", 1, "type",
+                                               S_ISCHR(st->st_mode) ? "c" : "b", "major",
+                                               (int)major(st->st_rdev), "minor",
+                                               (int)minor(st->st_rdev), "access", perm));
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+/* Every device node under dir, at the same place under `to`: byte order
+ * and links not followed, as dockerd's filepath.WalkDir. */
+static void dir_devices(const char *dir, const char *to, const char *perm, json_t *devs,
+                        json_t *rules)
+{
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, by_name);
+    for (int i = 0; i < n; i++) {
+        const char *name = ents[i]->d_name;
+        struct stat st;
+        char *p = xasprintf("%s/%s", dir, name), *q = xasprintf("%s/%s", to, name);
+        if (strcmp(name, ".") && strcmp(name, "..") && lstat(p, &st) == 0) {
+            if (S_ISDIR(st.st_mode))
+                dir_devices(p, q, perm, devs, rules);
+            else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
+                add_node(q, &st, perm, devs, rules);
+        }
+        free(p), free(q), free(ents[i]);
+    }
+    if (n >= 0) free(ents);
+}
+
+/* One HostConfig.Devices entry: the node at host (links followed), or the
+ * nodes under that directory; dockerd's error when that gives none. */
+static int add_device(const char *host, const char *to, const char *perm, json_t *devs,
+                      json_t *rules, berr *e)
+{
+    struct stat st;
+    int err = stat(host, &st) < 0 ? errno : 0;
+    size_t before = json_array_size(devs);
+    if (!err && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))
+        add_node(to, &st, perm, devs, rules);
+    else if (!err && S_ISDIR(st.st_mode))
+        dir_devices(host, to, perm, devs, rules);
+    if (json_array_size(devs) > before) return 0;
+    char why[128] = "not a device node";
+    if (err) {
+        snprintf(why, sizeof why, "%s", strerror(err));
+        why[0] = (char)tolower((unsigned char)why[0]); /* Go's wording */
+    }
+    return berr_set(e, 500,
+                    "error gathering device information while adding custom device \"%s\": %s",
+                    host, why);
+}
+
+/* HostConfig.Devices and DeviceCgroupRules into linux.devices and the
+ * cgroup's rules, as dockerd's WithDevices: privileged, only the nodes
+ * that /dev does not already have at that path (and no rules: all are
+ * allowed). A missing device fails the start, not the create: it may be
+ * plugged in between. */
+static int custom_devices(const json_t *hc, bool privileged, json_t *devs, json_t *rules, berr *e)
+{
+    if (ocispec_check_devices(hc, e) < 0) return -1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(hc, "Devices"), i, v)
+    {
+        const char *host = jstr(v, "PathOnHost"), *to = jstr(v, "PathInContainer");
+        const char *perm = jstr(v, "CgroupPermissions");
+        if (!host) host = "";
+        if (!to || !*to) to = host;
+        if (!perm || !*perm) perm = "rwm";
+        if (privileged && !strcmp(host, to)) continue;
+        if (add_device(host, to, perm, devs, privileged ? NULL : rules, e) < 0) return -1;
+    }
+    if (privileged) return 0;
+    json_array_foreach(json_object_get(hc, "DeviceCgroupRules"), i, v)
+    {
+        json_t *r = cgroup_rule(json_string_value(v), e);
+        if (!r) return -1;
+        json_array_append_new(rules, r);
+    }
+    return 0;
 }
 
 json_t *ocispec_resources(const json_t *hc, bool privileged)
@@ -760,12 +971,19 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
         json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
     json_object_set_new(linux, "namespaces", ns);
     json_object_set_new(linux, "cgroupsPath", json_string(cgroup_path));
-    json_object_set_new(linux, "resources", ocispec_resources(hc, privileged));
-    if (privileged) {
-        json_t *devs = json_array();
-        host_devices("/dev", devs, 0);
-        json_object_set_new(linux, "devices", devs);
+    json_t *res = ocispec_resources(hc, privileged), *devs = json_array();
+    json_object_set_new(linux, "resources", res);
+    if (privileged) host_devices("/dev", devs, 0);
+    if (custom_devices(hc, privileged, devs, json_object_get(res, "devices"), e) < 0) {
+        json_decref(devs);
+        json_decref(linux);
+        json_decref(spec);
+        return NULL;
     }
+    if (json_array_size(devs))
+        json_object_set_new(linux, "devices", devs);
+    else
+        json_decref(devs);
     if (json_object_size(json_object_get(hc, "Sysctls")))
         json_object_set(linux, "sysctl", json_object_get(hc, "Sysctls"));
     if (!privileged) {

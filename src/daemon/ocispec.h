@@ -23,6 +23,10 @@ json_t *ocispec_resources(const json_t *hc, bool privileged);
  * dropped from hc; returns the warnings (dockerd's texts), or NULL with e
  * for what dockerd refuses (NanoCpus without the cpu controller). */
 json_t *ocispec_discard_unsupported(json_t *hc, berr *e);
+/* HostConfig.Devices and DeviceCgroupRules as dockerd takes them (types,
+ * CgroupPermissions of r, w, m, each rule's syntax): 400 when not. Whether
+ * the devices exist is for the start (ocispec_build). */
+int ocispec_check_devices(const json_t *hc, berr *e);
 /* The daemon's capability bounding set (read once: it never changes). */
 uint64_t ocispec_caps_held(void);
 /* Docker's default capability set, as far as the daemon holds it. */
