@@ -4,6 +4,7 @@
  * and lifecycle.c (processes); this file maps HTTP to them. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,39 @@ static int set_command(json_t *j, const json_t *cfg, berr *e)
     return 0;
 }
 
+/* An image's Config as inspect shows it, a copy. The last few are kept
+ * (parsed from the config blob, ~0.1 ms a create otherwise): an image id
+ * names its content, so an entry never goes stale, and a removed image's
+ * id no longer resolves to reach here. */
+#define CONFIG_CACHE 8
+static json_t *image_config(const char *image_id, berr *e)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct {
+        char *id;
+        json_t *cfg;
+    } cache[CONFIG_CACHE];
+    static unsigned next;
+    json_t *r = NULL;
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < CONFIG_CACHE && !r; i++)
+        if (cache[i].id && !strcmp(cache[i].id, image_id)) r = json_deep_copy(cache[i].cfg);
+    pthread_mutex_unlock(&mu);
+    if (r) return r;
+    json_t *img = image_inspect(D.images, image_id, e);
+    if (!img) return NULL;
+    json_t *cfg = json_object_get(img, "Config");
+    cfg = json_is_object(cfg) ? json_incref(cfg) : json_object();
+    json_decref(img);
+    r = json_deep_copy(cfg);
+    pthread_mutex_lock(&mu);
+    unsigned k = next++ % CONFIG_CACHE;
+    free(cache[k].id), json_decref(cache[k].cfg);
+    cache[k].id = xstrdup(image_id), cache[k].cfg = cfg;
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
 static json_t *build_record(json_t *body, const char *image_id, berr *e)
 {
     json_t *cfg = json_deep_copy(body);
@@ -203,13 +237,13 @@ static json_t *build_record(json_t *body, const char *image_id, berr *e)
     hc = hc && json_is_object(hc) ? json_incref(hc) : json_object();
     json_object_del(cfg, "HostConfig");
     json_object_del(cfg, "NetworkingConfig");
-    json_t *img = image_inspect(D.images, image_id, e);
-    if (!img) {
+    json_t *icfg = image_config(image_id, e);
+    if (!icfg) {
         json_decref(cfg), json_decref(hc);
         return NULL;
     }
-    merge_image_config(cfg, json_object_get(img, "Config"));
-    json_decref(img);
+    merge_image_config(cfg, icfg);
+    json_decref(icfg);
     const char *sig = jstr(cfg, "StopSignal");
     if (sig && *sig && lc_parse_signal(sig) < 0) {
         json_decref(cfg), json_decref(hc);

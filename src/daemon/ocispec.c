@@ -1005,7 +1005,13 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
     return spec;
 }
 
-/* The default profile depends only on the capability set: cache the last. */
+/* The default profile depends only on the capability set: cache the last,
+ * shared (~350 strings a copy would build and free for each start). It is
+ * read-only for every caller: jansson 2.14's reference counts are atomic
+ * and its dumps only read (JANSSON_THREAD_SAFE_REFCOUNT). */
+#if !JANSSON_THREAD_SAFE_REFCOUNT
+#error "the shared seccomp profile needs jansson's atomic reference counts"
+#endif
 json_t *ocispec_default_seccomp(uint64_t caps)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1017,7 +1023,7 @@ json_t *ocispec_default_seccomp(uint64_t caps)
         cached = default_seccomp(caps);
         cached_caps = caps;
     }
-    json_t *r = json_deep_copy(cached);
+    json_t *r = json_incref(cached);
     pthread_mutex_unlock(&mu);
     return r;
 }

@@ -35,7 +35,8 @@ uint64_t ocispec_default_caps(void);
  * arch) in the runtime spec's form, as dockerd converts it for a container
  * with capabilities `caps` on x86-64. 400 when it has no defaultAction. */
 json_t *ocispec_seccomp_from_docker(const json_t *profile, uint64_t caps, berr *e);
-/* Berth's default seccomp allow-list (spec form) for a capability set. */
+/* Berth's default seccomp allow-list (spec form) for a capability set: a
+ * shared object, read-only (json_decref it when done). */
 json_t *ocispec_default_seccomp(uint64_t caps);
 /* Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group
  * (read inside the root, never following links out of it) into the spec's
