@@ -826,8 +826,8 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     use_pooled_netns(c, spec);
     use_premade_cgroups(c, spec);
     PHASE("spec built");
-    char *s = json_dumps(spec, JSON_COMPACT);
-    int w = write_file_replace(bundle_cfg, s, strlen(s), 0600);
+    char *s = ocispec_dumps(spec);
+    int w = s ? write_file_replace(bundle_cfg, s, strlen(s), 0600) : (errno = ENOMEM, -1);
     free(s);
     if (w < 0) {
         berr_errno(e, 500, "writing %s", bundle_cfg);

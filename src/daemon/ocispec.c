@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <pthread.h>
@@ -1012,18 +1013,70 @@ json_t *ocispec_build(const json_t *ctr, const char *rootfs, const char *files_d
 #if !JANSSON_THREAD_SAFE_REFCOUNT
 #error "the shared seccomp profile needs jansson's atomic reference counts"
 #endif
+static pthread_mutex_t seccomp_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *seccomp_cached;
+static char *seccomp_text; /* seccomp_cached's, once a spec was written with it */
+
 json_t *ocispec_default_seccomp(uint64_t caps)
 {
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    static json_t *cached;
     static uint64_t cached_caps;
-    pthread_mutex_lock(&mu);
-    if (!cached || cached_caps != caps) {
-        json_decref(cached);
-        cached = default_seccomp(caps);
+    pthread_mutex_lock(&seccomp_mu);
+    if (!seccomp_cached || cached_caps != caps) {
+        json_decref(seccomp_cached);
+        free(seccomp_text), seccomp_text = NULL;
+        seccomp_cached = default_seccomp(caps);
         cached_caps = caps;
     }
-    json_t *r = json_incref(cached);
-    pthread_mutex_unlock(&mu);
+    json_t *r = json_incref(seccomp_cached);
+    pthread_mutex_unlock(&seccomp_mu);
     return r;
+}
+
+/* The text of sc when it is the cached default profile (dumped once), or NULL. */
+static char *seccomp_text_of(const json_t *sc)
+{
+    pthread_mutex_lock(&seccomp_mu);
+    if (sc == seccomp_cached && !seccomp_text) seccomp_text = json_dumps(sc, JSON_COMPACT);
+    char *t = sc == seccomp_cached && seccomp_text ? xstrdup(seccomp_text) : NULL;
+    pthread_mutex_unlock(&seccomp_mu);
+    return t;
+}
+
+/* A stand-in for the profile while the rest is dumped: a random name, which
+ * no string of a spec can be ("\"berth-seccomp-" and 32 hex digits). */
+static char seccomp_mark[64];
+static void seccomp_mark_init(void)
+{
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        for (size_t i = 0; i < sizeof r; i++) r[i] = (unsigned char)(now_ns() >> (i % 8 * 8));
+    int n = snprintf(seccomp_mark, sizeof seccomp_mark, "\"berth-seccomp-");
+    for (size_t i = 0; i < sizeof r; i++) n += snprintf(seccomp_mark + n, 3, "%02x", r[i]);
+}
+
+char *ocispec_dumps(json_t *spec)
+{
+    json_t *linux = json_object_get(spec, "linux");
+    json_t *sc = json_object_get(linux, "seccomp");
+    char *text = sc ? seccomp_text_of(sc) : NULL;
+    if (!text) return json_dumps(spec, JSON_COMPACT);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, seccomp_mark_init);
+    json_incref(sc);
+    json_object_set_new(linux, "seccomp", json_string(seccomp_mark + 1));
+    char *s = json_dumps(spec, JSON_COMPACT);
+    json_object_set_new(linux, "seccomp", sc);
+    size_t ml = strlen(seccomp_mark) + 1; /* both quotes */
+    char *at = s ? strstr(s, seccomp_mark) : NULL;
+    if (!at || at[ml - 1] != '"') {
+        free(s), free(text);
+        return json_dumps(spec, JSON_COMPACT);
+    }
+    size_t sl = strlen(s), tl = strlen(text), head = (size_t)(at - s);
+    char *out = xmalloc(sl - ml + tl + 1);
+    memcpy(out, s, head);
+    memcpy(out + head, text, tl);
+    memcpy(out + head + tl, at + ml, sl - head - ml + 1);
+    free(s), free(text);
+    return out;
 }

@@ -38,6 +38,9 @@ json_t *ocispec_seccomp_from_docker(const json_t *profile, uint64_t caps, berr *
 /* Berth's default seccomp allow-list (spec form) for a capability set: a
  * shared object, read-only (json_decref it when done). */
 json_t *ocispec_default_seccomp(uint64_t caps);
+/* json_dumps(spec, JSON_COMPACT), the same text; the default profile's part
+ * written from its text, dumped once (the most of a spec's strings). */
+char *ocispec_dumps(json_t *spec);
 /* Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group
  * (read inside the root, never following links out of it) into the spec's
  * {"uid","gid","additionalGids"}; group_add: extra groups (names or ids). */

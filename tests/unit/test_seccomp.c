@@ -722,6 +722,34 @@ static rt_spec *load_text(const char *text, berr *e)
     return s;
 }
 
+/* ocispec_dumps writes the text json_dumps would, the default profile's
+ * part from its cached text, whatever else the spec holds */
+static void test_spec_dumps(void **st)
+{
+    (void)st;
+    for (int round = 0; round < 3; round++) {
+        json_t *spec =
+            json_pack("{s:s,s:{s:[s,s]},s:{s:[{s:s}],s:o,s:[i,s]},s:{s:s}}", "ociVersion", "1.0.2",
+                      "process", "args", "echo", "\"berth-seccomp-\"", "linux", "namespaces",
+                      "type", "mount", "seccomp", ocispec_default_seccomp(ocispec_default_caps()),
+                      "after", 1, "}", "annotations", "seccomp", "x");
+        char *want = json_dumps(spec, JSON_COMPACT), *got = ocispec_dumps(spec);
+        assert_string_equal(got, want);
+        free(got);
+        got = json_dumps(spec, JSON_COMPACT); /* the spec is as it was */
+        assert_string_equal(got, want);
+        free(got), free(want);
+        if (round == 2) { /* not the default profile: dumped as it is */
+            json_object_set_new(json_object_get(spec, "linux"), "seccomp",
+                                json_pack("{s:s}", "defaultAction", "SCMP_ACT_ALLOW"));
+            want = json_dumps(spec, JSON_COMPACT), got = ocispec_dumps(spec);
+            assert_string_equal(got, want);
+            free(got), free(want);
+        }
+        json_decref(spec);
+    }
+}
+
 static void test_spec_text(void **st)
 {
     char dir[] = "/tmp/berth-test-seccomp-XXXXXX";
@@ -886,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_large),
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_spec_text),
+        cmocka_unit_test(test_spec_dumps),
         cmocka_unit_test(test_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
