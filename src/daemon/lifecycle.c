@@ -546,17 +546,18 @@ static int early_go(early_waiter *w, int block_ms)
 static void *early_main(void *p)
 {
     early_waiter *w = p;
-    exit_info x;
-    bool to = true;
+    exit_info x = {0};
+    bool done = false; /* x is the run's end */
     int go = 0;
-    /* the shim may still be setting itself up: its socket comes first */
-    for (int i = 0; i < 5000 && go == 0 && !shim_listening(w->edir); i++) go = early_go(w, 1);
-    /* bounded while the start is undecided: a failed one may leave a shim behind */
-    while (to && go == 0) {
-        wait_shim(w->edir, 200, &x, &to);
-        go = early_go(w, to ? 0 : -1);
+    /* while the start goes on, in short waits: the shim may not listen yet
+     * (no socket, or made and not yet listening: refused), or may fail */
+    while (go == 0) {
+        bool to = true;
+        if (shim_listening(w->edir)) wait_shim(w->edir, 200, &x, &to);
+        done = !to && !x.failed;
+        go = early_go(w, done ? -1 : to && shim_listening(w->edir) ? 0 : 1);
     }
-    if (go > 0 && to) wait_shim(w->edir, -1, &x, &to);
+    if (go > 0 && !done) wait_shim(w->edir, -1, &x, &(bool){false});
     container *c = w->c;
     char *edir = w->edir;
     pthread_cond_destroy(&w->cv);
