@@ -191,6 +191,15 @@ def test_device_cgroup_rule(daemon, busybox, ctrs):
     assert hc["DeviceCgroupRules"] == ["c 42:* rmw", "b 8:3 r"]
 
 
+def create_refused(daemon, ctrs, host_config, msg):
+    """A create with host_config is a 400 with msg, and makes no container."""
+    n = name(ctrs)
+    code, _, body = daemon.api("POST", f"/containers/create?name={n}",
+                               {"Image": "busybox", "Cmd": ["true"], "HostConfig": host_config})
+    assert code == 400 and err_message(body) == msg, (code, body)
+    assert daemon.api("GET", f"/containers/{n}/json")[0] == 404
+
+
 @pytest.mark.parametrize("rule,msg", [
     ("c 1:3", "invalid device cgroup rule format: 'c 1:3'"),
     ("x 1:3 rwm", "invalid device cgroup rule format: 'x 1:3 rwm'"),
@@ -206,12 +215,7 @@ def test_device_cgroup_rule(daemon, busybox, ctrs):
     ("c 1:1048576 rwm", "invalid minor value in device cgroup rule format: 'c 1:1048576 rwm'"),
 ])
 def test_malformed_rule_is_a_400(daemon, busybox, ctrs, rule, msg):
-    n = name(ctrs)
-    code, _, body = daemon.api("POST", f"/containers/create?name={n}",
-                               {"Image": "busybox", "Cmd": ["true"],
-                                "HostConfig": {"DeviceCgroupRules": [rule]}})
-    assert code == 400 and err_message(body) == msg, (code, body)
-    assert daemon.api("GET", f"/containers/{n}/json")[0] == 404
+    create_refused(daemon, ctrs, {"DeviceCgroupRules": [rule]}, msg)
 
 
 def test_malformed_rule_from_the_cli(daemon, busybox, ctrs):
@@ -254,12 +258,7 @@ def test_wellformed_rules_are_taken(daemon, busybox, ctrs, rule, want):
                         "DeviceMapping.HostConfig.Devices.PathOnHost of type string"),
 ])
 def test_bad_device_is_a_400(daemon, busybox, ctrs, device, msg):
-    n = name(ctrs)
-    code, _, body = daemon.api("POST", f"/containers/create?name={n}",
-                               {"Image": "busybox", "Cmd": ["true"],
-                                "HostConfig": {"Devices": [device]}})
-    assert code == 400 and err_message(body) == msg, (code, body)
-    assert daemon.api("GET", f"/containers/{n}/json")[0] == 404
+    create_refused(daemon, ctrs, {"Devices": [device]}, msg)
 
 
 def test_device_defaults(daemon, busybox, ctrs):
