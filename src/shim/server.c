@@ -9,6 +9,7 @@
  * SHIM_STDIN_MAX_QUEUE bytes of its input pending. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -466,7 +467,11 @@ void shim_loop(shim *sh)
     int timeout = -1;
     while (!sh->finished || (sh->clients && shim_now_ms() < sh->close_deadline)) {
         build_poll(sh);
-        int n = poll(sh->pfd, sh->pn, timeout);
+        /* the heap is trimmed once nothing happened for 50 ms: a short
+         * container's exit is not kept waiting behind it (~40 us) */
+        int t = sh->trim_pending && (timeout < 0 || timeout > 50) ? 50 : timeout;
+        int n = poll(sh->pfd, sh->pn, t);
+        if (n == 0 && sh->trim_pending) malloc_trim(0), sh->trim_pending = false;
         if (n < 0 && errno != EINTR) {
             log_error("shim: poll: %s", strerror(errno));
             break;

@@ -70,6 +70,7 @@ typedef struct shim {
     int log_max_file;
     bool open_stdin, stdin_once;
     int ready_fd, attach_fd, go_fd;
+    bool trim_pending; /* malloc_trim once the loop is idle (shim_loop) */
     bool attach_in, attach_out, attach_err;
     /* state */
     int sig_fd, listen_fd;

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,7 +406,7 @@ static int shim_run(int argc, char **argv)
         proto_ready_ok(sh.ready_fd, sh.ctr->pid);
         close(sh.ready_fd);
     }
-    malloc_trim(0); /* give back what parsing the spec used */
+    sh.trim_pending = true; /* what parsing the spec used goes back once idle */
     shim_loop(&sh);
     cleanup(&sh);
     return 0;
