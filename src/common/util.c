@@ -362,6 +362,18 @@ int write_file_replace(const char *path, const void *data, size_t len, mode_t mo
     return replace_file(path, data, len, mode, false);
 }
 
+int write_file_from(const char *spare, const char *path, const void *data, size_t len, mode_t mode)
+{
+    int fd = open(spare, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? write_file_replace(path, data, len, mode) : -1;
+    int r = fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 ? -1 : 0;
+    int s = errno;
+    close(fd);
+    if (r == 0 && rename(spare, path) < 0) s = errno, r = -1;
+    if (r < 0) unlink(spare), errno = s;
+    return r;
+}
+
 static int replace_file(const char *path, const void *data, size_t len, mode_t mode, bool sync)
 {
     char tmp[PATH_MAX];

@@ -99,6 +99,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
  * not against power loss. For state that is cheap to rebuild or that a
  * restarted daemon reconciles anyway (container state, generated files). */
 int write_file_replace(const char *path, const void *data, size_t len, mode_t mode);
+/* write_file_replace through spare, an existing file (its inode, no new
+ * one): truncated, written, renamed onto path. Without spare: as
+ * write_file_replace. */
+int write_file_from(const char *spare, const char *path, const void *data, size_t len, mode_t mode);
 int fsync_dir(const char *dir);
 ssize_t write_all(int fd, const void *p, size_t n);
 ssize_t read_all(int fd, void *p, size_t n); /* until n or EOF */

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -85,6 +86,12 @@ static char *pool_make(void)
     bool ok = mkdir(d, 0710) == 0 && mkdir(u, 0755) == 0 && mkdir(w, 0700) == 0;
     if (!ok) rm_rf(d), free(d), d = NULL;
     free(u), free(w);
+    for (int i = 0; d && i < 2; i++) { /* best effort: without them, the files are made */
+        char *p = xasprintf("%s/%s", d, i ? CTR_SPARE_LOG : CTR_SPARE_RECORD);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, i ? 0640 : 0600);
+        if (fd >= 0) close(fd);
+        free(p);
+    }
     /* and its cgroup directories (runtime.h): best effort, a start without
      * them makes its own */
     if (d) rt_cgroup_premake(CTR_CGROUP_PARENT, hex);
@@ -309,6 +316,14 @@ int ctr_rename(container *c, const char *name, berr *e)
     return 0;
 }
 
+/* The log's spare inode, named as the log (lifecycle.c's log path). */
+static void take_spare_log(const char *dir, const char *id)
+{
+    char *from = xasprintf("%s/" CTR_SPARE_LOG, dir), *to = xasprintf("%s/%s-json.log", dir, id);
+    if (rename(from, to) < 0 && errno != ENOENT) unlink(from);
+    free(from), free(to);
+}
+
 container *ctr_add(json_t *j, void (*fill)(container *c), const char *warm_key, berr *e)
 {
     const char *name = jstr(j, "Name");
@@ -360,6 +375,7 @@ container *ctr_add(json_t *j, void (*fill)(container *c), const char *warm_key, 
         ctr_put(c);
         return NULL;
     }
+    take_spare_log(dir, id);
     free(dir);
     tab_add(c);
     c->refs++;
@@ -402,7 +418,12 @@ int ctr_write_snapshot(container *c, char *s, uint64_t seq)
     pthread_mutex_lock(&c->save_mu);
     if (seq > c->saved_seq) { /* a newer snapshot may have been written first */
         char *p = xasprintf("%s/containers/%s/config.v2.json", data_root, c->id);
-        rc = s ? write_file_replace(p, s, strlen(s), 0600) : -1;
+        char *spare =
+            c->saved_seq ? NULL : xasprintf("%s/containers/%s/" CTR_SPARE_RECORD, data_root, c->id);
+        rc = !s      ? -1
+             : spare ? write_file_from(spare, p, s, strlen(s), 0600)
+                     : write_file_replace(p, s, strlen(s), 0600);
+        free(spare);
         if (rc < 0)
             log_error("saving %s: %s", p, strerror(errno));
         else

@@ -119,7 +119,24 @@ static bool pristine(const char *dir, const struct stat *st)
     return ok;
 }
 
-/* Removes what dir holds beside upper and work (the log, the record). */
+/* A file of a kept dir, kept as the spare inode `as` (containers.h),
+ * emptied: the record and the log; true when it was. */
+static bool keep_as_spare(int dfd, const char *name, const char *as)
+{
+    int fd = openat(dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+    bool ok = fd >= 0 && ftruncate(fd, 0) == 0;
+    if (fd >= 0) close(fd);
+    return ok && renameat(dfd, name, dfd, as) == 0;
+}
+
+static bool is_log(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 9 && !strcmp(name + n - 9, "-json.log");
+}
+
+/* Clears what dir holds beside upper and work: its record and its log
+ * become the next container's spare inodes, the rest goes. */
 static bool clear_beside_layers(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -132,8 +149,12 @@ static bool clear_beside_layers(const char *dir)
     struct dirent *de;
     while ((de = readdir(d))) {
         const char *nm = de->d_name;
-        if (!strcmp(nm, ".") || !strcmp(nm, "..") || !strcmp(nm, "upper") || !strcmp(nm, "work"))
+        if (!strcmp(nm, ".") || !strcmp(nm, "..") || !strcmp(nm, "upper") || !strcmp(nm, "work") ||
+            !strcmp(nm, CTR_SPARE_RECORD) || !strcmp(nm, CTR_SPARE_LOG))
             continue;
+        if (!strcmp(nm, "config.v2.json") && keep_as_spare(dirfd(d), nm, CTR_SPARE_RECORD))
+            continue;
+        if (is_log(nm) && keep_as_spare(dirfd(d), nm, CTR_SPARE_LOG)) continue;
         if (rm_rf_at(dirfd(d), nm) < 0) ok = false;
     }
     closedir(d);

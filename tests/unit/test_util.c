@@ -177,6 +177,34 @@ static void test_dir_only(void **st)
     free(a), free(b);
 }
 
+/* write_file_from writes through the spare's inode, or makes a file without one */
+static void test_write_file_from(void **st)
+{
+    (void)st;
+    char dir[] = "/tmp/berth-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *spare = xasprintf("%s/spare", dir), *path = xasprintf("%s/file", dir), *data = NULL;
+    assert_int_equal(write_file_atomic(spare, "old contents, longer", 20, 0644), 0);
+    struct stat a, b;
+    assert_int_equal(stat(spare, &a), 0);
+    assert_int_equal(write_file_from(spare, path, "new", 3, 0600), 0);
+    assert_int_equal(stat(path, &b), 0);
+    assert_int_equal(a.st_ino, b.st_ino);      /* the spare's inode */
+    assert_int_equal(b.st_mode & 07777, 0600); /* the mode asked for */
+    assert_int_equal(access(spare, F_OK), -1); /* taken */
+    size_t n = 0;
+    assert_int_equal(read_file(path, &data, &n), 0);
+    assert_int_equal(n, 3); /* truncated first */
+    assert_memory_equal(data, "new", 3);
+    free(data);
+    assert_int_equal(write_file_from(spare, path, "again", 5, 0600), 0); /* no spare */
+    assert_int_equal(read_file(path, &data, &n), 0);
+    assert_int_equal(n, 5);
+    free(data);
+    assert_int_equal(rm_rf(dir), 0);
+    free(spare), free(path);
+}
+
 /* real_path agrees with realpath: through symlinks, "..", and not for what is missing */
 static void test_real_path(void **st)
 {
@@ -251,7 +279,7 @@ int main(void)
         cmocka_unit_test(test_digest),      cmocka_unit_test(test_base64),
         cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_dir_only),
         cmocka_unit_test(test_filters),     cmocka_unit_test(test_json_body),
-        cmocka_unit_test(test_real_path),
+        cmocka_unit_test(test_real_path),   cmocka_unit_test(test_write_file_from),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
