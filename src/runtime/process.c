@@ -565,7 +565,7 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
         rt_child_take_binds(given, n, m.status); /* read by the child in our memory */
         child_no_go = true;
         pid = spawn_vm(clone_flags(s), cgfd, init_main, &arg, e);
-        child_no_go = false;
+        child_no_go = child_go = false, child_sock = -1; /* the child set them, in our memory */
         rt_child_take_binds(NULL, 0, 0);
         for (int i = 0; i < k; i++) close(given[i]);
         k = 0, m.status = 0;
