@@ -269,20 +269,27 @@ static void release_sandbox(container *c)
 }
 
 /* The cgroup directories made with the container's directory, for its
- * first start (containers.c, runtime.h). */
-static void use_premade_cgroups(container *c, json_t *spec)
+ * first start (containers.c, runtime.h): berthd renames them into place
+ * (place_premade_cgroups) while the shim parses the spec, which says they
+ * will be there. Their name goes to name ("" without). */
+static void use_premade_cgroups(container *c, json_t *spec, char name[17])
 {
     ctr_lock();
-    char name[sizeof c->premade];
-    snprintf(name, sizeof name, "%s", c->premade);
+    snprintf(name, 17, "%s", c->premade);
     c->premade[0] = 0;
     ctr_unlock();
     if (!name[0]) return;
     json_t *ann = json_object_get(spec, "annotations");
     if (!json_is_object(ann)) json_object_set_new(spec, "annotations", ann = json_object());
-    char *v = xasprintf(CTR_CGROUP_PARENT "/.pool-%s", name);
-    json_object_set_new(ann, "org.berth.cgroup-premade", json_string(v));
-    free(v);
+    json_object_set_new(ann, "org.berth.cgroup-made", json_string("true"));
+}
+
+/* Before the shim looks them up ('c' on the go pipe); what could not be
+ * placed goes (the shim makes those itself). */
+static void place_premade_cgroups(const char *name, const char *id)
+{
+    if (name[0] && rt_cgroup_premade_place(CTR_CGROUP_PARENT, name, id) < 0)
+        rt_cgroup_premade_remove(CTR_CGROUP_PARENT, name);
 }
 
 /* A prepared namespace for the spec's new network namespace, when the pool has one. */
@@ -825,7 +832,8 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     user = NULL;
     if (!spec) goto out_umount;
     use_pooled_netns(c, spec);
-    use_premade_cgroups(c, spec);
+    char premade[17];
+    use_premade_cgroups(c, spec, premade);
     PHASE("spec built");
     char *s = ocispec_dumps(spec);
     int w = s ? write_file_replace(bundle_cfg, s, strlen(s), 0600) : (errno = ENOMEM, -1);
@@ -836,6 +844,8 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     }
     PHASE("spec written");
     bool sent = write(go[1], "g", 1) == 1;
+    if (sent) place_premade_cgroups(premade, c->id);
+    sent = sent && write(go[1], "c", 1) == 1;
     if (sent && !etc_written) {
         if (write_etc_files(c, etcd) < 0) {
             berr_errno(e, 500, "writing /etc files");

@@ -258,6 +258,7 @@ int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
  * them into place. Only a sibling named .pool-* is taken: an annotation can
  * name nothing else. They never held a process, so they carry no counts. */
 #define PREMADE_ANNOTATION "org.berth.cgroup-premade"
+#define MADE_ANNOTATION "org.berth.cgroup-made"
 
 static char *premade_path(const hier *h, const char *parent, const char *name)
 {
@@ -278,6 +279,22 @@ int rt_cgroup_premake(const char *parent, const char *name)
         free(d.path);
     }
     return made ? 0 : -1;
+}
+
+int rt_cgroup_premade_place(const char *parent, const char *name, const char *id)
+{
+    discover();
+    if (host_mode == RT_CG_V2 || !name || !*name || strchr(name, '/') || !rt_id_valid(id))
+        return -1;
+    _cleanup_free_ char *rel = xasprintf("%s/%s", parent, id);
+    int missing = 0;
+    for (int i = 0; i < nhiers; i++) {
+        char *from = *hiers[i].name ? premade_path(&hiers[i], parent, name) : NULL;
+        char *to = fs_path(&hiers[i], rel);
+        if (from ? rename(from, to) < 0 : mkdir(to, 0755) < 0 && errno != EEXIST) missing++;
+        free(from), free(to);
+    }
+    return missing ? -1 : 0;
 }
 
 void rt_cgroup_premade_remove(const char *parent, const char *name)
@@ -331,12 +348,16 @@ static bool take_premade(const rt_cgdir *d, const char *from)
 int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
     const char *from = jstr(s->annotations, PREMADE_ANNOTATION);
+    const char *made = jstr(s->annotations, MADE_ANNOTATION);
     for (int i = 0; i < cg->n; i++) {
         if (!cg->dirs[i].name[0]) continue;
-        if (!take_premade(&cg->dirs[i], from) && make_dir(&cg->dirs[i], e) < 0) return -1;
         char p[4096];
         snprintf(p, sizeof p, "%s/tasks", cg->dirs[i].path);
-        int fd = cg->tasks1[i] ? -1 : open(p, O_WRONLY | O_CLOEXEC);
+        int fd = made && !strcmp(made, "true") ? open(p, O_WRONLY | O_CLOEXEC) : -1;
+        if (fd < 0) { /* not placed by berthd (rt_cgroup_premade_place) */
+            if (!take_premade(&cg->dirs[i], from) && make_dir(&cg->dirs[i], e) < 0) return -1;
+            fd = open(p, O_WRONLY | O_CLOEXEC);
+        }
         if (fd >= 0) cg->tasks1[i] = fd + 1; /* else joined by path */
     }
     return apply_initial(cg, s, e);

@@ -233,8 +233,9 @@ int rt_container_create(const rt_spec *s, const rt_create_opts *o, rt_container 
     trace_mark("rt state dir");
     if (s->seccomp_bpf) bpf = s->seccomp_bpf;
     if ((!bpf && s->seccomp && rt_seccomp_get(s->seccomp, &bpf, e) < 0) ||
-        (trace_mark("rt seccomp"), 0) || rt_cgroup_plan(s, o->id, &cg, e) < 0 ||
-        (cg && rt_cgroup_setup(cg, s, e) < 0))
+        (trace_mark("rt seccomp"), 0) ||
+        (o->before_cgroups && o->before_cgroups(o->before_clone_arg, e) < 0) ||
+        rt_cgroup_plan(s, o->id, &cg, e) < 0 || (cg && rt_cgroup_setup(cg, s, e) < 0))
         goto fail;
     trace_mark("rt seccomp+cgroups");
     if (o->before_clone && o->before_clone(o->before_clone_arg, e) < 0) goto fail;

@@ -80,6 +80,9 @@ typedef struct rt_create_opts {
      * the shim waits here for berthd to finish the root (-1 aborts) */
     int (*before_clone)(void *arg, berr *e);
     void *before_clone_arg;
+    /* optional, with the same arg: called before the cgroup directories are
+     * looked up; the shim waits here while berthd renames premade ones */
+    int (*before_cgroups)(void *arg, berr *e);
     /* the caller starts it at once: the process does not wait at exec.fifo
      * for rt_container_start (which then saves the state) but execs */
     bool start_now;
@@ -172,6 +175,11 @@ uint64_t rt_rlimit_max(int resource);
  * "<parent>/.pool-<name>" (a sibling of its cgroup) has them renamed into
  * place at create. */
 int rt_cgroup_premake(const char *parent, const char *name);
+/* Renames them into place for container id (<parent>/<id>), and makes its v2
+ * directory; 0 when every one is there. A spec whose annotation
+ * org.berth.cgroup-made is "true" has its v1 directories taken as there
+ * (a missing one is made). */
+int rt_cgroup_premade_place(const char *parent, const char *name, const char *id);
 void rt_cgroup_premade_remove(const char *parent, const char *name);
 void rt_cgroup_premade_clean(const char *parent); /* every .pool-* of parent */
 /* Where compiled seccomp programs are cached across processes (NULL: memory

@@ -205,9 +205,9 @@ static void close_fds(int fds[3])
         if (fds[i] >= 0) close(fds[i]), fds[i] = -1;
 }
 
-/* One byte from berthd on the go pipe: 'g' (the spec is written), then 'r'
- * (the root is mounted, the /etc files are written). EOF: berthd gave the
- * launch up. */
+/* One byte from berthd on the go pipe: 'g' (the spec is written), 'c' (the
+ * premade cgroup directories are in place), then 'r' (the root is mounted,
+ * the /etc files are written). EOF: berthd gave the launch up. */
 static int await_go(shim *sh, char want, berr *e)
 {
     if (sh->go_fd < 0) return 0;
@@ -220,7 +220,7 @@ static int await_go(shim *sh, char want, berr *e)
         return berr_set(e, 500, "shim: the launch was given up");
     }
     if (want == 'r') close(sh->go_fd), sh->go_fd = -1;
-    phase(want == 'g' ? "go" : "root ready");
+    phase(want == 'g' ? "go" : want == 'c' ? "cgroups placed" : "root ready");
     return 0;
 }
 
@@ -229,12 +229,18 @@ static int await_root(void *arg, berr *e)
     return await_go(arg, 'r', e);
 }
 
+static int await_cgroups(void *arg, berr *e)
+{
+    return await_go(arg, 'c', e);
+}
+
 static int create_start(shim *sh, rt_spec *spec, bool tty, int fds[3], int *console, berr *e)
 {
     rt_create_opts o = {.root = sh->runtime_root,
                         .id = sh->id,
                         .io = {{fds[0], fds[1], fds[2]}, -1},
                         .before_clone = await_root,
+                        .before_cgroups = await_cgroups,
                         .before_clone_arg = sh,
                         .start_now = true};
     if (rt_container_create(spec, &o, &sh->c, console, e) < 0) return -1;
