@@ -21,9 +21,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/capability.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -140,25 +138,6 @@ static int recv_request(int sock, char *buf, size_t size, size_t *len, int fds[Z
 
 static char req_buf[16384];
 
-/* The zygote forks the next spare as a start begins (when the spare it had
- * is taken), beside the shim and berthd: at nice 19 that fork waits for a
- * CPU no start needs. Only with CAP_SYS_NICE, which each child needs to get
- * back to nice 0 (a shim, and the container it makes, run at 0). */
-static bool zygote_nice;
-
-static bool have_sys_nice(void)
-{
-    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct d[2];
-    return syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1u << CAP_SYS_NICE));
-}
-
-/* A child of the zygote that becomes a shim: back to nice 0. */
-static void unnice(void)
-{
-    if (zygote_nice && setpriority(PRIO_PROCESS, 0, 0) < 0) _exit(1);
-}
-
 /* One request: fork a shim. Returns -1 when berthd is gone. */
 static int serve(int sock, int sfd, int (*run)(int, char **))
 {
@@ -167,7 +146,7 @@ static int serve(int sock, int sfd, int (*run)(int, char **))
     int r = recv_request(sock, req_buf, sizeof req_buf, &len, fds, &nfds);
     if (r <= 0) return r;
     pid_t pid = fork();
-    if (pid == 0) unnice(), child(sock, sfd, req_buf, len, fds, nfds, run);
+    if (pid == 0) child(sock, sfd, req_buf, len, fds, nfds, run);
     /* a failed fork: the ready pipe closes below, berthd sees EOF */
     for (int i = 0; i < nfds; i++) close(fds[i]);
     return 0;
@@ -193,8 +172,7 @@ static void spare_main(int sock, int sfd, int taken, int (*run)(int, char **))
     int fds[ZYG_MAX_FDS], nfds = 0, r;
     while ((r = recv_request(sock, req_buf, sizeof req_buf, &len, fds, &nfds)) == 0) {
     }
-    if (r < 0) _exit(0); /* berthd is gone */
-    unnice();
+    if (r < 0) _exit(0);                 /* berthd is gone */
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0); /* a shim outlives the zygote */
     if (write(taken, "t", 1) < 0) {      /* the zygote forks another one either way */
     }
@@ -233,7 +211,6 @@ int zygote_main(int sock, int (*run)(int, char **))
     rt_prime();          /* what every shim would read again (cgroup mounts...) */
     tzset();             /* /etc/localtime, which strftime would read in each */
     json_object_seed(0); /* jansson's hash seed, from /dev/urandom in each */
-    zygote_nice = have_sys_nice() && setpriority(PRIO_PROCESS, 0, 19) == 0;
     int ignored[] = {SIGPIPE, SIGHUP, SIGINT, SIGTERM, SIGQUIT};
     for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++) signal(ignored[i], SIG_IGN);
     fork_spare(sock, sfd, run);

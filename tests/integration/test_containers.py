@@ -190,18 +190,6 @@ def test_run_detached_prints_id(daemon, busybox, ctrs):
     assert inspect(daemon, cid[:12])["Id"] == cid
 
 
-def test_containers_and_execs_run_at_nice_0(daemon, busybox, ctrs):
-    # the shim zygote and its spare wait at nice 19; a shim, its container
-    # and what is exec'd in it run at 0
-    nice = "cut -d' ' -f19 /proc/self/stat"
-    p = daemon.docker("run", "--rm", "--name", name(ctrs), "busybox", "sh", "-c", nice)
-    assert p.out == "0\n", p.out
-    n, cid = run_d(daemon, ctrs, "busybox", "sleep", "300")
-    assert daemon.docker("exec", n, "sh", "-c", nice).out == "0\n"
-    with open(f"/proc/{inspect(daemon, n)['State']['Pid']}/stat") as f:
-        assert f.read().rsplit(")", 1)[1].split()[16] == "0"
-
-
 def test_run_env_workdir_user_entrypoint(daemon, busybox, ctrs):
     n = name(ctrs)
     p = daemon.docker("run", "--rm", "--name", n, "-e", "FOO=bar baz", "-w", "/made/here",
