@@ -253,11 +253,10 @@ int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
 /* ---- directories made ahead ----
  * Ten v1 directories cost a start ~0.8 ms of mkdir here. berthd makes them
  * ahead, at idle priority, as <parent>/.pool-<name> in every v1 hierarchy
- * (a v2 directory cannot be renamed; it is made at the start), and names
- * them in the spec's annotation org.berth.cgroup-premade; the start renames
- * them into place. Only a sibling named .pool-* is taken: an annotation can
- * name nothing else. They never held a process, so they carry no counts. */
-#define PREMADE_ANNOTATION "org.berth.cgroup-premade"
+ * (a v2 directory cannot be renamed; it is made at the start), and renames
+ * them into place while the shim reads the spec, whose annotation
+ * org.berth.cgroup-made then says so. They never held a process, so they
+ * carry no counts. */
 #define MADE_ANNOTATION "org.berth.cgroup-made"
 
 static char *premade_path(const hier *h, const char *parent, const char *name)
@@ -327,27 +326,8 @@ void rt_cgroup_premade_clean(const char *parent)
     }
 }
 
-/* The premade directory for d, moved into place: true when it was. */
-static bool take_premade(const rt_cgdir *d, const char *from)
-{
-    const char *slash = from ? strrchr(from, '/') : NULL;
-    if (!slash || strncmp(slash + 1, ".pool-", 6) || strchr(slash + 7, '.')) return false;
-    const char *dslash = strrchr(d->path, '/');
-    for (int i = 0; i < nhiers; i++) {
-        if (strcmp(hiers[i].name, d->name)) continue;
-        char *src = fs_path(&hiers[i], from), *sslash = strrchr(src, '/');
-        /* a sibling of the container's directory only */
-        bool ok = dslash && sslash && sslash - src == dslash - d->path &&
-                  !strncmp(src, d->path, (size_t)(sslash - src)) && rename(src, d->path) == 0;
-        free(src);
-        return ok;
-    }
-    return false;
-}
-
 int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
-    const char *from = jstr(s->annotations, PREMADE_ANNOTATION);
     const char *made = jstr(s->annotations, MADE_ANNOTATION);
     for (int i = 0; i < cg->n; i++) {
         if (!cg->dirs[i].name[0]) continue;
@@ -355,7 +335,7 @@ int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
         snprintf(p, sizeof p, "%s/tasks", cg->dirs[i].path);
         int fd = made && !strcmp(made, "true") ? open(p, O_WRONLY | O_CLOEXEC) : -1;
         if (fd < 0) { /* not placed by berthd (rt_cgroup_premade_place) */
-            if (!take_premade(&cg->dirs[i], from) && make_dir(&cg->dirs[i], e) < 0) return -1;
+            if (make_dir(&cg->dirs[i], e) < 0) return -1;
             fd = open(p, O_WRONLY | O_CLOEXEC);
         }
         if (fd >= 0) cg->tasks1[i] = fd + 1; /* else joined by path */

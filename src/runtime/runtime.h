@@ -171,9 +171,7 @@ const char *rt_cap_name(int cap);
 uint64_t rt_rlimit_max(int resource);
 
 /* Cgroup directories made ahead (v1 hierarchies): <parent>/.pool-<name>
- * in each; a spec whose annotation org.berth.cgroup-premade names
- * "<parent>/.pool-<name>" (a sibling of its cgroup) has them renamed into
- * place at create. */
+ * in each. */
 int rt_cgroup_premake(const char *parent, const char *name);
 /* Renames them into place for container id (<parent>/<id>), and makes its v2
  * directory; 0 when every one is there. A spec whose annotation
