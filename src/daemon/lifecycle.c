@@ -763,6 +763,7 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     bool mounted = false;
     root_job job = {.rc = -1};
     int rc = -1, go[2] = {-1, -1};
+    char premade[17] = ""; /* premade cgroup directories taken, until placed */
     shim_pending sp = {-1, -1};
     bool launched = false; /* begun, not ended: abandon on failure */
     int64_t t0 = now_ns();
@@ -832,7 +833,6 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     user = NULL;
     if (!spec) goto out_umount;
     use_pooled_netns(c, spec);
-    char premade[17];
     use_premade_cgroups(c, spec, premade);
     PHASE("spec built");
     char *s = ocispec_dumps(spec);
@@ -844,7 +844,7 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     }
     PHASE("spec written");
     bool sent = write(go[1], "g", 1) == 1;
-    if (sent) place_premade_cgroups(premade, c->id);
+    if (sent) place_premade_cgroups(premade, c->id), premade[0] = 0;
     sent = sent && write(go[1], "c", 1) == 1;
     if (sent && !etc_written) {
         if (write_etc_files(c, etcd) < 0) {
@@ -891,6 +891,7 @@ out_umount:
     if (go[1] >= 0) close(go[1]), go[1] = -1; /* a shim still waiting for its go exits */
     if (launched) shim_launch_abandon(&sp), launched = false;
     if (mounted) lc_unmount(c->id);
+    if (premade[0]) rt_cgroup_premade_remove(CTR_CGROUP_PARENT, premade); /* never placed */
 out:
     if (job.started && root_job_end(&job, &mounted, NULL) == 0) lc_unmount(c->id);
     if (go[0] >= 0) close(go[0]);
