@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/jsonutil.h"
+#include "daemon/ocispec.h"
 #include "daemon/warm.h"
 #include "runtime/runtime.h"
 
@@ -45,6 +46,7 @@ static container *ctr_new(const char *id, json_t *j)
     c->j = j;
     c->pa_fd = -1;
     c->warm_fd = -1;
+    c->premade = CTR_PREMADE_NONE;
     pthread_mutex_init(&c->op, NULL);
     pthread_mutex_init(&c->save_mu, NULL);
     pthread_cond_init(&c->changed, NULL);
@@ -71,12 +73,52 @@ static void tab_add(container *c)
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cond = PTHREAD_COND_INITIALIZER;
 static char *pool_ready[DIR_POOL];
+static ctr_premade pool_premade[DIR_POOL];
 static int npool;
 static bool pool_running, pool_stopping;
 static pthread_t pool_thread;
 
-static char *pool_make(void)
+/* The device rules most containers get, for the premade directories. */
+static pthread_once_t devs_once = PTHREAD_ONCE_INIT;
+static json_t *devs_json;
+static rt_resources *devs_res;
+
+static void devs_init(void)
 {
+    devs_json = ocispec_default_devices();
+    json_t *r = json_pack("{s:O}", "devices", devs_json);
+    berr e;
+    if (rt_resources_load(r, &devs_res, &e) < 0) devs_res = NULL;
+    json_decref(r);
+}
+
+void ctr_premake(const char *name, ctr_premade *pm)
+{
+    *pm = CTR_PREMADE_NONE;
+    pthread_once(&devs_once, devs_init);
+    int r = rt_cgroup_premake(CTR_CGROUP_PARENT, name, devs_res);
+    if (r < 0) return;
+    snprintf(pm->name, sizeof pm->name, "%s", name);
+    pm->devices = r == 1;
+    pm->tree = rt_cgroup_premake_tree(CTR_CGROUP_PARENT, name);
+}
+
+bool ctr_premade_devices_fit(const ctr_premade *pm, const json_t *devices)
+{
+    pthread_once(&devs_once, devs_init);
+    return pm->name[0] && pm->devices && devices && json_equal(devices, devs_json);
+}
+
+void ctr_premade_drop(ctr_premade *pm)
+{
+    if (pm->tree >= 0) close(pm->tree); /* first: it holds binds of the directories */
+    if (pm->name[0]) rt_cgroup_premade_remove(CTR_CGROUP_PARENT, pm->name);
+    *pm = CTR_PREMADE_NONE;
+}
+
+static char *pool_make(ctr_premade *pm)
+{
+    *pm = CTR_PREMADE_NONE;
     unsigned char r[8];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) return NULL;
     char hex[17];
@@ -94,7 +136,7 @@ static char *pool_make(void)
     }
     /* and its cgroup directories (runtime.h): best effort, a start without
      * them makes its own */
-    if (d) rt_cgroup_premake(CTR_CGROUP_PARENT, hex);
+    if (d) ctr_premake(hex, pm);
     return d;
 }
 
@@ -108,27 +150,29 @@ static void *pool_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&pool_mu);
-        char *d = pool_make();
+        ctr_premade pm;
+        char *d = pool_make(&pm);
         pthread_mutex_lock(&pool_mu);
         if (!d) break; /* creates make their own */
+        pool_premade[npool] = pm;
         pool_ready[npool++] = d;
     }
     pthread_mutex_unlock(&pool_mu);
     return arg;
 }
 
-/* dir made from the pool: true, with the name of its premade cgroups in
- * premade; false when it had none (or the rename failed) */
-static bool pool_take(const char *dir, char premade[17])
+/* dir made from the pool: true, with its premade cgroups in *pm; false
+ * when it had none (or the rename failed) */
+static bool pool_take(const char *dir, ctr_premade *pm)
 {
     pthread_mutex_lock(&pool_mu);
-    char *d = npool ? pool_ready[--npool] : NULL;
+    char *d = NULL;
+    if (npool) d = pool_ready[--npool], *pm = pool_premade[npool];
     pthread_cond_signal(&pool_cond);
     pthread_mutex_unlock(&pool_mu);
     if (!d) return false;
-    snprintf(premade, 17, "%s", strrchr(d, '/') + 1);
     bool ok = rename(d, dir) == 0;
-    if (!ok) rm_rf(d), rt_cgroup_premade_remove(CTR_CGROUP_PARENT, premade), premade[0] = 0;
+    if (!ok) rm_rf(d), ctr_premade_drop(pm);
     free(d);
     return ok;
 }
@@ -161,9 +205,7 @@ void ctr_pool_stop(void)
     char *p = xasprintf("%s/containers/.pool", data_root);
     rm_rf(p);
     free(p);
-    for (int i = 0; i < npool; i++)
-        rt_cgroup_premade_remove(CTR_CGROUP_PARENT, strrchr(pool_ready[i], '/') + 1),
-            free(pool_ready[i]);
+    for (int i = 0; i < npool; i++) ctr_premade_drop(&pool_premade[i]), free(pool_ready[i]);
     npool = 0;
 }
 
@@ -250,6 +292,7 @@ void ctr_put(container *c)
     if (!last) return;
     json_decref(c->j);
     if (c->warm_fd >= 0) close(c->warm_fd);
+    if (c->premade.tree >= 0) close(c->premade.tree);
     free(c->root_key);
     pthread_mutex_destroy(&c->op);
     pthread_mutex_destroy(&c->save_mu);
@@ -363,13 +406,14 @@ container *ctr_add(json_t *j, void (*fill)(container *c), const char *warm_key, 
     container *c = ctr_new(id, j);
     if (fill) fill(c);
     char *dir = ctr_dir(id);
-    if (warm_key && (c->warm_fd = warm_take(warm_key, dir, c->premade, &c->upper_st)) >= 0)
+    if (warm_key && (c->warm_fd = warm_take(warm_key, dir, &c->premade, &c->upper_st)) >= 0)
         c->root_key = xstrdup(warm_key);
-    if ((c->warm_fd < 0 && !pool_take(dir, c->premade) && mkdir_p(dir, 0710) < 0) ||
+    if ((c->warm_fd < 0 && !pool_take(dir, &c->premade) && mkdir_p(dir, 0710) < 0) ||
         ctr_save(c) < 0) {
         berr_errno(e, 500, "saving container %s", id);
         ctr_unlock();
         rm_rf(dir);
+        ctr_premade_drop(&c->premade);
         free(dir);
         c->j = NULL;
         ctr_put(c);
@@ -398,7 +442,7 @@ void ctr_remove(container *c, void (*before_files)(container *c))
     ctr_unlock();
     if (c->warm_fd >= 0) close(c->warm_fd), c->warm_fd = -1; /* never started */
     if (before_files) before_files(c);
-    if (c->premade[0]) rt_cgroup_premade_remove(CTR_CGROUP_PARENT, c->premade), c->premade[0] = 0;
+    ctr_premade_drop(&c->premade);
     char *dir = ctr_dir(c->id), *edir = ctr_exec_dir(c->id);
     rm_rf(dir);
     rm_rf(edir);

@@ -19,6 +19,20 @@
 
 #include "common/util.h"
 
+/* Cgroup directories made ahead for a container's first start (runtime.h
+ * rt_cgroup_premake), named <parent>/.pool-<name>, and the tree its
+ * /sys/fs/cgroup can be attached from (rt_cgroup_premake_tree). */
+typedef struct ctr_premade {
+    char name[17]; /* "": none */
+    int tree;      /* -1: none */
+    bool devices;  /* the default device rules are in (ocispec_default_devices) */
+} ctr_premade;
+#define CTR_PREMADE_NONE ((ctr_premade){"", -1, false})
+void ctr_premake(const char *name, ctr_premade *pm); /* best effort */
+void ctr_premade_drop(ctr_premade *pm);              /* never used: gone */
+/* Whether they hold the device rules linux.resources.devices asks for. */
+bool ctr_premade_devices_fit(const ctr_premade *pm, const json_t *devices);
+
 typedef struct container {
     char id[65];
     json_t *j;              /* inspect JSON; guarded by ctr_lock */
@@ -37,10 +51,10 @@ typedef struct container {
      * under save_mu (a stale one is dropped), so a save may be written
      * without holding ctr_lock */
     pthread_mutex_t save_mu;
-    uint64_t save_seq;  /* guarded by ctr_lock */
-    uint64_t saved_seq; /* guarded by save_mu */
-    bool start_unsaved; /* a start's record is left for its waiter to write (ctr_lock) */
-    char premade[17];   /* its cgroup directories made ahead (runtime.h), for its first start */
+    uint64_t save_seq;   /* guarded by ctr_lock */
+    uint64_t saved_seq;  /* guarded by save_mu */
+    bool start_unsaved;  /* a start's record is left for its waiter to write (ctr_lock) */
+    ctr_premade premade; /* for its first start */
     /* --rm roots (warm.h), touched under op: a root taken from the warm
      * pool for the first start (detached mount; -1: none), the layers it is
      * mounted from, and its upper dir's stat when the container got it */

@@ -269,27 +269,38 @@ static void release_sandbox(container *c)
 }
 
 /* The cgroup directories made with the container's directory, for its
- * first start (containers.c, runtime.h): berthd renames them into place
+ * first start (containers.c, runtime.h), taken before the shim is launched
+ * (it gets their tree). berthd renames them into place
  * (place_premade_cgroups) while the shim parses the spec, which says they
- * will be there. Their name goes to name ("" without). */
-static void use_premade_cgroups(container *c, json_t *spec, char name[17])
+ * will be there (mark_premade_cgroups). */
+static ctr_premade take_premade_cgroups(container *c)
 {
     ctr_lock();
-    snprintf(name, 17, "%s", c->premade);
-    c->premade[0] = 0;
+    ctr_premade pm = c->premade;
+    c->premade = CTR_PREMADE_NONE;
     ctr_unlock();
-    if (!name[0]) return;
+    return pm;
+}
+
+static void mark_premade_cgroups(const ctr_premade *pm, json_t *spec)
+{
+    if (!pm->name[0]) return;
     json_t *ann = json_object_get(spec, "annotations");
     if (!json_is_object(ann)) json_object_set_new(spec, "annotations", ann = json_object());
     json_object_set_new(ann, "org.berth.cgroup-made", json_string("true"));
+    json_t *devs =
+        json_object_get(json_object_get(json_object_get(spec, "linux"), "resources"), "devices");
+    if (ctr_premade_devices_fit(pm, devs))
+        json_object_set_new(ann, "org.berth.cgroup-devices-made", json_string("true"));
 }
 
 /* Before the shim looks them up ('c' on the go pipe); what could not be
- * placed goes (the shim makes those itself). */
-static void place_premade_cgroups(const char *name, const char *id)
+ * placed goes (the shim makes those itself, and does not use the tree). */
+static void place_premade_cgroups(ctr_premade *pm, const char *id)
 {
-    if (name[0] && rt_cgroup_premade_place(CTR_CGROUP_PARENT, name, id) < 0)
-        rt_cgroup_premade_remove(CTR_CGROUP_PARENT, name);
+    if (pm->name[0] && rt_cgroup_premade_place(CTR_CGROUP_PARENT, pm->name, id) < 0)
+        rt_cgroup_premade_remove(CTR_CGROUP_PARENT, pm->name);
+    pm->name[0] = 0;
 }
 
 /* A prepared namespace for the spec's new network namespace, when the pool has one. */
@@ -763,7 +774,7 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     bool mounted = false;
     root_job job = {.rc = -1};
     int rc = -1, go[2] = {-1, -1};
-    char premade[17] = ""; /* premade cgroup directories taken, until placed */
+    ctr_premade premade = CTR_PREMADE_NONE; /* taken, until placed */
     shim_pending sp = {-1, -1};
     bool launched = false; /* begun, not ended: abandon on failure */
     int64_t t0 = now_ns();
@@ -798,13 +809,17 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
                                         !json_is_true(json_object_get(cfg, "Tty")),
                           .go_fd = go[0]};
     if (o.log_max_file < 1) o.log_max_file = 1;
+    premade = take_premade_cgroups(c);
+    o.cgroup_tree = premade.tree + 1;
     pid_t pid = 0;
     ctr_lock();
     bool pa = c->pa_waiting && c->pa_fd < 0;
     bool pin = c->pa_in, pout = c->pa_out, perr = c->pa_err;
     ctr_unlock();
     int afd = -1;
-    if (shim_launch_begin(&o, pa, pin, pout, perr, &sp, e) < 0) goto out;
+    int lr = shim_launch_begin(&o, pa, pin, pout, perr, &sp, e);
+    if (premade.tree >= 0) close(premade.tree), premade.tree = -1; /* the shim's now */
+    if (lr < 0) goto out;
     launched = true;
     close(go[0]), go[0] = -1;
     PHASE("shim forked");
@@ -833,7 +848,7 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     user = NULL;
     if (!spec) goto out_umount;
     use_pooled_netns(c, spec);
-    use_premade_cgroups(c, spec, premade);
+    mark_premade_cgroups(&premade, spec);
     PHASE("spec built");
     char *s = ocispec_dumps(spec);
     int w = s ? write_file_replace(bundle_cfg, s, strlen(s), 0600) : (errno = ENOMEM, -1);
@@ -844,7 +859,7 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     }
     PHASE("spec written");
     bool sent = write(go[1], "g", 1) == 1;
-    if (sent) place_premade_cgroups(premade, c->id), premade[0] = 0;
+    if (sent) place_premade_cgroups(&premade, c->id);
     sent = sent && write(go[1], "c", 1) == 1;
     if (sent && !etc_written) {
         if (write_etc_files(c, etcd) < 0) {
@@ -891,8 +906,8 @@ out_umount:
     if (go[1] >= 0) close(go[1]), go[1] = -1; /* a shim still waiting for its go exits */
     if (launched) shim_launch_abandon(&sp), launched = false;
     if (mounted) lc_unmount(c->id);
-    if (premade[0]) rt_cgroup_premade_remove(CTR_CGROUP_PARENT, premade); /* never placed */
 out:
+    ctr_premade_drop(&premade); /* taken, never placed */
     if (job.started && root_job_end(&job, &mounted, NULL) == 0) lc_unmount(c->id);
     if (go[0] >= 0) close(go[0]);
     if (go[1] >= 0) close(go[1]);

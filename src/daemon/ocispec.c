@@ -777,23 +777,26 @@ json_t *ocispec_resources(const json_t *hc, bool privileged)
     if (pids > 0) json_object_set_new(r, "pids", json_pack("{s:I}", "limit", pids));
     json_int_t bw = json_integer_value(json_object_get(hc, "BlkioWeight"));
     if (bw > 0) json_object_set_new(r, "blockIO", json_pack("{s:I}", "weight", bw));
-    json_t *dev = json_array();
-    if (privileged) {
-        json_array_append_new(dev, json_pack("{s:b,s:s}", "allow", 1, "access", "rwm"));
-    } else {
-        json_array_append_new(dev, json_pack("{s:b,s:s}", "allow", 0, "access", "rwm"));
-        static const int nodes[][3] = {{'c', 1, 3},    {'c', 1, 5},   {'c', 1, 7}, {'c', 1, 8},
-                                       {'c', 1, 9},    {'c', 5, 0},   {'c', 5, 1}, {'c', 5, 2},
-                                       {'c', 136, -1}, {'c', 10, 200}};
-        for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
-            json_t *d = json_pack("{s:b,s:s,s:i,s:s}", "allow", 1, "type", "c", "major",
-                                  nodes[i][1], "access", "rwm");
-            if (nodes[i][2] >= 0) json_object_set_new(d, "minor", json_integer(nodes[i][2]));
-            json_array_append_new(dev, d);
-        }
-    }
-    json_object_set_new(r, "devices", dev);
+    json_object_set_new(r, "devices",
+                        privileged ? json_pack("[{s:b,s:s}]", "allow", 1, "access", "rwm")
+                                   : ocispec_default_devices());
     return r;
+}
+
+json_t *ocispec_default_devices(void)
+{
+    json_t *dev = json_array();
+    json_array_append_new(dev, json_pack("{s:b,s:s}", "allow", 0, "access", "rwm"));
+    static const int nodes[][3] = {{'c', 1, 3},    {'c', 1, 5},   {'c', 1, 7}, {'c', 1, 8},
+                                   {'c', 1, 9},    {'c', 5, 0},   {'c', 5, 1}, {'c', 5, 2},
+                                   {'c', 136, -1}, {'c', 10, 200}};
+    for (size_t i = 0; i < sizeof nodes / sizeof *nodes; i++) {
+        json_t *d = json_pack("{s:b,s:s,s:i,s:s}", "allow", 1, "type", "c", "major", nodes[i][1],
+                              "access", "rwm");
+        if (nodes[i][2] >= 0) json_object_set_new(d, "minor", json_integer(nodes[i][2]));
+        json_array_append_new(dev, d);
+    }
+    return dev;
 }
 
 /* Drops field key of hc (to 0, "" or false) when it is set and not

@@ -41,6 +41,9 @@ json_t *ocispec_default_seccomp(uint64_t caps);
 /* json_dumps(spec, JSON_COMPACT), the same text; the default profile's part
  * written from its text, dumped once (the most of a spec's strings). */
 char *ocispec_dumps(json_t *spec);
+/* The linux.resources.devices a container gets without --privileged,
+ * --device or --device-cgroup-rule (a new array). */
+json_t *ocispec_default_devices(void);
 /* Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group
  * (read inside the root, never following links out of it) into the spec's
  * {"uid","gid","additionalGids"}; group_add: extra groups (names or ids). */

@@ -26,7 +26,8 @@
 
 typedef struct warm_entry {
     char *key;
-    char hex[17];
+    char hex[17]; /* its dir's name, and its premade cgroups' */
+    ctr_premade pm;
     int fd;
     struct stat st;
 } warm_entry;
@@ -48,7 +49,7 @@ static void drop(warm_entry *w)
     char *d = entry_dir(w->hex);
     rm_rf(d);
     free(d);
-    rt_cgroup_premade_remove(CTR_CGROUP_PARENT, w->hex);
+    ctr_premade_drop(&w->pm);
     free(w->key);
 }
 
@@ -69,7 +70,7 @@ void warm_stop(void)
     rm_rf(base);
 }
 
-int warm_take(const char *key, const char *dir, char premade[17], struct stat *st)
+int warm_take(const char *key, const char *dir, ctr_premade *pm, struct stat *st)
 {
     if (!base) return -1;
     pthread_mutex_lock(&mu);
@@ -90,7 +91,7 @@ int warm_take(const char *key, const char *dir, char premade[17], struct stat *s
         drop(&w);
         return -1;
     }
-    snprintf(premade, 17, "%s", w.hex);
+    *pm = w.pm;
     *st = w.st;
     free(w.key);
     return w.fd;
@@ -172,7 +173,7 @@ bool warm_give(const char *key, const char *root, const char *dir, const struct 
         return false;
     }
     unsigned char r[8];
-    warm_entry w = {.fd = fd, .st = *st};
+    warm_entry w = {.fd = fd, .st = *st, .pm = CTR_PREMADE_NONE};
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
         close(fd);
         return false;
@@ -193,7 +194,7 @@ bool warm_give(const char *key, const char *root, const char *dir, const struct 
         close(fd);
         return false;
     }
-    rt_cgroup_premake(CTR_CGROUP_PARENT, w.hex); /* best effort, as the pool's */
+    ctr_premake(w.hex, &w.pm); /* best effort, as the pool's */
     w.key = xstrdup(key);
     warm_entry old = {.fd = -1};
     pthread_mutex_lock(&mu);

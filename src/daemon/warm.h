@@ -18,12 +18,13 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
+#include "daemon/containers.h"
+
 void warm_init(const char *data_root); /* removes what an earlier berthd left */
 void warm_stop(void);                  /* drops every entry (shutdown) */
-/* An entry of these layers renamed to dir: the detached mount's fd, the
- * name of its premade cgroups in premade, the upper dir's stat in st; -1
- * when there is none. */
-int warm_take(const char *key, const char *dir, char premade[17], struct stat *st);
+/* An entry of these layers renamed to dir: the detached mount's fd, its
+ * premade cgroups in *pm, the upper dir's stat in st; -1 when there is none. */
+int warm_take(const char *key, const char *dir, ctr_premade *pm, struct stat *st);
 /* root (mounted) over dir/upper and dir/work, whose upper dir had the stat
  * st when the container got it: true when kept (nothing was written in
  * it): root is unmounted and dir moved away. False: not kept; root may be

@@ -184,8 +184,9 @@ static bool want_hier(const hier *h)
 /* As runc does, the device rules get the standard nodes (and mknod of
  * anything) allowed after the spec's own. A linux.devices entry gets only
  * what the spec's rules allow it (docker's --device PATH:PATH:r is read
- * only). */
-static int apply_initial(rt_cgroup *cg, const rt_spec *s, berr *e)
+ * only). r's rules with those (free r->devrules after); r unchanged when it
+ * has none. */
+static void with_std_rules(rt_resources *r)
 {
     static const rt_devrule std[] = {
         {true, 'c', -1, -1, "m"}, {true, 'b', -1, -1, "m"},    {true, 'c', 1, 3, "rwm"},
@@ -193,13 +194,22 @@ static int apply_initial(rt_cgroup *cg, const rt_spec *s, berr *e)
         {true, 'c', 1, 9, "rwm"}, {true, 'c', 5, 0, "rwm"},    {true, 'c', 5, 1, "rwm"},
         {true, 'c', 5, 2, "rwm"}, {true, 'c', 136, -1, "rwm"},
     };
-    rt_resources r = *s->res;
-    if (!r.ndevrules) return rt_cgroup_update(cg, &r, e);
+    if (!r->ndevrules) return;
     size_t nstd = sizeof std / sizeof *std;
-    r.devrules = xcalloc(s->res->ndevrules + nstd, sizeof *r.devrules);
-    memcpy(r.devrules, s->res->devrules, s->res->ndevrules * sizeof *r.devrules);
-    memcpy(r.devrules + r.ndevrules, std, sizeof std);
-    r.ndevrules += nstd;
+    rt_devrule *d = xcalloc(r->ndevrules + nstd, sizeof *d);
+    memcpy(d, r->devrules, r->ndevrules * sizeof *d);
+    memcpy(d + r->ndevrules, std, sizeof std);
+    r->devrules = d;
+    r->ndevrules += nstd;
+}
+
+/* The limits of the spec; its device rules only when not applied ahead. */
+static int apply_initial(rt_cgroup *cg, const rt_spec *s, bool devices_ready, berr *e)
+{
+    rt_resources r = *s->res;
+    if (devices_ready) r.ndevrules = 0, r.devrules = NULL;
+    if (!r.ndevrules) return rt_cgroup_update(cg, &r, e);
+    with_std_rules(&r);
     int rc = rt_cgroup_update(cg, &r, e);
     free(r.devrules);
     return rc;
@@ -256,8 +266,12 @@ int rt_cgroup_plan(const rt_spec *s, const char *id, rt_cgroup **out, berr *e)
  * (a v2 directory cannot be renamed; it is made at the start), and renames
  * them into place while the shim reads the spec, whose annotation
  * org.berth.cgroup-made then says so. They never held a process, so they
- * carry no counts. */
+ * carry no counts. The device rules a container gets unless it has its own
+ * (--device, --privileged) are written in ahead too (~0.2 ms): the
+ * annotation org.berth.cgroup-devices-made says the spec's rules are the
+ * ones the premade directories got. */
 #define MADE_ANNOTATION "org.berth.cgroup-made"
+#define DEVICES_ANNOTATION "org.berth.cgroup-devices-made"
 
 static char *premade_path(const hier *h, const char *parent, const char *name)
 {
@@ -265,19 +279,107 @@ static char *premade_path(const hier *h, const char *parent, const char *name)
     return fs_path(h, rel);
 }
 
-int rt_cgroup_premake(const char *parent, const char *name)
+int rt_cgroup_premake(const char *parent, const char *name, const rt_resources *devices)
 {
     discover();
     if (host_mode == RT_CG_V2 || !name || !*name || strchr(name, '/')) return -1;
-    int made = 0;
+    int made = 0, rules = 0;
     for (int i = 0; i < nhiers; i++) {
         if (!*hiers[i].name) continue;
         rt_cgdir d = {hiers[i].name, premade_path(&hiers[i], parent, name)};
         berr e;
-        if (make_dir(&d, &e) == 0) made++;
+        bool ok = make_dir(&d, &e) == 0;
+        made += ok;
+        if (ok && devices && devices->ndevrules && !strcmp(d.name, "devices")) {
+            rt_resources r = *devices;
+            with_std_rules(&r);
+            rules = rt_cgv1_set_devices(d.path, &r, &e) == 0;
+            free(r.devrules);
+        }
         free(d.path);
     }
-    return made ? 0 : -1;
+    return !made ? -1 : rules;
+}
+
+/* The name of a hierarchy's directory under the container's /sys/fs/cgroup
+ * ("unified" for the v2 one, "systemd" for name=systemd). */
+static void hier_sub(const char *name, char *sub, size_t size)
+{
+    snprintf(sub, size, "%s", !*name ? "unified" : str_starts(name, "name=") ? name + 5 : name);
+}
+
+/* cpu,cpuacct: a symlink per controller, to the directory of the pair */
+static int link_pair(int dfd, const char *name, const char *sub)
+{
+    if (!strchr(sub, ',')) return 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", sub);
+    for (char *s = NULL, *c = strtok_r(buf, ",", &s); c; c = strtok_r(NULL, ",", &s))
+        if (symlinkat(name, dfd, c) < 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* A detached bind of dir (open_tree) with the cgroup mount's flags. */
+static int cg_bind(const char *dir, bool ro)
+{
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                                       (ro ? MOUNT_ATTR_RDONLY : 0)};
+    int fd = (int)syscall(SYS_open_tree, AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd >= 0 && syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &a, sizeof a) < 0)
+        close(fd), fd = -1;
+    return fd;
+}
+
+/* A read-only tmpfs (mode 755) in no mount namespace, the source "tmpfs"
+ * as mount(8) gives it. Its superblock is made read-only after its
+ * directories are in, by seal_tmpfs. */
+static int detached_tmpfs(void)
+{
+    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC), t = -1;
+    if (fs < 0) return -1;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "755", 0) == 0 &&
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        t = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    close(fs);
+    return t;
+}
+
+static int seal_tmpfs(int t)
+{
+    int fs = (int)syscall(SYS_fspick, t, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC);
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_RDONLY};
+    int r = fs >= 0 && syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) == 0 &&
+                    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0) == 0 &&
+                    syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH, &a, sizeof a) == 0
+                ? 0
+                : -1;
+    if (fs >= 0) close(fs);
+    return r;
+}
+
+int rt_cgroup_premake_tree(const char *parent, const char *name)
+{
+    discover();
+    if (host_mode == RT_CG_V2 || !name || !*name || strchr(name, '/')) return -1;
+    int t = detached_tmpfs();
+    for (int i = 0; t >= 0 && i < nhiers; i++) {
+        if (!want_hier(&hiers[i])) continue;
+        char sub[256];
+        hier_sub(hiers[i].name, sub, sizeof sub);
+        int b = -1, ok = mkdirat(t, sub, 0755) == 0 && link_pair(t, hiers[i].name, sub) == 0;
+        if (ok && *hiers[i].name) { /* the v2 one: bound at the start, when it is made */
+            char *p = premade_path(&hiers[i], parent, name);
+            b = cg_bind(p, true);
+            free(p);
+            ok = b >= 0 && syscall(SYS_move_mount, b, "", t, sub, MOVE_MOUNT_F_EMPTY_PATH) == 0;
+        }
+        if (b >= 0) close(b);
+        if (!ok) close(t), t = -1;
+    }
+    if (t >= 0 && seal_tmpfs(t) < 0) close(t), t = -1;
+    return t;
 }
 
 int rt_cgroup_premade_place(const char *parent, const char *name, const char *id)
@@ -329,18 +431,23 @@ void rt_cgroup_premade_clean(const char *parent)
 int rt_cgroup_setup(rt_cgroup *cg, const rt_spec *s, berr *e)
 {
     const char *made = jstr(s->annotations, MADE_ANNOTATION);
+    const char *devs = jstr(s->annotations, DEVICES_ANNOTATION);
+    bool devices_ready = false;
     for (int i = 0; i < cg->n; i++) {
         if (!cg->dirs[i].name[0]) continue;
         char p[4096];
         snprintf(p, sizeof p, "%s/tasks", cg->dirs[i].path);
         int fd = made && !strcmp(made, "true") ? open(p, O_WRONLY | O_CLOEXEC) : -1;
         if (fd < 0) { /* not placed by berthd (rt_cgroup_premade_place) */
+            cg->made_v1 = true;
             if (make_dir(&cg->dirs[i], e) < 0) return -1;
             fd = open(p, O_WRONLY | O_CLOEXEC);
+        } else if (!strcmp(cg->dirs[i].name, "devices")) {
+            devices_ready = devs && !strcmp(devs, "true");
         }
         if (fd >= 0) cg->tasks1[i] = fd + 1; /* else joined by path */
     }
-    return apply_initial(cg, s, e);
+    return apply_initial(cg, s, devices_ready, e);
 }
 
 void rt_cgroup_close_tasks(rt_cgroup *cg)
@@ -629,6 +736,9 @@ int rt_cgroup_from_json(const json_t *j, rt_cgroup **out)
 }
 
 /* ---- the cgroup filesystem inside the container (mounts[] type "cgroup") ---- */
+static int child_binds[RT_CG_MAX]; /* from rt_cgroup_binds, +1 (0: none) */
+static int child_tree;             /* +1: rt_cgroup_premake_tree's, to attach whole */
+
 /* The container's cgroup mount on v1 and hybrid hosts, without a user
  * namespace: the parent clones each hierarchy's directory of the container
  * as a detached bind mount with the mount's flags (open_tree, while the
@@ -638,43 +748,59 @@ int rt_cgroup_from_json(const json_t *j, rt_cgroup **out)
  * namespace shows: the same files, the root "/" in mountinfo and
  * /proc/self/cgroup. fds[i] for cg->dirs[i] (-1: none); the bits of *mask
  * say which are there. Returns how many. */
+static const rt_mount *cgroup_mount_of(const rt_spec *s)
+{
+    for (size_t i = 0; i < s->nmounts; i++)
+        if (s->mounts[i].type && !strcmp(s->mounts[i].type, "cgroup")) return &s->mounts[i];
+    return NULL;
+}
+
+/* A tree from rt_cgroup_premake_tree serves this container: a read-only
+ * cgroup mount on a v1 or hybrid host without a user namespace, and every
+ * v1 directory was placed by berthd (so the tree's binds are of them). */
+static bool tree_serves(const rt_cgroup *cg, const rt_spec *s, int tree)
+{
+    const rt_mount *m = cgroup_mount_of(s);
+    return tree >= 0 && m && (m->flags & MS_RDONLY) && cg && cg->mode != RT_CG_V2 && !cg->made_v1 &&
+           !rt_spec_has_ns(s, CLONE_NEWUSER);
+}
+
+void rt_child_take_tree(const rt_cgroup *cg, const rt_spec *s, int tree)
+{
+    child_tree = tree_serves(cg, s, tree) ? tree + 1 : 0;
+}
+
 int rt_cgroup_binds(const rt_cgroup *cg, const rt_spec *s, int *fds, int *mask)
 {
-    const rt_mount *m = NULL;
+    const rt_mount *m = cgroup_mount_of(s);
     *mask = 0;
-    for (size_t i = 0; i < s->nmounts && !m; i++)
-        if (s->mounts[i].type && !strcmp(s->mounts[i].type, "cgroup")) m = &s->mounts[i];
     if (!m || !cg || cg->mode == RT_CG_V2 || rt_spec_has_ns(s, CLONE_NEWUSER)) return 0;
-    struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
-                                       ((m->flags & MS_RDONLY) ? MOUNT_ATTR_RDONLY : 0)};
+    bool in_tree = child_tree > 0;
     int n = 0;
     for (int i = 0; i < cg->n; i++) {
-        fds[i] = (int)syscall(SYS_open_tree, AT_FDCWD, cg->dirs[i].path,
-                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        if (fds[i] >= 0 && syscall(SYS_mount_setattr, fds[i], "", AT_EMPTY_PATH, &a, sizeof a) < 0)
-            close(fds[i]), fds[i] = -1;
+        bool bound = in_tree && cg->dirs[i].name[0]; /* in the tree */
+        fds[i] = bound ? -1 : cg_bind(cg->dirs[i].path, m->flags & MS_RDONLY);
         if (fds[i] >= 0) *mask |= 1 << i, n++;
     }
     return n;
 }
 
-static int child_binds[RT_CG_MAX]; /* from rt_cgroup_binds, +1 (0: none) */
-
 void rt_child_take_binds(const int *fds, int n, int mask)
 {
-    if (!fds) memset(child_binds, 0, sizeof child_binds);
+    if (!fds) memset(child_binds, 0, sizeof child_binds), child_tree = 0;
     for (int i = 0, k = 0; i < RT_CG_MAX && k < n; i++)
         if (mask & (1 << i)) child_binds[i] = fds[k++] + 1;
 }
 
 /* dfd: the tmpfs just mounted on /sys/fs/cgroup, which nothing but this
  * process has seen: its directories are named through it, not opened. */
-static int mount_hier(const rt_cgdir *d, int bind, int dfd, bool cgns, unsigned long flags, berr *e)
+static int mount_hier(const rt_cgdir *d, int bind, int dfd, bool in_tree, bool cgns,
+                      unsigned long flags, berr *e)
 {
     const char *n = d->name;
     char sub[256], opts[300], p[300];
-    snprintf(sub, sizeof sub, "%s", !*n ? "unified" : str_starts(n, "name=") ? n + 5 : n);
-    if (mkdirat(dfd, sub, 0755) < 0 && errno != EEXIST)
+    hier_sub(n, sub, sizeof sub);
+    if (!in_tree && mkdirat(dfd, sub, 0755) < 0 && errno != EEXIST)
         return berr_errno(e, 500, "mkdir cgroup %s", sub);
     snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dfd, sub);
     snprintf(opts, sizeof opts, "%s%s", str_starts(n, "name=") ? "none," : "", n);
@@ -690,10 +816,8 @@ static int mount_hier(const rt_cgdir *d, int bind, int dfd, bool cgns, unsigned 
         r = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL);
     if (r < 0) return berr_errno(e, 500, "mount cgroup %s", sub);
 linked:
-    if (strchr(sub, ',')) /* cpu,cpuacct: a symlink per controller */
-        for (char *s = NULL, *c = strtok_r(sub, ",", &s); c; c = strtok_r(NULL, ",", &s))
-            if (symlinkat(d->name, dfd, c) < 0 && errno != EEXIST)
-                return berr_errno(e, 500, "symlink cgroup %s", c);
+    if (!in_tree && link_pair(dfd, d->name, sub) < 0)
+        return berr_errno(e, 500, "symlink cgroup %s", sub);
     return 0;
 }
 
@@ -724,14 +848,21 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e)
             return berr_errno(e, 500, "remount cgroup on %s", m->dest);
         return 0;
     }
-    if (mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
+    /* the tree made ahead (its tmpfs read-only, the v1 binds in), attached
+     * whole: what is left is the v2 bind of a hybrid host */
+    bool in_tree =
+        child_tree > 0 && syscall(SYS_move_mount, child_tree - 1, "", fd, "",
+                                  MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) == 0;
+    if (!in_tree && mount("tmpfs", p, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return berr_errno(e, 500, "mount tmpfs on %s", m->dest);
     _cleanup_close_ int dfd = rt_open_in_root(rootfd, m->dest, O_PATH | O_DIRECTORY, e);
     if (dfd < 0) return -1;
     for (int i = 0; i < cg->n; i++)
-        if (mount_hier(&cg->dirs[i], child_binds[i] - 1, dfd, cgns, flags, e) < 0) return -1;
+        if ((!in_tree || !cg->dirs[i].name[0]) &&
+            mount_hier(&cg->dirs[i], child_binds[i] - 1, dfd, in_tree, cgns, flags, e) < 0)
+            return -1;
     snprintf(p, sizeof p, "/proc/self/fd/%d", dfd);
-    if ((flags & MS_RDONLY) && mount(NULL, p, NULL, MS_REMOUNT | flags, "mode=755") < 0)
+    if (!in_tree && (flags & MS_RDONLY) && mount(NULL, p, NULL, MS_REMOUNT | flags, "mode=755") < 0)
         return berr_errno(e, 500, "remount %s read-only", m->dest);
     return 0;
 }

@@ -117,7 +117,7 @@ static bool same_rule(const rt_devrule *a, const rt_devrule *b)
 /* One rule per write(), to devices.allow or devices.deny opened once each;
  * a rule given again with no other rule between its two places is written
  * once (the spec's list and the device nodes' rules repeat each other). */
-static int set_devices(const char *d, const rt_resources *r, berr *e)
+int rt_cgv1_set_devices(const char *d, const rt_resources *r, berr *e)
 {
     if (!r->ndevrules) return 0;
     if (!d) return berr_set(e, 400, "the devices cgroup controller is not mounted");
@@ -165,7 +165,7 @@ int rt_cgv1_apply(rt_cgroup *cg, const rt_resources *r, berr *e)
         else if (rt_cg_writef(b, f, "%" PRId64, r->blkio_weight) < 0)
             return berr_errno(e, 400, "set blkio weight %" PRId64, r->blkio_weight);
     }
-    return set_devices(rt_cg_dir(cg, "devices"), r, e);
+    return rt_cgv1_set_devices(rt_cg_dir(cg, "devices"), r, e);
 }
 
 static uint64_t u(int64_t v)

@@ -176,6 +176,7 @@ struct rt_cgroup {
     /* 1 + the fd of each v1 directory's `tasks`, opened by rt_cgroup_setup
      * before the clone so that the new process only writes to them (0: none) */
     int tasks1[RT_CG_MAX];
+    bool made_v1; /* rt_cgroup_setup made a v1 directory itself (not premade) */
 };
 void rt_cgroup_close_tasks(rt_cgroup *cg);
 extern rt_cgroup *rt_child_cgroup; /* the cgroup of the container being created */
@@ -191,6 +192,7 @@ int64_t rt_cg_read_key(const char *dir, const char *file, const char *key);
 json_t *rt_cg_read_map(const char *dir, const char *file);
 bool rt_cg_exists(const char *dir, const char *file);
 int rt_cgv1_apply(rt_cgroup *cg, const rt_resources *r, berr *e);
+int rt_cgv1_set_devices(const char *dir, const rt_resources *r, berr *e); /* r's rules only */
 int rt_cgv1_stats(rt_cgroup *cg, rt_stats *st);
 int rt_cgv1_freeze(rt_cgroup *cg, bool frozen, berr *e);
 int rt_cgv1_cpuset_init(const char *mountpoint, const char *path);
@@ -213,6 +215,9 @@ int rt_cgroup_mount(const rt_spec *s, const rt_mount *m, int rootfd, berr *e);
  * and that text noted for the program compiled from sc */
 int rt_seccomp_get_text(const char *text, size_t len, const rt_bpf **out);
 void rt_seccomp_note_text(const char *text, size_t len, const json_t *sc);
+/* Before the clone: o->cgroup_tree's fd (-1: none) is attached by the child
+ * in place of the v1 binds when it serves the container (cgroup.c). */
+void rt_child_take_tree(const rt_cgroup *cg, const rt_spec *s, int tree);
 int rt_cgroup_binds(const rt_cgroup *cg, const rt_spec *s, int *fds, int *mask); /* parent */
 void rt_child_take_binds(const int *fds, int n, int mask);                       /* child */
 

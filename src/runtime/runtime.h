@@ -86,6 +86,9 @@ typedef struct rt_create_opts {
     /* the caller starts it at once: the process does not wait at exec.fifo
      * for rt_container_start (which then saves the state) but execs */
     bool start_now;
+    /* 1 + the fd of a tree from rt_cgroup_premake_tree for the premade
+     * directories berthd places (0: none); borrowed */
+    int cgroup_tree;
 } rt_create_opts;
 
 /* Clones the container process and waits until it is set up and paused
@@ -171,12 +174,22 @@ const char *rt_cap_name(int cap);
 uint64_t rt_rlimit_max(int resource);
 
 /* Cgroup directories made ahead (v1 hierarchies): <parent>/.pool-<name>
- * in each. */
-int rt_cgroup_premake(const char *parent, const char *name);
+ * in each. devices (optional): linux.resources with the device rules
+ * most containers get, applied to the devices directory. 1 when they
+ * were, 0 when only the directories were made, -1 when none was. */
+int rt_cgroup_premake(const char *parent, const char *name, const rt_resources *devices);
+/* With them, what the container's /sys/fs/cgroup will show (a cgroup mount
+ * read-only, as without --privileged): a tmpfs holding a read-only bind of
+ * each, in no mount namespace, for rt_create_opts.cgroup_tree. The child
+ * attaches it in one step where it would make ten mounts. -1 on a v2 host,
+ * or where the kernel cannot mount on a detached tree (before Linux 6.15). */
+int rt_cgroup_premake_tree(const char *parent, const char *name);
 /* Renames them into place for container id (<parent>/<id>), and makes its v2
  * directory; 0 when every one is there. A spec whose annotation
  * org.berth.cgroup-made is "true" has its v1 directories taken as there
- * (a missing one is made). */
+ * (a missing one is made); with org.berth.cgroup-devices-made "true" too,
+ * its device rules are taken as applied to the devices one when that was
+ * placed (the caller made sure they are premake's). */
 int rt_cgroup_premade_place(const char *parent, const char *name, const char *id);
 void rt_cgroup_premade_remove(const char *parent, const char *name);
 void rt_cgroup_premade_clean(const char *parent); /* every .pool-* of parent */

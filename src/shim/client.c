@@ -32,13 +32,14 @@ extern char **environ;
 typedef struct argv_buf {
     const char *v[40];
     int n;
-    char num[3][32];
+    char num[6][32];
 } argv_buf;
 
-/* The shim's fds: the ready pipe on 3, then the go pipe and the attach
- * socket, each when there is one, on the next numbers. */
+/* The shim's fds: the ready pipe on 3, then the go pipe, the attach socket
+ * and the cgroup tree, each when there is one, on the next numbers. */
 static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attach, bool go)
 {
+    int next = 4;
     a->n = 0;
 #define ARG(x) (a->v[a->n++] = (x))
     ARG("berth-shim"), ARG("--id"), ARG(o->id), ARG("--bundle"), ARG(o->bundle);
@@ -52,8 +53,13 @@ static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attac
     if (o->open_stdin) ARG("--open-stdin");
     if (o->stdin_once) ARG("--stdin-once");
     ARG("--ready-fd"), ARG("3");
-    if (go) ARG("--go-fd"), ARG("4");
-    if (attach) ARG("--attach-fd"), ARG(go ? "5" : "4"), ARG("--attach"), ARG(attach);
+    if (go) snprintf(a->num[2], sizeof a->num[2], "%d", next++), ARG("--go-fd"), ARG(a->num[2]);
+    if (attach)
+        snprintf(a->num[3], sizeof a->num[3], "%d", next++), ARG("--attach-fd"), ARG(a->num[3]),
+            ARG("--attach"), ARG(attach);
+    if (o->cgroup_tree > 0)
+        snprintf(a->num[4], sizeof a->num[4], "%d", next++), ARG("--cgroup-tree-fd"),
+            ARG(a->num[4]);
     if (log_level >= LOG_DEBUG_) ARG("--debug");
     a->v[a->n] = NULL;
 #undef ARG
@@ -146,7 +152,7 @@ static int zygote_spawn(const argv_buf *a, const int *fds, int nfds)
         len += l;
     }
     union {
-        char b[CMSG_SPACE(3 * sizeof(int))];
+        char b[CMSG_SPACE(SHIM_MAX_FDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof u);
@@ -228,14 +234,19 @@ int shim_launch_begin(const shim_launch_opts *o, bool attached, bool want_stdin,
     if (attached)
         snprintf(attach, sizeof attach, "%s%s%s", want_stdin ? "i" : "", want_stdout ? "o" : "",
                  want_stderr ? "e" : "");
-    int fds[3], nfds = 0;
+    int fds[SHIM_MAX_FDS], nfds = 0;
     fds[nfds++] = rp[1] = high_fd(rp[1]);
     int go = o->go_fd >= 0 ? fcntl(o->go_fd, F_DUPFD_CLOEXEC, 10) : -1;
     if (go >= 0) fds[nfds++] = go;
     if (sv[1] >= 0) fds[nfds++] = sv[1] = high_fd(sv[1]);
-    int r = spawn_shim(o, attached ? (attach[0] ? attach : "-") : NULL, fds, nfds, e);
+    int tree = o->cgroup_tree > 0 ? fcntl(o->cgroup_tree - 1, F_DUPFD_CLOEXEC, 10) : -1;
+    if (tree >= 0) fds[nfds++] = tree;
+    shim_launch_opts oo = *o;
+    oo.cgroup_tree = tree + 1; /* the argument only when the fd is passed */
+    int r = spawn_shim(&oo, attached ? (attach[0] ? attach : "-") : NULL, fds, nfds, e);
     close(rp[1]);
     if (go >= 0) close(go);
+    if (tree >= 0) close(tree);
     if (sv[1] >= 0) close(sv[1]);
     if (r < 0) {
         close(rp[0]);

@@ -70,7 +70,8 @@ typedef struct shim {
     int log_max_file;
     bool open_stdin, stdin_once;
     int ready_fd, attach_fd, go_fd;
-    bool trim_pending; /* malloc_trim once the loop is idle (shim_loop) */
+    int cgroup_tree_fd; /* berthd's rt_cgroup_premake_tree, for the create (-1: none) */
+    bool trim_pending;  /* malloc_trim once the loop is idle (shim_loop) */
     bool attach_in, attach_out, attach_err;
     /* state */
     int sig_fd, listen_fd;

@@ -48,8 +48,10 @@ typedef struct shim_launch_opts {
     int log_max_file;         /* >=1 */
     bool open_stdin;          /* keep a stdin pipe (or the pty) open for attach */
     bool stdin_once;          /* close the container's stdin when the first attach ends */
-    int go_fd; /* -1, or a pipe's read end: the shim sets itself up, then waits for one byte
-                * (EOF: it exits) before it reads the spec (shim_launch_begin) */
+    int go_fd;       /* -1, or a pipe's read end: the shim sets itself up, then waits for one byte
+                      * (EOF: it exits) before it reads the spec (shim_launch_begin) */
+    int cgroup_tree; /* 1 + the fd of the container's cgroup tree made ahead
+                      * (rt_cgroup_premake_tree), for the runtime; 0: none */
 } shim_launch_opts;
 
 /* Starts a shim, which creates and starts the container. Returns once the

@@ -61,9 +61,7 @@ static void set_title(char **args, int n)
     }
 }
 
-#define ZYG_MAX_FDS 3
-
-static void child(int sock, int sfd, char *buf, size_t len, int fds[ZYG_MAX_FDS], int nfds,
+static void child(int sock, int sfd, char *buf, size_t len, int fds[SHIM_MAX_FDS], int nfds,
                   int (*run)(int, char **))
 {
     close(sock);
@@ -73,10 +71,10 @@ static void child(int sock, int sfd, char *buf, size_t len, int fds[ZYG_MAX_FDS]
     for (size_t off = 0; off < len && n < ZYG_MAX_ARGS; off += strlen(buf + off) + 1)
         args[n++] = buf + off;
     args[n] = NULL;
-    /* above 3 + ZYG_MAX_FDS first, so that placing one cannot clobber another */
+    /* above 3 + SHIM_MAX_FDS first, so that placing one cannot clobber another */
     for (int i = 0; i < nfds; i++)
-        if (fds[i] < 3 + ZYG_MAX_FDS) {
-            int h = fcntl(fds[i], F_DUPFD, 3 + ZYG_MAX_FDS);
+        if (fds[i] < 3 + SHIM_MAX_FDS) {
+            int h = fcntl(fds[i], F_DUPFD, 3 + SHIM_MAX_FDS);
             close(fds[i]);
             fds[i] = h;
         }
@@ -103,11 +101,11 @@ static void reap(int sfd)
 /* One request read: 1, with its argv in buf (len bytes) and its fds;
  * 0: nothing (EINTR, or a truncated message: its fds closed); -1: berthd
  * is gone. */
-static int recv_request(int sock, char *buf, size_t size, size_t *len, int fds[ZYG_MAX_FDS],
+static int recv_request(int sock, char *buf, size_t size, size_t *len, int fds[SHIM_MAX_FDS],
                         int *nfds)
 {
     union {
-        char b[CMSG_SPACE(ZYG_MAX_FDS * sizeof(int))];
+        char b[CMSG_SPACE(SHIM_MAX_FDS * sizeof(int))];
         struct cmsghdr align;
     } u;
     struct iovec iov = {buf, size - 1};
@@ -123,7 +121,7 @@ static int recv_request(int sock, char *buf, size_t size, size_t *len, int fds[Z
             for (int i = 0; i < k; i++) {
                 int fd;
                 memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (*nfds < ZYG_MAX_FDS)
+                if (*nfds < SHIM_MAX_FDS)
                     fds[(*nfds)++] = fd;
                 else
                     close(fd);
@@ -142,7 +140,7 @@ static char req_buf[16384];
 static int serve(int sock, int sfd, int (*run)(int, char **))
 {
     size_t len = 0;
-    int fds[ZYG_MAX_FDS], nfds = 0;
+    int fds[SHIM_MAX_FDS], nfds = 0;
     int r = recv_request(sock, req_buf, sizeof req_buf, &len, fds, &nfds);
     if (r <= 0) return r;
     pid_t pid = fork();
@@ -169,7 +167,7 @@ static void spare_main(int sock, int sfd, int taken, int (*run)(int, char **))
     static char *const title[] = {"berth-shim", "--spare"};
     set_title((char **)title, 2);
     size_t len = 0;
-    int fds[ZYG_MAX_FDS], nfds = 0, r;
+    int fds[SHIM_MAX_FDS], nfds = 0, r;
     while ((r = recv_request(sock, req_buf, sizeof req_buf, &len, fds, &nfds)) == 0) {
     }
     if (r < 0) _exit(0);                 /* berthd is gone */

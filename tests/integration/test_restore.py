@@ -12,6 +12,7 @@ Each test removes its containers; a private daemon is restarted if needed to cle
 up, and any container process still alive at the end is killed by its PID.
 """
 
+import json
 import os
 import signal
 import time
@@ -553,6 +554,53 @@ def test_directories_made_ahead_are_used_and_cleaned(rd):
     rd.stop()
     assert not os.path.exists(pool)
     assert premade_cgroups(seen) == []
+
+
+def cgroup_view(d, n):
+    """What container n sees of its cgroups: /sys/fs/cgroup's mounts (their
+    ids dropped), its entries, /proc/self/cgroup, and what a write gives."""
+    return d.docker("exec", n, "sh", "-c",
+                    "grep ' /sys/fs/cgroup' /proc/self/mountinfo | cut -d' ' -f4- | sort; "
+                    "for f in /sys/fs/cgroup/*; do stat -c '%n %a %F' $f; done; "
+                    "cat /proc/self/cgroup; touch /sys/fs/cgroup/x /sys/fs/cgroup/pids/x 2>&1; "
+                    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes", check=False).out
+
+
+def host_devices_list(cid):
+    with open(f"/sys/fs/cgroup/devices/berth/{cid}/devices.list") as f:
+        return f.read()
+
+
+def spec_annotations(d, cid):
+    with open(os.path.join(d.exec_root, "containers", cid, "config.json")) as f:
+        return json.load(f).get("annotations", {})
+
+
+@pytest.mark.parametrize("extra", [[], ["--device-cgroup-rule", "c 7:* rw"]])
+def test_premade_cgroups_look_like_ones_made_at_start(rd, extra):
+    """A first start takes cgroup directories made ahead, with the default
+    device rules written in and its /sys/fs/cgroup tree built (cgroup v1 and
+    hybrid hosts); a restart makes all of it at the start. The container
+    sees the same either way, and its devices cgroup holds the same rules (a
+    rule of its own: the premade rules are not taken as its)."""
+    if not os.path.isdir("/sys/fs/cgroup/devices/berth"):
+        pytest.skip("no cgroup v1 devices hierarchy")
+    pool = os.path.join(rd.data_root, "containers", ".pool")
+    assert wait_for(lambda: len(premade_cgroups(os.listdir(pool))) > 0, timeout=10)
+    n, cid, pid = run_d(rd, "-m", "64m", *extra, "busybox", "sleep", "60")
+    ann = spec_annotations(rd, cid)
+    assert ann.get("org.berth.cgroup-made") == "true", ann
+    assert ann.get("org.berth.cgroup-devices-made") == (None if extra else "true"), ann
+    first, rules = cgroup_view(rd, n), host_devices_list(cid)
+    assert "Read-only file system" in first and "67108864" in first, first
+    assert first.count(" - cgroup") >= 2, first
+    rd.docker("restart", "-t", "0", n)
+    ann = spec_annotations(rd, cid)
+    assert "org.berth.cgroup-made" not in ann and "org.berth.cgroup-devices-made" not in ann
+    assert cgroup_view(rd, n) == first
+    assert host_devices_list(cid) == rules
+    assert ("c 7:* rw" in rules.split("\n")) == bool(extra), rules
+    rd.docker("rm", "-f", n)
 
 
 # ---------------------------------------------------------------------------
