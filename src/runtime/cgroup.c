@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <linux/mount.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -359,26 +360,48 @@ static int seal_tmpfs(int t)
     return r;
 }
 
-int rt_cgroup_premake_tree(const char *parent, const char *name)
+/* The tmpfs every tree is a clone of: a directory per hierarchy (and the
+ * links of a pair), read-only. Mounts on a clone are the clone's own. */
+static int tree_template = -1;
+static pthread_once_t template_once = PTHREAD_ONCE_INIT;
+
+static void make_template(void)
 {
-    discover();
-    if (host_mode == RT_CG_V2 || !name || !*name || strchr(name, '/')) return -1;
     int t = detached_tmpfs();
     for (int i = 0; t >= 0 && i < nhiers; i++) {
         if (!want_hier(&hiers[i])) continue;
         char sub[256];
         hier_sub(hiers[i].name, sub, sizeof sub);
-        int b = -1, ok = mkdirat(t, sub, 0755) == 0 && link_pair(t, hiers[i].name, sub) == 0;
-        if (ok && *hiers[i].name) { /* the v2 one: bound at the start, when it is made */
-            char *p = premade_path(&hiers[i], parent, name);
-            b = cg_bind(p, true);
-            free(p);
-            ok = b >= 0 && syscall(SYS_move_mount, b, "", t, sub, MOVE_MOUNT_F_EMPTY_PATH) == 0;
-        }
+        if (mkdirat(t, sub, 0755) < 0 || link_pair(t, hiers[i].name, sub) < 0) close(t), t = -1;
+    }
+    if (t >= 0 && seal_tmpfs(t) < 0) close(t), t = -1;
+    tree_template = t;
+}
+
+int rt_cgroup_premake_tree(const char *parent, const char *name)
+{
+    discover();
+    if (host_mode == RT_CG_V2 || !name || !*name || strchr(name, '/')) return -1;
+    pthread_once(&template_once, make_template);
+    if (tree_template < 0) return -1;
+    int t = (int)syscall(SYS_open_tree, tree_template, "",
+                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    for (int i = 0; t >= 0 && i < nhiers; i++) {
+        if (!want_hier(&hiers[i]) || !*hiers[i].name) continue; /* v2: bound at the start */
+        char sub[256];
+        hier_sub(hiers[i].name, sub, sizeof sub);
+        char *p = premade_path(&hiers[i], parent, name);
+        int b = (int)syscall(SYS_open_tree, AT_FDCWD, p, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        free(p);
+        bool ok = b >= 0 && syscall(SYS_move_mount, b, "", t, sub, MOVE_MOUNT_F_EMPTY_PATH) == 0;
         if (b >= 0) close(b);
         if (!ok) close(t), t = -1;
     }
-    if (t >= 0 && seal_tmpfs(t) < 0) close(t), t = -1;
+    /* the binds get the cgroup mount's flags all at once */
+    struct mount_attr a = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                                       MOUNT_ATTR_RDONLY};
+    if (t >= 0 && syscall(SYS_mount_setattr, t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+        close(t), t = -1;
     return t;
 }
 
