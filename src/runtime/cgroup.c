@@ -697,9 +697,13 @@ static void kill_all(rt_cgroup *cg)
 }
 
 /* rmdir of a cgroup and of the cgroups below it, deepest first; EBUSY
- * (a process not yet gone) is retried, bounded. */
-static void remove_tree(const char *path, int depth)
+ * (a process not yet gone) is retried, bounded. The directory is read
+ * only when it has cgroups below it (a cgroup's is long to list). True
+ * when it is gone. */
+static bool remove_tree(const char *path, int depth)
 {
+    if (rmdir(path) == 0 || errno == ENOENT) return true;
+    if (errno != EBUSY && errno != ENOTEMPTY) return false;
     DIR *d = depth < 32 ? opendir(path) : NULL;
     for (struct dirent *de; d && (de = readdir(d));) {
         if (de->d_type != DT_DIR || de->d_name[0] == '.') continue;
@@ -707,9 +711,10 @@ static void remove_tree(const char *path, int depth)
         remove_tree(sub, depth + 1);
     }
     if (d) closedir(d);
-    int tries = 0;
-    while (rmdir(path) < 0 && errno == EBUSY && tries++ < 200)
+    int tries = 0, r;
+    while ((r = rmdir(path)) < 0 && errno == EBUSY && tries++ < 200)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return r == 0 || errno == ENOENT;
 }
 
 int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
@@ -718,8 +723,7 @@ int rt_cgroup_destroy(rt_cgroup *cg, berr *e)
     int rc = 0;
     for (int i = 0; i < cg->n; i++) {
         const char *p = cg->dirs[i].path;
-        remove_tree(p, 0);
-        if (access(p, F_OK) == 0 && rc == 0) rc = berr_errno(e, 500, "remove cgroup %s", p);
+        if (!remove_tree(p, 0) && rc == 0) rc = berr_errno(e, 500, "remove cgroup %s", p);
     }
     return rc;
 }
