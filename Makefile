@@ -62,14 +62,15 @@ FUZZ_DIR = build-fuzz
 FUZZ_CFLAGS = -g -O1 -std=c17 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=undefined
 COMMON_SRC = src/common/util.c src/common/digest.c src/common/sha256.c src/common/jsonutil.c \
-             src/common/libarchive.c
+             src/common/jsonfast.c src/common/libarchive.c
 FUZZ_SRC_ref = src/image/ref.c
 FUZZ_SRC_filters =
 FUZZ_SRC_template = src/cli/template_parse.c src/cli/template_exec.c src/cli/template_print.c
 FUZZ_SRC_tarx = src/image/tarx.c
 FUZZ_SRC_http = src/daemon/http_parse.c
+FUZZ_SRC_json =
 FUZZ_LIBS = -ljansson -ldl # libarchive: dlopened on first use
-FUZZ_TARGETS = ref filters template tarx http
+FUZZ_TARGETS = ref filters template tarx http json
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) src/image/*.c src/cli/template*.c \
                     src/daemon/http_parse.[ch]

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "cli/cli.h"
 #include "cli/http.h"
 
@@ -288,7 +289,7 @@ int client_do(client *c, const req *rq, resp *r)
 char *resp_error_message(const resp *r)
 {
     json_error_t je;
-    json_t *j = r->body.len ? json_loadb(r->body.data, r->body.len, 0, &je) : NULL;
+    json_t *j = r->body.len ? json_fast_loadb(r->body.data, r->body.len, 0, &je) : NULL;
     const char *m = jstr(j, "message");
     char *out;
     if (m) {
@@ -334,7 +335,7 @@ int client_json(client *c, const char *method, const char *path, const json_t *b
     }
     if (out) {
         json_error_t je;
-        *out = r.body.len ? json_loadb(r.body.data, r.body.len, JSON_DECODE_ANY, &je) : NULL;
+        *out = r.body.len ? json_fast_loadb(r.body.data, r.body.len, JSON_DECODE_ANY, &je) : NULL;
         if (!*out) *out = json_null();
     }
     resp_free(&r);

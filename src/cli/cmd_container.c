@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "cli/copts.h"
 
 static const flag FLAG_END = {NULL};
@@ -37,7 +38,7 @@ static char *call(client *c, const char *method, const char *fmt, const char *na
         free(m);
     } else if (out) {
         json_error_t je;
-        *out = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
+        *out = json_fast_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
     }
     resp_free(&r);
     sbuf_free(&path);
@@ -288,7 +289,7 @@ static char *post_update(client *c, const char *name, const char *body, json_t *
         free(m);
     } else {
         json_error_t je;
-        *res = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
+        *res = json_fast_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
     }
     resp_free(&r);
     free(path);

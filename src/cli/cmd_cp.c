@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "cli/cli.h"
 #include "common/libarchive.h"
 
@@ -116,7 +117,7 @@ static int stat_container_path(client *c, const char *ctr, const char *path, cpi
         int dn = base64_decode(hdr, n, dec);
         json_error_t je;
         json_t *j =
-            dn > 0 ? json_loadb((char *)dec, strnlen((char *)dec, (size_t)dn), 0, &je) : NULL;
+            dn > 0 ? json_fast_loadb((char *)dec, strnlen((char *)dec, (size_t)dn), 0, &je) : NULL;
         unsigned long long mode =
             (unsigned long long)json_integer_value(json_object_get(j, "mode"));
         out->exists = true;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "cli/cli.h"
 
 static const flag FLAG_END = {NULL, 0, 0, NULL, NULL, NULL, NULL};
@@ -452,7 +453,7 @@ static int rmi_one(client *c, const char *image, bool force, bool no_prune)
         rc = -1;
     } else if (rc == 0) {
         json_error_t je;
-        json_t *items = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
+        json_t *items = json_fast_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
         print_deletions(items, false);
         json_decref(items);
     }

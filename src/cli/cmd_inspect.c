@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "cli/cli.h"
 
 /* Go types of types.ImageInspect fields that matter when printed. */
@@ -37,13 +38,13 @@ static const char container_hints_src[] =
 static json_t *image_hints(void)
 {
     json_error_t je;
-    return json_loads(image_hints_src, 0, &je);
+    return json_fast_loadb(image_hints_src, strlen(image_hints_src), 0, &je);
 }
 
 static json_t *container_hints(void)
 {
     json_error_t je;
-    return json_loads(container_hints_src, 0, &je);
+    return json_fast_loadb(container_hints_src, strlen(container_hints_src), 0, &je);
 }
 
 typedef struct inspect_opts {
@@ -110,7 +111,7 @@ static const char *lookup(client *c, const inspect_opts *o, const char *name, sb
 static int render(tmpl *t, const sbuf *raw, const char *kind, sbuf *out, sbuf *errs)
 {
     json_error_t je;
-    json_t *j = json_loadb(raw->data ? raw->data : "", raw->len, JSON_DECODE_ANY, &je);
+    json_t *j = json_fast_loadb(raw->data ? raw->data : "", raw->len, JSON_DECODE_ANY, &je);
     json_t *hints = !strcmp(kind, "image")       ? image_hints()
                     : !strcmp(kind, "container") ? container_hints()
                                                  : NULL;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "cli/copts.h"
 
 /* docker's reportError: "berth: msg." plus the help hint. */
@@ -146,7 +147,7 @@ static created create_container(client *c, const copts *o, const json_t *body)
         goto done;
     }
     json_error_t je;
-    json_t *j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
+    json_t *j = json_fast_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
     size_t i;
     json_t *w;
     json_array_foreach(json_object_get(j, "Warnings"), i, w)
@@ -233,7 +234,7 @@ static int wait_status(session *s, bool quiet_errors)
     int rc = 125;
     json_error_t je;
     json_t *j =
-        hconn_body(&s->wait, &b) == 0 ? json_loadb(b.data ? b.data : "", b.len, 0, &je) : NULL;
+        hconn_body(&s->wait, &b) == 0 ? json_fast_loadb(b.data ? b.data : "", b.len, 0, &je) : NULL;
     const char *msg = jstr(json_object_get(j, "Error"), "Message");
     if (msg && *msg)
         errorf("Error waiting for container: %s", msg);
@@ -436,7 +437,7 @@ json_t *inspect_container(client *c, const char *name)
             print_daemon_error(&r);
         else {
             json_error_t je;
-            j = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
+            j = json_fast_loadb(r.body.data ? r.body.data : "", r.body.len, 0, &je);
         }
     }
     resp_free(&r);

@@ -13,7 +13,7 @@ json_t *json_parse_body(const char *data, size_t len, berr *e)
         berr_set(e, 400, "empty request body");
         return NULL;
     }
-    json_t *j = json_loadb(data, len, JSON_DECODE_ANY, &je);
+    json_t *j = json_fast_loadb(data, len, JSON_DECODE_ANY, &je);
     if (!j) berr_set(e, 400, "malformed JSON in request body: %s (line %d)", je.text, je.line);
     return j;
 }
@@ -35,7 +35,7 @@ json_t *filters_parse(const char *query, const char *const *allowed, berr *e)
     json_t *out = json_object();
     if (!query || !*query) return out;
     json_error_t je;
-    json_t *in = json_loads(query, 0, &je);
+    json_t *in = json_fast_loadb(query, strlen(query), 0, &je);
     if (!in || !json_is_object(in)) {
         json_decref(in);
         json_decref(out);
@@ -122,7 +122,7 @@ json_t *json_load_path(const char *path, json_error_t *je)
         return NULL;
     }
     json_error_t local;
-    json_t *j = json_loadb(data, len, 0, je ? je : &local);
+    json_t *j = json_fast_loadb(data, len, 0, je ? je : &local);
     free(data);
     return j;
 }

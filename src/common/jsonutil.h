@@ -10,6 +10,12 @@
 
 #include "util.h"
 
+/* json_loadb, faster (jsonfast.c): flags 0 or JSON_DECODE_ANY are parsed
+ * by a parser of Berth's own, which leaves anything it does not take (and
+ * every error, reported in jansson's words) to jansson. */
+json_t *json_fast_loadb(const char *buf, size_t len, size_t flags, json_error_t *je);
+/* That parser alone: NULL where it leaves the input to jansson. */
+json_t *json_fast_parse(const char *buf, size_t len, size_t flags);
 /* Parses a request body; 400 with a clear message when malformed. */
 json_t *json_parse_body(const char *data, size_t len, berr *e);
 /* A JSON file read whole, then parsed from memory: json_load_file reads it

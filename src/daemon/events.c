@@ -123,7 +123,7 @@ static json_t *next_event(uint64_t *seq, int64_t deadline_ns)
         char *text = xstrdup(ring[*seq % RING]);
         (*seq)++;
         pthread_mutex_unlock(&mu);
-        json_t *ev = json_loads(text, 0, NULL);
+        json_t *ev = json_fast_loadb(text, strlen(text), 0, NULL);
         free(text);
         if (ev) return ev; /* (it was dumped by events_publish: it parses) */
     }

@@ -25,7 +25,7 @@ int logs_frame(sbuf *out, int stream, const void *p, size_t n)
 /* One log line -> out (framed or raw); returns 1 when emitted. */
 static int emit_line(const char *line, const logs_opts *o, sbuf *out)
 {
-    json_t *j = json_loads(line, 0, NULL);
+    json_t *j = json_fast_loadb(line, strlen(line), 0, NULL);
     if (!j) return 0;
     const char *log = jstr(j, "log"), *stream = jstr(j, "stream"), *time = jstr(j, "time");
     int sid = stream && !strcmp(stream, "stderr") ? 2 : 1;

@@ -376,7 +376,8 @@ static json_t *profile_to_spec(const char *path, uint64_t caps, berr *e)
     /* the docker CLI sends the profile's JSON inline; a path names a file on
      * the daemon's host */
     json_error_t je;
-    json_t *p = path[0] == '{' ? json_loads(path, 0, &je) : json_load_file(path, 0, &je);
+    json_t *p =
+        path[0] == '{' ? json_fast_loadb(path, strlen(path), 0, &je) : json_load_file(path, 0, &je);
     if (!p) {
         berr_set(e, 400, "decoding seccomp profile failed: %s", je.text);
         return NULL;

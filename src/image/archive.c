@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "common/libarchive.h"
 #include "internal.h"
 #include "tarx.h"
@@ -207,7 +208,7 @@ static json_t *outer_json(const outer *o, const char *path, char **raw, size_t *
         return NULL;
     }
     json_error_t je;
-    json_t *j = json_loadb(data, len, 0, &je);
+    json_t *j = json_fast_loadb(data, len, 0, &je);
     if (!j) berr_set(e, 400, "invalid archive: %s: %s", path, je.text);
     if (raw && j) {
         *raw = data;
@@ -272,7 +273,7 @@ static int plan_add(plan *p, char *config, size_t len, entry **files, size_t nfi
             free(config);
             return (int)i;
         }
-    _cleanup_json_ json_t *cfg = json_loadb(config, len, 0, NULL);
+    _cleanup_json_ json_t *cfg = json_fast_loadb(config, len, 0, NULL);
     json_t *ids = cfg ? config_diff_ids(cfg, e) : NULL;
     if (!cfg) berr_set(e, 400, "invalid image config %s", id);
     if (!ids || check_os(cfg, e) < 0) {
@@ -729,7 +730,7 @@ static int collect(store *s, const char *const *names, size_t n, save_set *set, 
     for (size_t i = 0; i < set->n && rc == 0 && pin; i++) {
         save_img *si = &set->imgs[i];
         rc = st_read_config(s, si->id, &si->config, &si->len, e);
-        if (rc == 0 && !(si->cfg = json_loadb(si->config, si->len, 0, NULL)))
+        if (rc == 0 && !(si->cfg = json_fast_loadb(si->config, si->len, 0, NULL)))
             rc = berr_set(e, 500, "image config %s is not JSON", si->id);
     }
     if (rc == 0 && pin) {

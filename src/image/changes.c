@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonutil.h"
 #include "internal.h"
 
 /* ---- container configs in Go's container.Config shape ---- */
@@ -159,7 +160,7 @@ static char *one_word(const json_t *cfg, const char *s)
 static json_t *exec_form(const char *args)
 {
     if (*args != '[') return NULL;
-    json_t *a = json_loads(args, JSON_DECODE_ANY, NULL);
+    json_t *a = json_fast_loadb(args, strlen(args), JSON_DECODE_ANY, NULL);
     size_t i;
     json_t *v;
     bool ok = json_is_array(a);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "common/jsonutil.h"
 #include "tarx.h"
 
 /* ---- deferred work ---- */
@@ -211,7 +212,7 @@ json_t *st_load_config(const store *s, const char *id, berr *e)
     size_t len;
     if (st_read_config(s, id, &data, &len, e) < 0) return NULL;
     json_error_t je;
-    json_t *j = json_loadb(data, len, 0, &je);
+    json_t *j = json_fast_loadb(data, len, 0, &je);
     if (!json_is_object(j)) {
         json_decref(j);
         berr_set(e, 500, "image config %s is not a JSON object", id);
@@ -393,7 +394,7 @@ static image *image_from_config(const char *id, const char *cfg, size_t len, jso
                                 berr *e)
 {
     json_error_t je;
-    _cleanup_json_ json_t *j = json_loadb(cfg, len, 0, &je);
+    _cleanup_json_ json_t *j = json_fast_loadb(cfg, len, 0, &je);
     if (!json_is_object(j)) {
         berr_set(e, 400, "invalid image config: %s", j ? "not an object" : je.text);
         return NULL;
@@ -713,7 +714,7 @@ static layer *load_layer(const store *s, const char *hex)
     _cleanup_free_ char *p = st_path(s, "layers/%s/meta.json", hex);
     _cleanup_free_ char *data = NULL;
     if (strlen(hex) != 64 || !is_hex(hex, 64) || read_file(p, &data, NULL) < 0) return NULL;
-    _cleanup_json_ json_t *m = json_loads(data, 0, NULL);
+    _cleanup_json_ json_t *m = json_fast_loadb(data, strlen(data), 0, NULL);
     const char *chain = jstr(m, "chain_id"), *diff = jstr(m, "diff_id"), *par = jstr(m, "parent");
     if (!digest_valid(chain) || strcmp(chain + 7, hex) || !digest_valid(diff) || !par) return NULL;
     char want[DIGEST_LEN + 1];
@@ -751,7 +752,7 @@ static image *load_image(store *s, const char *path, berr *e)
 {
     _cleanup_free_ char *data = NULL;
     if (read_file(path, &data, NULL) < 0) return NULL;
-    _cleanup_json_ json_t *rec = json_loads(data, 0, NULL);
+    _cleanup_json_ json_t *rec = json_fast_loadb(data, strlen(data), 0, NULL);
     const char *id = jstr(rec, "id");
     if (!digest_valid(id)) return NULL;
     _cleanup_free_ char *cfg = NULL;
@@ -803,7 +804,7 @@ static void load_refs(store *s)
     _cleanup_free_ char *p = st_path(s, "repositories.json");
     _cleanup_free_ char *data = NULL;
     if (read_file(p, &data, NULL) < 0) return;
-    _cleanup_json_ json_t *j = json_loads(data, 0, NULL);
+    _cleanup_json_ json_t *j = json_fast_loadb(data, strlen(data), 0, NULL);
     const char *k;
     json_t *v;
     json_object_foreach(j, k, v)

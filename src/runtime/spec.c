@@ -9,6 +9,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "internal.h"
 
 /* ---- small helpers ---- */
@@ -530,7 +531,7 @@ int rt_spec_load_text(const char *text, size_t len, const char *bundle, rt_spec 
         memcpy(spliced + a, "null", 4);
         memcpy(spliced + a + 4, vs + vl, len - a - vl);
     }
-    json_t *j = json_loadb(spliced ? spliced : text, spliced ? sl : len, 0, je);
+    json_t *j = json_fast_loadb(spliced ? spliced : text, spliced ? sl : len, 0, je);
     free(spliced);
     if (!j) return berr_set(e, 400, "%s", je->text);
     int r = rt_spec_load(j, bundle, out, e);

@@ -398,7 +398,7 @@ static json_t *load_json(const char *path)
 {
     char *data = NULL;
     if (read_file(path, &data, NULL) < 0) return NULL;
-    json_t *j = json_loads(data, 0, NULL);
+    json_t *j = json_fast_loadb(data, strlen(data), 0, NULL);
     free(data);
     return j;
 }

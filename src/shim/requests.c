@@ -117,7 +117,7 @@ static int read_exec_exit(shim *sh, const char *id, int *code)
     int r = read_file(path, &data, NULL);
     free(path);
     if (r < 0) return -1;
-    json_t *j = json_loads(data, 0, NULL);
+    json_t *j = json_fast_loadb(data, strlen(data), 0, NULL);
     free(data);
     if (!j) return -1;
     *code = (int)json_integer_value(json_object_get(j, "ExitCode"));

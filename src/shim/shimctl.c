@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "shim/shim.h"
 
 static int fail(const berr *e)
@@ -113,7 +114,7 @@ static int cmd_exec(int argc, char **argv)
 {
     if (argc < 5) return 2;
     json_error_t je;
-    json_t *proc = json_loads(argv[4], 0, &je);
+    json_t *proc = json_fast_loadb(argv[4], strlen(argv[4]), 0, &je);
     if (!proc) return 2;
     berr e = {0};
     pid_t pid;

@@ -271,6 +271,102 @@ static void test_json_body(void **st)
     assert_null(json_parse_body(NULL, 0, &e));
 }
 
+/* jsonfast.c: what its parser takes, it gives as jansson does (values,
+ * types, member order); what it leaves, jansson parses or refuses, with
+ * jansson's error text. */
+static void same_as_jansson(const char *doc, size_t flags, bool fast)
+{
+    json_error_t je1, je2;
+    size_t n = strlen(doc);
+    json_t *j = json_loadb(doc, n, flags, &je1), *f = json_fast_parse(doc, n, flags);
+    json_t *l = json_fast_loadb(doc, n, flags, &je2);
+    if (fast) assert_non_null(f);
+    if (f) {
+        assert_non_null(j);
+        assert_true(json_equal(f, j));
+        char *a = json_dumps(f, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *b = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+        assert_string_equal(a, b);
+        free(a), free(b);
+    }
+    assert_int_equal(!l, !j);
+    if (j) assert_true(json_equal(l, j));
+    if (!j) assert_string_equal(je1.text, je2.text);
+    json_decref(j), json_decref(f), json_decref(l);
+}
+
+static void test_json_fast(void **st)
+{
+    static const char *taken[] = {
+        "{}",
+        "[]",
+        " {\"a\" : [1, -2, 0, -0, 3.5, -1e3, 2E+2, 1e-400, true, false, null]}\n",
+        "{\"k\":\"plain\",\"e\":\"q\\\"b\\\\s\\/n\\nt\\tr\\rb\\bf\\f\"}",
+        "[\"\\u00e9\\u20ac\\ud83d\\ude00\", \"caf\xc3\xa9\", \"\\u0041\"]",
+        "{\"dup\":1,\"z\":2,\"dup\":3}",
+        "{\"\\u00e9t\\u00e9\":{\"\xc3\xa9\":[[[]]]}}",
+        "[9223372036854775807, -9223372036854775808, 1.7976931348623157e308]",
+        "{\"Env\":[\"PATH=/usr/bin\"],\"HostConfig\":{\"Memory\":0,\"Binds\":null}}",
+    };
+    for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) same_as_jansson(taken[i], 0, true);
+    static const char *any[] = {"5", " \"s\" ", "null", "-0.0", "true"};
+    for (size_t i = 0; i < sizeof any / sizeof *any; i++) {
+        same_as_jansson(any[i], JSON_DECODE_ANY, true);
+        same_as_jansson(any[i], 0, false); /* refused without DECODE_ANY */
+    }
+    static const char *left[] = {
+        "",
+        "{",
+        "[1,]",
+        "{\"a\":}",
+        "{\"a\" 1}",
+        "[01]",
+        "[-]",
+        "[1.]",
+        "[.5]",
+        "[1e]",
+        "[+1]",
+        "[\"\\u0000\"]",
+        "[\"\\ud800\"]",
+        "[\"\\udc00\"]",
+        "[\"\\ud800\\u0041\"]",
+        "[\"\\x\"]",
+        "[\"a\nb\"]",
+        "[\"\xc3\"]",
+        "[\"\xed\xa0\x80\"]",
+        "[\"\xc0\xaf\"]",
+        "{\"\xff\":1}",
+        "[tru]",
+        "[truex]",
+        "[nul]",
+        "{} x",
+        "[1] [2]",
+        "[99999999999999999999]",
+        "[-99999999999999999999]",
+        "[1e999]",
+        "{\"a\":1,}",
+        "[1 2]",
+        "{1:2}",
+        "[0.000000000000000000000000000000000000000000000000000000000000000001]",
+    };
+    for (size_t i = 0; i < sizeof left / sizeof *left; i++) {
+        same_as_jansson(left[i], 0, false);
+        same_as_jansson(left[i], JSON_DECODE_ANY, false);
+    }
+    /* a NUL byte inside the buffer, and nesting beyond the parser's own depth */
+    json_error_t je;
+    assert_null(json_fast_parse("[1]\0", 4, 0));
+    assert_null(json_fast_loadb("[1]\0", 4, 0, &je));
+    char deep[2 * 300 + 1];
+    memset(deep, '[', 300), memset(deep + 300, ']', 300), deep[600] = 0;
+    assert_null(json_fast_parse(deep, 600, 0));
+    same_as_jansson(deep, 0, false);
+    json_t *j = json_fast_loadb(deep, 600, 0, &je); /* jansson's */
+    assert_non_null(j);
+    json_decref(j);
+    (void)st;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_atomic_file), cmocka_unit_test(test_dir_only),
         cmocka_unit_test(test_filters),     cmocka_unit_test(test_json_body),
         cmocka_unit_test(test_real_path),   cmocka_unit_test(test_write_file_from),
+        cmocka_unit_test(test_json_fast),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
