@@ -316,3 +316,119 @@ json_t *json_fast_loadb(const char *buf, size_t len, size_t flags, json_error_t 
     }
     return v;
 }
+
+/* ---- dumping ----
+ * json_dumps(JSON_COMPACT) writes every string through a callback in
+ * pieces and a buffer that grows by copies. Objects, arrays, ASCII
+ * strings, integers and the constants are written here as jansson writes
+ * them (",", ":", escapes \" \\ \b \f \n \r \t and \u00XX upper case, no
+ * escaped slash); a real, a non-ASCII byte (jansson checks the UTF-8) or a
+ * deeper tree (a cycle, which jansson refuses) leaves the whole document
+ * to jansson. */
+#define FAST_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER)
+
+static int dump_string(sbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    sbuf_add(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) return -1;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        sbuf_add(b, s + run, i - run);
+        run = i + 1;
+        char esc[7] = {'\\', 0};
+        size_t el = 2;
+        esc[1] = c == '"'    ? '"'
+                 : c == '\\' ? '\\'
+                 : c == '\b' ? 'b'
+                 : c == '\f' ? 'f'
+                 : c == '\n' ? 'n'
+                 : c == '\r' ? 'r'
+                 : c == '\t' ? 't'
+                             : 0;
+        if (!esc[1]) {
+            memcpy(esc + 1, "u00", 3), esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            el = 6;
+        }
+        sbuf_add(b, esc, el);
+    }
+    sbuf_add(b, s + run, n - run);
+    sbuf_add(b, "\"", 1);
+    return 0;
+}
+
+static int dump_value(const json_t *j, sbuf *b, int depth)
+{
+    char num[32];
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        if (depth > FAST_MAX_DEPTH) return -1;
+        sbuf_add(b, "{", 1);
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)j); it;
+             it = json_object_iter_next((json_t *)j, it)) {
+            if (!first) sbuf_add(b, ",", 1);
+            first = false;
+            if (dump_string(b, json_object_iter_key(it), json_object_iter_key_len(it)) < 0)
+                return -1;
+            sbuf_add(b, ":", 1);
+            if (dump_value(json_object_iter_value(it), b, depth + 1) < 0) return -1;
+        }
+        sbuf_add(b, "}", 1);
+        return 0;
+    }
+    case JSON_ARRAY: {
+        if (depth > FAST_MAX_DEPTH) return -1;
+        sbuf_add(b, "[", 1);
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            if (i) sbuf_add(b, ",", 1);
+            if (dump_value(json_array_get(j, i), b, depth + 1) < 0) return -1;
+        }
+        sbuf_add(b, "]", 1);
+        return 0;
+    }
+    case JSON_STRING:
+        return dump_string(b, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: {
+        int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        sbuf_add(b, num, (size_t)n);
+        return 0;
+    }
+    case JSON_TRUE:
+        sbuf_add(b, "true", 4);
+        return 0;
+    case JSON_FALSE:
+        sbuf_add(b, "false", 5);
+        return 0;
+    case JSON_NULL:
+        sbuf_add(b, "null", 4);
+        return 0;
+    default: /* a real */
+        return -1;
+    }
+}
+
+int json_fast_dump_sbuf(const json_t *j, size_t flags, sbuf *b)
+{
+    size_t start = b->len;
+    if (!j || !(flags & JSON_COMPACT) || (flags & ~(size_t)FAST_DUMP_FLAGS) ||
+        (!(flags & JSON_ENCODE_ANY) && !json_is_object(j) && !json_is_array(j)) ||
+        dump_value(j, b, 0) < 0) {
+        b->len = start;
+        if (b->data) b->data[start] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+char *json_fast_dumps(const json_t *j, size_t flags)
+{
+    sbuf b = {0};
+    if (json_fast_dump_sbuf(j, flags, &b) < 0) {
+        sbuf_free(&b);
+        return json_dumps(j, flags);
+    }
+    return sbuf_steal(&b);
+}

@@ -26,7 +26,7 @@ const char *jstr(const json_t *obj, const char *key)
 
 char *json_dump_compact(const json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    char *s = json_fast_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     return s ? s : xstrdup("null");
 }
 

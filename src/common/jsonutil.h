@@ -16,6 +16,12 @@
 json_t *json_fast_loadb(const char *buf, size_t len, size_t flags, json_error_t *je);
 /* That parser alone: NULL where it leaves the input to jansson. */
 json_t *json_fast_parse(const char *buf, size_t len, size_t flags);
+/* json_dumps, faster, byte for byte the same: JSON_COMPACT (with
+ * JSON_ENCODE_ANY, JSON_PRESERVE_ORDER) documents of ASCII strings, integers
+ * and constants are written by Berth; others by jansson. */
+char *json_fast_dumps(const json_t *j, size_t flags);
+/* The same appended to b; -1 (b as it was) where jansson has to write it. */
+int json_fast_dump_sbuf(const json_t *j, size_t flags, sbuf *b);
 /* Parses a request body; 400 with a clear message when malformed. */
 json_t *json_parse_body(const char *data, size_t len, berr *e);
 /* A JSON file read whole, then parsed from memory: json_load_file reads it

@@ -72,7 +72,7 @@ void h_exec_create(req *r)
         if (!json_is_array(ids)) json_object_set_new(c->j, "ExecIDs", ids = json_array());
         json_array_append_new(ids, json_string(x->id));
         ctr_unlock();
-        char *cmdline = json_dumps(cmd, JSON_COMPACT);
+        char *cmdline = json_fast_dumps(cmd, JSON_COMPACT);
         lc_event(c, "exec_create", json_pack("{s:s,s:s}", "execID", x->id, "execCommand", cmdline));
         free(cmdline);
         resp_json(r, 201, json_pack("{s:s}", "Id", x->id));

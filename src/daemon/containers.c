@@ -453,7 +453,7 @@ void ctr_remove(container *c, void (*before_files)(container *c))
 char *ctr_snapshot(container *c, uint64_t *seq)
 {
     *seq = ++c->save_seq;
-    return json_dumps(c->j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    return json_fast_dumps(c->j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 }
 
 int ctr_write_snapshot(container *c, char *s, uint64_t seq)

@@ -35,7 +35,7 @@ void events_publish(const char *type, const char *action, const char *id, json_t
         json_object_del(ev, "status");
         json_object_del(ev, "id");
     }
-    char *text = json_dumps(ev, JSON_COMPACT);
+    char *text = json_fast_dumps(ev, JSON_COMPACT);
     json_decref(ev);
     if (!text) return;
     pthread_mutex_lock(&mu);

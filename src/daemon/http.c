@@ -312,8 +312,9 @@ static int dump_cb(const char *buf, size_t size, void *data)
 static void dump_json(sbuf *b, json_t *j)
 {
     size_t l = b->len;
-    if (!j || json_dump_callback(j, dump_cb, b,
-                                 JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER) < 0) {
+    size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER;
+    if (!j ||
+        (json_fast_dump_sbuf(j, flags, b) < 0 && json_dump_callback(j, dump_cb, b, flags) < 0)) {
         b->len = l;
         sbuf_adds(b, "null");
     }

@@ -1040,7 +1040,7 @@ json_t *ocispec_default_seccomp(uint64_t caps)
 static char *seccomp_text_of(const json_t *sc)
 {
     pthread_mutex_lock(&seccomp_mu);
-    if (sc == seccomp_cached && !seccomp_text) seccomp_text = json_dumps(sc, JSON_COMPACT);
+    if (sc == seccomp_cached && !seccomp_text) seccomp_text = json_fast_dumps(sc, JSON_COMPACT);
     char *t = sc == seccomp_cached && seccomp_text ? xstrdup(seccomp_text) : NULL;
     pthread_mutex_unlock(&seccomp_mu);
     return t;
@@ -1063,18 +1063,18 @@ char *ocispec_dumps(json_t *spec)
     json_t *linux = json_object_get(spec, "linux");
     json_t *sc = json_object_get(linux, "seccomp");
     char *text = sc ? seccomp_text_of(sc) : NULL;
-    if (!text) return json_dumps(spec, JSON_COMPACT);
+    if (!text) return json_fast_dumps(spec, JSON_COMPACT);
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, seccomp_mark_init);
     json_incref(sc);
     json_object_set_new(linux, "seccomp", json_string(seccomp_mark + 1));
-    char *s = json_dumps(spec, JSON_COMPACT);
+    char *s = json_fast_dumps(spec, JSON_COMPACT);
     json_object_set_new(linux, "seccomp", sc);
     size_t ml = strlen(seccomp_mark) + 1; /* both quotes */
     char *at = s ? strstr(s, seccomp_mark) : NULL;
     if (!at || at[ml - 1] != '"') {
         free(s), free(text);
-        return json_dumps(spec, JSON_COMPACT);
+        return json_fast_dumps(spec, JSON_COMPACT);
     }
     size_t sl = strlen(s), tl = strlen(text), head = (size_t)(at - s);
     char *out = xmalloc(sl - ml + tl + 1);

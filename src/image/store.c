@@ -133,7 +133,7 @@ void chain_id(const char *parent_chain, const char *diff, char out[DIGEST_LEN + 
 
 char *json_dump_go(const json_t *j)
 {
-    char *raw = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    char *raw = json_fast_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
     if (!raw) return xstrdup("null");
     sbuf b = {0};
     for (const char *p = raw; *p; p++) {
@@ -381,7 +381,7 @@ int st_write_record(store *s, const image *img, berr *e)
     for (size_t i = 0; i < img->nlayers; i++)
         json_array_append_new(layers, json_string(img->layers[i]->chain));
     json_object_set_new(j, "layers", layers);
-    _cleanup_free_ char *data = json_dumps(j, JSON_COMPACT);
+    _cleanup_free_ char *data = json_fast_dumps(j, JSON_COMPACT);
     _cleanup_free_ char *p = st_path(s, "images/%s.json", img->id + 7);
     if (write_file_atomic(p, data, strlen(data), 0644) < 0)
         return berr_errno(e, 500, "writing %s", p);
@@ -521,7 +521,7 @@ static int write_layer_meta(const char *dir, const pending_layer *pl, berr *e)
     _cleanup_json_ json_t *m =
         json_pack("{s:s, s:s, s:s, s:I}", "chain_id", pl->chain, "diff_id", pl->diff, "parent",
                   pl->parent, "size", (json_int_t)pl->size);
-    _cleanup_free_ char *data = json_dumps(m, JSON_COMPACT);
+    _cleanup_free_ char *data = json_fast_dumps(m, JSON_COMPACT);
     _cleanup_free_ char *p = xasprintf("%s/meta.json", dir);
     if (write_file_atomic(p, data, strlen(data), 0644) < 0)
         return berr_errno(e, 500, "writing %s", p);

@@ -34,7 +34,7 @@ static int fail(const berr *e)
     FILE *f = log_path ? fopen(log_path, "ae") : NULL;
     if (f && log_json) {
         json_t *j = json_pack("{s:s,s:s,s:s}", "level", "error", "msg", e->msg, "time", ts);
-        char *s = json_dumps(j, JSON_COMPACT);
+        char *s = json_fast_dumps(j, JSON_COMPACT);
         fprintf(f, "%s\n", s);
         free(s);
         json_decref(j);
@@ -395,7 +395,7 @@ static int do_events(int argc, char **argv)
         (json_int_t)st.mem_failcnt, "raw", st.mem_stat, "oom_kill", (json_int_t)st.oom_kills,
         "pids", "current", (json_int_t)st.pids_current, "limit", (json_int_t)st.pids_limit, "blkio",
         "read", (json_int_t)st.blk_read_bytes, "write", (json_int_t)st.blk_write_bytes);
-    char *out = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *out = json_fast_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     printf("%s\n", out);
     free(out);
     json_decref(j);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "internal.h"
 
 bool rt_id_valid(const char *id)
@@ -83,7 +84,7 @@ int rt_state_save(rt_container *c, berr *e)
                           c->rootfs, "created", c->created, "owner", c->owner);
     if (c->annotations) json_object_set(j, "annotations", c->annotations);
     if (c->cg) json_object_set_new(j, "cgroup", rt_cgroup_to_json(c->cg));
-    char *s = json_dumps(j, JSON_COMPACT);
+    char *s = json_fast_dumps(j, JSON_COMPACT);
     json_decref(j);
     _cleanup_free_ char *path = xasprintf("%s/state.json", c->dir);
     int r = write_state_file(path, s);

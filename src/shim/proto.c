@@ -58,7 +58,7 @@ int proto_connect(const char *state_dir, berr *e)
 
 int proto_send(int fd, const json_t *msg, berr *e)
 {
-    char *s = json_dumps(msg, JSON_COMPACT);
+    char *s = json_fast_dumps(msg, JSON_COMPACT);
     if (!s) return berr_set(e, 500, "encode shim request");
     size_t n = strlen(s);
     s[n] = '\n'; /* json_dumps' NUL becomes the line end */

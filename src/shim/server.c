@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/jsonutil.h"
 #include "server.h"
 
 enum { K_SIG, K_LISTEN, K_OUT0, K_OUT1, K_IN, K_CLIENT };
@@ -123,7 +124,7 @@ void client_finish(client *cl)
 
 static void client_send_json(client *cl, json_t *msg)
 {
-    char *s = json_dumps(msg, JSON_COMPACT);
+    char *s = json_fast_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     if (!s) {
         cl->dead = true;

@@ -349,7 +349,7 @@ void shim_container_finished(shim *sh)
     }
     json_t *j = json_pack("{s:i,s:b,s:s,s:s}", "ExitCode", sh->exit_code, "OOMKilled",
                           sh->oom_killed, "FinishedAt", sh->finished_at, "Error", "");
-    char *s = json_dumps(j, JSON_COMPACT), *path = proto_path(sh->state_dir, SHIM_EXIT);
+    char *s = json_fast_dumps(j, JSON_COMPACT), *path = proto_path(sh->state_dir, SHIM_EXIT);
     if (write_file_replace(path, s, strlen(s), 0644) < 0)
         log_error("shim: write %s: %s", path, strerror(errno));
     free(s), free(path), json_decref(j);

@@ -28,7 +28,7 @@
 static int fail(const berr *e)
 {
     json_t *j = json_pack("{s:s,s:i}", "error", e->msg, "status", e->status);
-    char *s = json_dumps(j, JSON_COMPACT);
+    char *s = json_fast_dumps(j, JSON_COMPACT);
     fprintf(stderr, "%s\n", s);
     free(s);
     json_decref(j);

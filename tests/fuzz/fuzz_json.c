@@ -1,8 +1,9 @@
 /* fuzz_json.c: libFuzzer target, differential, for jsonfast.c (request
  * bodies, config.json and every record go through it): whatever its
  * parser takes, jansson takes too and gives the same value, types and
- * member order; json_fast_loadb always agrees with json_loadb. The first
- * byte picks the flags. */
+ * member order; json_fast_loadb always agrees with json_loadb; and
+ * json_fast_dumps writes what json_dumps writes. The first byte picks the
+ * flags. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (f) same(f, j);
     same(l, j);
     if (!j && strcmp(je1.text, je2.text)) abort();
+    for (int any = 0; j && any < 2; any++) {
+        size_t df = JSON_COMPACT | (any ? JSON_ENCODE_ANY : 0);
+        char *x = json_dumps(j, df), *y = json_fast_dumps(j, df);
+        if (!x != !y || (x && strcmp(x, y))) abort();
+        free(x), free(y);
+    }
     json_decref(j), json_decref(f), json_decref(l);
     return 0;
 }

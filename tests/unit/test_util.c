@@ -292,6 +292,15 @@ static void same_as_jansson(const char *doc, size_t flags, bool fast)
     assert_int_equal(!l, !j);
     if (j) assert_true(json_equal(l, j));
     if (!j) assert_string_equal(je1.text, je2.text);
+    for (int i = 0; j && i < 3; i++) { /* and dumped back as jansson dumps */
+        size_t df = i == 0   ? JSON_COMPACT
+                    : i == 1 ? JSON_COMPACT | JSON_ENCODE_ANY
+                             : JSON_INDENT(2);
+        char *a = json_dumps(j, df), *b = json_fast_dumps(j, df);
+        assert_int_equal(!a, !b);
+        if (a) assert_string_equal(a, b);
+        free(a), free(b);
+    }
     json_decref(j), json_decref(f), json_decref(l);
 }
 
@@ -307,6 +316,7 @@ static void test_json_fast(void **st)
         "{\"\\u00e9t\\u00e9\":{\"\xc3\xa9\":[[[]]]}}",
         "[9223372036854775807, -9223372036854775808, 1.7976931348623157e308]",
         "{\"Env\":[\"PATH=/usr/bin\"],\"HostConfig\":{\"Memory\":0,\"Binds\":null}}",
+        "[\"ctl \\u0001\\u001f\\u007f \\\"q\\\" / \\\\ \\b\\f\\n\\r\\t\", {\"\\n\":[]}, 1.5]",
     };
     for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) same_as_jansson(taken[i], 0, true);
     static const char *any[] = {"5", " \"s\" ", "null", "-0.0", "true"};
