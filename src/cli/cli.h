@@ -54,6 +54,10 @@ typedef struct req {
     chunk_fn on_data; /* stream the response body here on 2xx */
     void *ctx;
     bool unversioned;
+    /* when set: called once the request is sent, while the daemon works
+     * on it (run connects its attach and wait connections there) */
+    void (*sent)(client *c, int arg);
+    int sent_arg;
 } req;
 
 int client_init(client *c, const char *host);

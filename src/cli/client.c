@@ -187,6 +187,7 @@ static int exchange(client *c, const req *rq, const char *target, hconn **out)
             errorf("error during connect: %s", go_strerror(errno));
             return -1;
         }
+        if (rc == 0 && rq->sent) rq->sent(c, rq->sent_arg);
         if (rc == 0 && hconn_head(h, -1) == 0) return 0;
         int e = errno;
         if (!reused || attempt || rq->body_fd >= 0 || h->in.len) {

@@ -78,6 +78,10 @@ typedef struct created {
     bool pulled;
 } created;
 
+/* The connections run_created needs (attach and wait, or wait), connected
+ * while the daemon creates the container. */
+static int preconnect_n;
+
 static int post_create(client *c, const copts *o, const json_t *body, resp *r)
 {
     sbuf path = {0};
@@ -90,7 +94,9 @@ static int post_create(client *c, const copts *o, const json_t *body, resp *r)
               .body = b,
               .body_len = strlen(b),
               .body_fd = -1,
-              .content_type = "application/json"};
+              .content_type = "application/json",
+              .sent = preconnect_n ? client_preconnect : NULL,
+              .sent_arg = preconnect_n};
     int rc = client_do(c, &rq, r);
     free(b);
     sbuf_free(&path);
@@ -354,7 +360,7 @@ static int run_main(client *c, copts *o, const char *image, int argc, char **arg
     }
     s.proxy = o->sig_proxy && !o->tty;
     /* the attach's and the wait's connections are made while it creates */
-    if (!o->detach) client_preconnect(c, 1 + (s.in || s.out || s.err));
+    preconnect_n = o->detach ? 0 : 1 + (s.in || s.out || s.err);
     created cr = create_container(c, o, body);
     json_decref(body);
     if (!cr.id) {
