@@ -222,9 +222,11 @@ static int listen_unix(const char *path, const char *group)
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) *slash = 0, mkdir_p(dir, 0755);
     free(dir);
-    mode_t old = umask(0117);
-    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-    umask(old);
+    /* the file is made with the socket's own mode, less the umask (Linux):
+     * never open to others before the chmod below. Not a umask change: the
+     * umask is the whole process's, and the threads started already (the
+     * directory pool) would make their directories with it. */
+    int rc = fchmod(fd, 0600) < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof sa);
     if (rc < 0 || listen(fd, 128) < 0) {
         int s = errno;
         close(fd);

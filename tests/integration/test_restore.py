@@ -556,6 +556,25 @@ def test_directories_made_ahead_are_used_and_cleaned(rd):
     assert premade_cgroups(seen) == []
 
 
+def test_directories_made_at_daemon_start_keep_their_modes(own_daemons, rootfs_tar):
+    """The directories the pool makes while berthd starts (its socket is
+    bound meanwhile) have their modes: the first container's / is 755, as
+    every later one's, and a non-root user can use it. (A umask changed
+    around the socket's bind, process-wide, sometimes gave them 0640; that
+    race is rare here, so this guards the modes more than it can catch it.)"""
+    for i in range(3):
+        d = own_daemons(uniq("modes")).start()
+        pool = os.path.join(d.data_root, "containers", ".pool")
+        assert wait_for(lambda: len(os.listdir(pool)) == 2, timeout=10)
+        for e in os.listdir(pool):
+            assert oct(os.stat(os.path.join(pool, e, "upper")).st_mode & 0o7777) == "0o755"
+            assert oct(os.stat(os.path.join(pool, e, "work")).st_mode & 0o7777) == "0o700"
+        d.berth("import", "-", "busybox:latest", input=rootfs_tar)
+        out = d.berth("run", "--rm", "-u", "65534", "busybox", "sh", "-c", "stat -c %a / && ls /bin/sh")
+        assert out.out.split() == ["755", "/bin/sh"], out.out
+        d.stop()
+
+
 def cgroup_view(d, n):
     """What container n sees of its cgroups: /sys/fs/cgroup's mounts (their
     ids dropped), its entries, /proc/self/cgroup, and what a write gives."""
