@@ -80,11 +80,12 @@ static pthread_t pool_thread;
 
 /* The device rules most containers get, for the premade directories. */
 static pthread_once_t devs_once = PTHREAD_ONCE_INIT;
-static json_t *devs_json;
+static json_t *devs_json, *dev_mounts;
 static rt_resources *devs_res;
 
 static void devs_init(void)
 {
+    dev_mounts = ocispec_default_dev_mounts();
     devs_json = ocispec_default_devices();
     json_t *r = json_pack("{s:O}", "devices", devs_json);
     berr e;
@@ -96,6 +97,7 @@ void ctr_premake(const char *name, ctr_premade *pm)
 {
     *pm = CTR_PREMADE_NONE;
     pthread_once(&devs_once, devs_init);
+    pm->dev_tree = dev_mounts ? rt_dev_tree_make(dev_mounts) : -1;
     int r = rt_cgroup_premake(CTR_CGROUP_PARENT, name, devs_res);
     if (r < 0) return;
     snprintf(pm->name, sizeof pm->name, "%s", name);
@@ -109,9 +111,21 @@ bool ctr_premade_devices_fit(const ctr_premade *pm, const json_t *devices)
     return pm->name[0] && pm->devices && devices && json_equal(devices, devs_json);
 }
 
+bool ctr_dev_tree_fits(const json_t *spec)
+{
+    pthread_once(&devs_once, devs_init);
+    const json_t *linux = json_object_get(spec, "linux");
+    json_t *mine = ocispec_dev_mounts(json_object_get(spec, "mounts"));
+    bool fits = mine && dev_mounts && json_equal(mine, dev_mounts) &&
+                !json_array_size(json_object_get(linux, "devices"));
+    json_decref(mine);
+    return fits;
+}
+
 void ctr_premade_drop(ctr_premade *pm)
 {
     if (pm->tree >= 0) close(pm->tree); /* first: it holds binds of the directories */
+    if (pm->dev_tree >= 0) close(pm->dev_tree);
     if (pm->name[0]) rt_cgroup_premade_remove(CTR_CGROUP_PARENT, pm->name);
     *pm = CTR_PREMADE_NONE;
 }
@@ -293,6 +307,7 @@ void ctr_put(container *c)
     json_decref(c->j);
     if (c->warm_fd >= 0) close(c->warm_fd);
     if (c->premade.tree >= 0) close(c->premade.tree);
+    if (c->premade.dev_tree >= 0) close(c->premade.dev_tree);
     free(c->root_key);
     pthread_mutex_destroy(&c->op);
     pthread_mutex_destroy(&c->save_mu);

@@ -20,18 +20,22 @@
 #include "common/util.h"
 
 /* Cgroup directories made ahead for a container's first start (runtime.h
- * rt_cgroup_premake), named <parent>/.pool-<name>, and the tree its
- * /sys/fs/cgroup can be attached from (rt_cgroup_premake_tree). */
+ * rt_cgroup_premake), named <parent>/.pool-<name>, the tree its
+ * /sys/fs/cgroup can be attached from (rt_cgroup_premake_tree), and its /dev
+ * (rt_dev_tree_make). */
 typedef struct ctr_premade {
     char name[17]; /* "": none */
     int tree;      /* -1: none */
     bool devices;  /* the default device rules are in (ocispec_default_devices) */
+    int dev_tree;  /* a /dev made ahead for ocispec_default_dev_mounts (rt_dev_tree_make); -1 */
 } ctr_premade;
-#define CTR_PREMADE_NONE ((ctr_premade){"", -1, false})
+#define CTR_PREMADE_NONE ((ctr_premade){"", -1, false, -1})
 void ctr_premake(const char *name, ctr_premade *pm); /* best effort */
 void ctr_premade_drop(ctr_premade *pm);              /* never used: gone */
 /* Whether they hold the device rules linux.resources.devices asks for. */
 bool ctr_premade_devices_fit(const ctr_premade *pm, const json_t *devices);
+/* Whether a /dev made for ocispec_default_dev_mounts is the one spec asks for. */
+bool ctr_dev_tree_fits(const json_t *spec);
 
 typedef struct container {
     char id[65];

@@ -272,7 +272,8 @@ static void release_sandbox(container *c)
  * first start (containers.c, runtime.h), taken before the shim is launched
  * (it gets their tree). berthd renames them into place
  * (place_premade_cgroups) while the shim parses the spec, which says they
- * will be there (mark_premade_cgroups). */
+ * will be there (mark_premade; also whether the /dev made ahead is the
+ * one the spec asks for). */
 static ctr_premade take_premade_cgroups(container *c)
 {
     ctr_lock();
@@ -282,11 +283,14 @@ static ctr_premade take_premade_cgroups(container *c)
     return pm;
 }
 
-static void mark_premade_cgroups(const ctr_premade *pm, json_t *spec)
+static void mark_premade(const ctr_premade *pm, bool dev_sent, json_t *spec)
 {
-    if (!pm->name[0]) return;
+    bool dev = dev_sent && ctr_dev_tree_fits(spec);
+    if (!pm->name[0] && !dev) return;
     json_t *ann = json_object_get(spec, "annotations");
     if (!json_is_object(ann)) json_object_set_new(spec, "annotations", ann = json_object());
+    if (dev) json_object_set_new(ann, "org.berth.dev-made", json_string("true"));
+    if (!pm->name[0]) return;
     json_object_set_new(ann, "org.berth.cgroup-made", json_string("true"));
     json_t *devs =
         json_object_get(json_object_get(json_object_get(spec, "linux"), "resources"), "devices");
@@ -811,6 +815,7 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     if (o.log_max_file < 1) o.log_max_file = 1;
     premade = take_premade_cgroups(c);
     o.cgroup_tree = premade.tree + 1;
+    o.dev_tree = premade.dev_tree + 1;
     pid_t pid = 0;
     ctr_lock();
     bool pa = c->pa_waiting && c->pa_fd < 0;
@@ -819,6 +824,8 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     int afd = -1;
     int lr = shim_launch_begin(&o, pa, pin, pout, perr, &sp, e);
     if (premade.tree >= 0) close(premade.tree), premade.tree = -1; /* the shim's now */
+    bool dev_sent = lr == 0 && premade.dev_tree >= 0;
+    if (premade.dev_tree >= 0) close(premade.dev_tree), premade.dev_tree = -1;
     if (lr < 0) goto out;
     launched = true;
     close(go[0]), go[0] = -1;
@@ -848,7 +855,7 @@ static int launch(container *c, bool by_policy, early_waiter **ew, berr *e)
     user = NULL;
     if (!spec) goto out_umount;
     use_pooled_netns(c, spec);
-    mark_premade_cgroups(&premade, spec);
+    mark_premade(&premade, dev_sent, spec);
     PHASE("spec built");
     char *s = ocispec_dumps(spec);
     int w = s ? write_file_replace(bundle_cfg, s, strlen(s), 0600) : (errno = ENOMEM, -1);

@@ -502,6 +502,33 @@ static json_t *std_mounts(const json_t *hc, const char *files_dir, bool privileg
     return m;
 }
 
+static const char *const dev_dests[] = {"/dev", "/dev/pts", "/dev/shm"};
+
+json_t *ocispec_dev_mounts(const json_t *mounts)
+{
+    json_t *found[3] = {NULL, NULL, NULL}, *m;
+    size_t i;
+    json_array_foreach(mounts, i, m)
+    {
+        const char *d = jstr(m, "destination");
+        for (int k = 0; d && k < 3; k++)
+            if (!strcmp(d, dev_dests[k])) {
+                if (found[k]) return NULL; /* twice */
+                found[k] = m;
+            }
+    }
+    if (!found[0] || !found[1] || !found[2]) return NULL;
+    return json_pack("[OOO]", found[0], found[1], found[2]);
+}
+
+json_t *ocispec_default_dev_mounts(void)
+{
+    json_t *hc = json_object(), *all = std_mounts(hc, "", false);
+    json_t *out = ocispec_dev_mounts(all);
+    json_decref(all), json_decref(hc);
+    return out;
+}
+
 /* ---- resources ---- */
 
 static void set_if(json_t *o, const char *k, const json_t *hc, const char *hk)

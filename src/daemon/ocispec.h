@@ -44,6 +44,11 @@ char *ocispec_dumps(json_t *spec);
 /* The linux.resources.devices a container gets without --privileged,
  * --device or --device-cgroup-rule (a new array). */
 json_t *ocispec_default_devices(void);
+/* The entries of mounts (a spec's mounts[]) for /dev, /dev/pts and /dev/shm,
+ * in that order (a new array, borrowing them), or NULL unless each is
+ * there once; for a container without options (ShmSize...): ..._default_. */
+json_t *ocispec_dev_mounts(const json_t *mounts);
+json_t *ocispec_default_dev_mounts(void);
 /* Resolves "user[:group]" against the rootfs's /etc/passwd and /etc/group
  * (read inside the root, never following links out of it) into the spec's
  * {"uid","gid","additionalGids"}; group_add: extra groups (names or ids). */

@@ -48,6 +48,9 @@ typedef struct rt_mount {
     bool bind;
 } rt_mount;
 
+/* One entry of mounts[] (zeroed m; free its strings after). */
+int rt_mount_parse(const json_t *j, rt_mount *m, berr *e);
+
 typedef struct rt_ns {
     int type; /* CLONE_NEW* */
     char *path;
@@ -218,6 +221,9 @@ void rt_seccomp_note_text(const char *text, size_t len, const json_t *sc);
 /* Before the clone: o->cgroup_tree's fd (-1: none) is attached by the child
  * in place of the v1 binds when it serves the container (cgroup.c). */
 void rt_child_take_tree(const rt_cgroup *cg, const rt_spec *s, int tree);
+/* Before the clone: o->dev_tree's fd (-1: none), attached by the child at
+ * /dev when the spec says it may (mounts.c). */
+void rt_child_take_dev_tree(const rt_spec *s, int tree);
 int rt_cgroup_binds(const rt_cgroup *cg, const rt_spec *s, int *fds, int *mask); /* parent */
 void rt_child_take_binds(const int *fds, int n, int mask);                       /* child */
 

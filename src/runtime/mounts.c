@@ -192,6 +192,31 @@ static int mount_root_overlays(const rt_spec *s, berr *e)
     return 0;
 }
 
+/* A /dev made ahead (rt_dev_tree_make), +1 (0: none): the spec says it is
+ * its /dev (annotation org.berth.dev-made) and asks for no other node. */
+static int child_dev_tree;
+
+void rt_child_take_dev_tree(const rt_spec *s, int tree)
+{
+    const char *made = jstr(s->annotations, "org.berth.dev-made");
+    child_dev_tree = tree >= 0 && made && !strcmp(made, "true") && !s->ndevices ? tree + 1 : 0;
+}
+
+/* m (the /dev tmpfs) replaced by the tree: true when attached. */
+static bool attach_dev_tree(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
+{
+    if (child_dev_tree <= 0 || m->bind || strcmp(m->dest, "/dev")) return false;
+    _cleanup_close_ int fd = mount_target(rootfd, m, true, e);
+    if (fd < 0 || syscall(SYS_move_mount, child_dev_tree - 1, "", fd, "",
+                          MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        return false;
+    char p[32];
+    _cleanup_close_ int top = rt_open_in_root(rootfd, m->dest, O_PATH, NULL);
+    if (m->propflags && !prop_is_given(s, m) && top >= 0)
+        mount(NULL, fdpath(top, p), NULL, m->propflags, NULL);
+    return true;
+}
+
 int rt_rootfs_prepare(const rt_spec *s, const rt_process *proc, int *master, int *slave, berr *e)
 {
     *master = *slave = -1;
@@ -203,11 +228,19 @@ int rt_rootfs_prepare(const rt_spec *s, const rt_process *proc, int *master, int
     _cleanup_close_ int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) return berr_errno(e, 500, "open root %s", s->rootfs);
     trace_mark("child root bound");
+    bool dev_made = false; /* /dev is the tree: its pts and shm, nodes and links are there */
     for (size_t i = 0; i < s->nmounts; i++) {
-        if (strcmp(s->mounts[i].dest, "/") && mount_one(rootfd, s, &s->mounts[i], e) < 0) return -1;
-        trace_mark("child mount %s", s->mounts[i].dest);
+        const rt_mount *m = &s->mounts[i];
+        if (!strcmp(m->dest, "/") ||
+            (dev_made && (!strcmp(m->dest, "/dev/pts") || !strcmp(m->dest, "/dev/shm"))))
+            continue;
+        if (!dev_made && attach_dev_tree(rootfd, s, m, e))
+            dev_made = true;
+        else if (mount_one(rootfd, s, m, e) < 0)
+            return -1;
+        trace_mark("child mount %s", m->dest);
     }
-    if (rt_dev_is_ours(s) && rt_devices_create(s, rootfd, e) < 0) return -1;
+    if (rt_dev_is_ours(s) && !dev_made && rt_devices_create(s, rootfd, e) < 0) return -1;
     trace_mark("child devices");
     if (proc->terminal) {
         if (rt_pty_open(rootfd, master, slave, e) < 0) return -1;

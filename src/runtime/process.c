@@ -554,6 +554,7 @@ int rt_spawn_init(const rt_spec *s, const rt_create_opts *o, const rt_bpf *bpf, 
     int cgfd = open_v2_dir(cg);
     bool userns = rt_spec_has_ns(s, CLONE_NEWUSER);
     rt_child_take_tree(cg, s, o->cgroup_tree - 1);
+    rt_child_take_dev_tree(s, o->dev_tree - 1);
     trace_mark("parent clone");
     rt_sync_msg m = {.type = RT_MSG_GO};
     int binds[RT_CG_MAX], sent[RT_SYNC_MAX_FDS], k = 0;
@@ -617,6 +618,7 @@ ready:
 out:
     rt_child_cgroup = NULL;
     rt_child_take_tree(NULL, s, -1);
+    rt_child_take_dev_tree(s, -1);
     for (size_t i = 0; i < RT_MAX_NS; i++)
         if (arg.nsfd[i] >= 0) close(arg.nsfd[i]);
     close(sv[0]);

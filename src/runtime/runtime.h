@@ -89,6 +89,11 @@ typedef struct rt_create_opts {
     /* 1 + the fd of a tree from rt_cgroup_premake_tree for the premade
      * directories berthd places (0: none); borrowed */
     int cgroup_tree;
+    /* 1 + the fd of a /dev from rt_dev_tree_make (0: none), borrowed: used
+     * when the spec's annotation org.berth.dev-made is "true" (its /dev,
+     * /dev/pts and /dev/shm mounts are the ones the tree was made from) and
+     * the spec has no linux.devices */
+    int dev_tree;
 } rt_create_opts;
 
 /* Clones the container process and waits until it is set up and paused
@@ -184,6 +189,13 @@ int rt_cgroup_premake(const char *parent, const char *name, const rt_resources *
  * attaches it in one step where it would make ten mounts. -1 on a v2 host,
  * or where the kernel cannot mount on a detached tree (before Linux 6.15). */
 int rt_cgroup_premake_tree(const char *parent, const char *name);
+/* A container's /dev made ahead, in no mount namespace: mounts is a spec's
+ * mounts[] entries for /dev, /dev/pts and /dev/shm, in that order; the
+ * tmpfs holds the standard nodes and links with the two others mounted in
+ * it. The container attaches it in one step where it would make three
+ * mounts, six nodes and six links. -1 where it cannot be made (on a kernel
+ * before Linux 6.15, which cannot mount on a detached tree). */
+int rt_dev_tree_make(const json_t *mounts);
 /* Renames them into place for container id (<parent>/<id>), and makes its v2
  * directory; 0 when every one is there. A spec whose annotation
  * org.berth.cgroup-made is "true" has its v1 directories taken as there

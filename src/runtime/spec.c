@@ -215,7 +215,7 @@ static void parse_mount_opt(rt_mount *m, const char *o, sbuf *data)
     sbuf_adds(data, o);
 }
 
-static int parse_mount(const json_t *j, rt_mount *m, berr *e)
+int rt_mount_parse(const json_t *j, rt_mount *m, berr *e)
 {
     const char *dest = jstr(j, "destination");
     if (!dest || dest[0] != '/')
@@ -425,7 +425,7 @@ static int parse_mounts(const json_t *arr, rt_spec *s, berr *e)
     s->mounts = xcalloc(json_array_size(arr) + 1, sizeof *s->mounts);
     json_array_foreach(arr, i, m)
     {
-        if (parse_mount(m, &s->mounts[s->nmounts++], e) < 0) return -1;
+        if (rt_mount_parse(m, &s->mounts[s->nmounts++], e) < 0) return -1;
     }
     return 0;
 }

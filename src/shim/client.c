@@ -32,7 +32,7 @@ extern char **environ;
 typedef struct argv_buf {
     const char *v[40];
     int n;
-    char num[6][32];
+    char num[7][32];
 } argv_buf;
 
 /* The shim's fds: the ready pipe on 3, then the go pipe, the attach socket
@@ -60,6 +60,8 @@ static void build_argv(argv_buf *a, const shim_launch_opts *o, const char *attac
     if (o->cgroup_tree > 0)
         snprintf(a->num[4], sizeof a->num[4], "%d", next++), ARG("--cgroup-tree-fd"),
             ARG(a->num[4]);
+    if (o->dev_tree > 0)
+        snprintf(a->num[5], sizeof a->num[5], "%d", next++), ARG("--dev-tree-fd"), ARG(a->num[5]);
     if (log_level >= LOG_DEBUG_) ARG("--debug");
     a->v[a->n] = NULL;
 #undef ARG
@@ -241,12 +243,15 @@ int shim_launch_begin(const shim_launch_opts *o, bool attached, bool want_stdin,
     if (sv[1] >= 0) fds[nfds++] = sv[1] = high_fd(sv[1]);
     int tree = o->cgroup_tree > 0 ? fcntl(o->cgroup_tree - 1, F_DUPFD_CLOEXEC, 10) : -1;
     if (tree >= 0) fds[nfds++] = tree;
+    int dev = o->dev_tree > 0 ? fcntl(o->dev_tree - 1, F_DUPFD_CLOEXEC, 10) : -1;
+    if (dev >= 0) fds[nfds++] = dev;
     shim_launch_opts oo = *o;
-    oo.cgroup_tree = tree + 1; /* the argument only when the fd is passed */
+    oo.cgroup_tree = tree + 1, oo.dev_tree = dev + 1; /* arguments only for the fds passed */
     int r = spawn_shim(&oo, attached ? (attach[0] ? attach : "-") : NULL, fds, nfds, e);
     close(rp[1]);
     if (go >= 0) close(go);
     if (tree >= 0) close(tree);
+    if (dev >= 0) close(dev);
     if (sv[1] >= 0) close(sv[1]);
     if (r < 0) {
         close(rp[0]);

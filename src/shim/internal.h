@@ -25,7 +25,7 @@
 #define SHIM_EXIT "exit.json"
 #define SHIM_INIT_PID "init.pid"
 #define SHIM_MAX_LINE (256 * 1024) /* longest request or reply line */
-#define SHIM_MAX_FDS 4             /* a shim's fds from berthd: ready, go, attach, cgroup tree */
+#define SHIM_MAX_FDS 5 /* a shim's fds from berthd: ready, go, attach, cgroup and /dev trees */
 
 /* ---- proto.c ---- */
 /* Connects to <state_dir>/shim.sock (also when the path is longer than

@@ -71,6 +71,7 @@ typedef struct shim {
     bool open_stdin, stdin_once;
     int ready_fd, attach_fd, go_fd;
     int cgroup_tree_fd; /* berthd's rt_cgroup_premake_tree, for the create (-1: none) */
+    int dev_tree_fd;    /* berthd's rt_dev_tree_make, for the create (-1: none) */
     bool trim_pending;  /* malloc_trim once the loop is idle (shim_loop) */
     bool attach_in, attach_out, attach_err;
     /* state */

@@ -52,6 +52,7 @@ typedef struct shim_launch_opts {
                       * (EOF: it exits) before it reads the spec (shim_launch_begin) */
     int cgroup_tree; /* 1 + the fd of the container's cgroup tree made ahead
                       * (rt_cgroup_premake_tree), for the runtime; 0: none */
+    int dev_tree;    /* 1 + the fd of its /dev made ahead (rt_dev_tree_make); 0: none */
 } shim_launch_opts;
 
 /* Starts a shim, which creates and starts the container. Returns once the

@@ -11,7 +11,8 @@
  *   berth-shim --id ID --bundle DIR --state-dir DIR --runtime-root DIR
  *              [--log PATH [--log-max-size N] [--log-max-file N]]
  *              [--open-stdin] [--stdin-once] [--ready-fd FD]
- *              [--attach-fd FD --attach [i][o][e]] [--go-fd FD] [--cgroup-tree-fd FD] [--debug]
+ *              [--attach-fd FD --attach [i][o][e]] [--go-fd FD] [--cgroup-tree-fd FD]
+ *              [--dev-tree-fd FD] [--debug]
  *   berth-shim --sha256 < DATA     (self-test of src/common's SHA-256)
  *   berth-shim --zygote [PADDING]  (fd 3: berthd's socket; see zygote.c) */
 #include <errno.h>
@@ -69,6 +70,7 @@ static int parse_args(shim *sh, int argc, char **argv)
                                          {"debug", 0, 0, 'd'},
                                          {"go-fd", 1, 0, 'G'},
                                          {"cgroup-tree-fd", 1, 0, 'T'},
+                                         {"dev-tree-fd", 1, 0, 'V'},
                                          {0, 0, 0, 0}};
     const char **str[128] = {['i'] = &sh->id,
                              ['b'] = &sh->bundle,
@@ -95,6 +97,8 @@ static int parse_args(shim *sh, int argc, char **argv)
             sh->go_fd = atoi(optarg);
         else if (c == 'T')
             sh->cgroup_tree_fd = atoi(optarg);
+        else if (c == 'V')
+            sh->dev_tree_fd = atoi(optarg);
         else if (c == 'd')
             log_level = LOG_DEBUG_;
         else if (c == 'a') {
@@ -255,9 +259,11 @@ static int create_start(shim *sh, rt_spec *spec, bool tty, int fds[3], int *cons
                         .before_cgroups = await_cgroups,
                         .before_clone_arg = sh,
                         .start_now = true,
-                        .cgroup_tree = sh->cgroup_tree_fd + 1};
+                        .cgroup_tree = sh->cgroup_tree_fd + 1,
+                        .dev_tree = sh->dev_tree_fd + 1};
     int r = rt_container_create(spec, &o, &sh->c, console, e);
     if (sh->cgroup_tree_fd >= 0) close(sh->cgroup_tree_fd), sh->cgroup_tree_fd = -1;
+    if (sh->dev_tree_fd >= 0) close(sh->dev_tree_fd), sh->dev_tree_fd = -1;
     if (r < 0) return -1;
     phase("created");
     close_fds(fds);
@@ -400,6 +406,7 @@ static int shim_run(int argc, char **argv)
                .attach_fd = -1,
                .go_fd = -1,
                .cgroup_tree_fd = -1,
+               .dev_tree_fd = -1,
                .sig_fd = -1,
                .listen_fd = -1,
                .mntns_fd = -1};
@@ -410,9 +417,11 @@ static int shim_run(int argc, char **argv)
     if (sh.attach_fd >= 0) fcntl(sh.attach_fd, F_SETFD, FD_CLOEXEC);
     if (sh.go_fd >= 0) fcntl(sh.go_fd, F_SETFD, FD_CLOEXEC);
     if (sh.cgroup_tree_fd >= 0) fcntl(sh.cgroup_tree_fd, F_SETFD, FD_CLOEXEC);
+    if (sh.dev_tree_fd >= 0) fcntl(sh.dev_tree_fd, F_SETFD, FD_CLOEXEC);
     int keep = sh.ready_fd > sh.attach_fd ? sh.ready_fd : sh.attach_fd;
     if (sh.go_fd > keep) keep = sh.go_fd;
     if (sh.cgroup_tree_fd > keep) keep = sh.cgroup_tree_fd;
+    if (sh.dev_tree_fd > keep) keep = sh.dev_tree_fd;
     syscall(SYS_close_range, (unsigned)(keep < 3 ? 3 : keep + 1), ~0U, 0); /* nothing of berthd's */
     if (startup(&sh, &e) < 0) {
         if (sh.ready_fd >= 0) proto_ready_err(sh.ready_fd, &e);

@@ -585,6 +585,16 @@ def cgroup_view(d, n):
                     "cat /sys/fs/cgroup/memory/memory.limit_in_bytes", check=False).out
 
 
+def dev_view(d, n):
+    """What container n sees of /dev: its entries (times dropped) and mounts."""
+    return d.docker("exec", n, "sh", "-c",
+                    "ls -la /dev /dev/pts /dev/shm | sed 's/ [A-Z][a-z][a-z] [ 0-9]* [0-9:]* / /'; "
+                    "grep ' /dev' /proc/self/mountinfo | cut -d' ' -f4- | sort; "
+                    "echo x > /dev/shm/f && cat /dev/shm/f; head -c 3 /dev/zero | wc -c; "
+                    "df -k /dev /dev/shm | tail -2 | tr -s ' ' | cut -d' ' -f2",
+                    check=False).out
+
+
 def host_devices_list(cid):
     with open(f"/sys/fs/cgroup/devices/berth/{cid}/devices.list") as f:
         return f.read()
@@ -595,13 +605,14 @@ def spec_annotations(d, cid):
         return json.load(f).get("annotations", {})
 
 
-@pytest.mark.parametrize("extra", [[], ["--device-cgroup-rule", "c 7:* rw"]])
+@pytest.mark.parametrize("extra", [[], ["--device-cgroup-rule", "c 7:* rw"], ["--shm-size", "32m"]])
 def test_premade_cgroups_look_like_ones_made_at_start(rd, extra):
     """A first start takes cgroup directories made ahead, with the default
     device rules written in and its /sys/fs/cgroup tree built (cgroup v1 and
-    hybrid hosts); a restart makes all of it at the start. The container
-    sees the same either way, and its devices cgroup holds the same rules (a
-    rule of its own: the premade rules are not taken as its)."""
+    hybrid hosts), and a /dev made ahead; a restart makes all of it at the
+    start. The container sees the same either way, and its devices cgroup
+    holds the same rules (a rule of its own: the premade rules are not taken
+    as its; a /dev of other options: the premade one is not used)."""
     if not os.path.isdir("/sys/fs/cgroup/devices/berth"):
         pytest.skip("no cgroup v1 devices hierarchy")
     pool = os.path.join(rd.data_root, "containers", ".pool")
@@ -609,16 +620,21 @@ def test_premade_cgroups_look_like_ones_made_at_start(rd, extra):
     n, cid, pid = run_d(rd, "-m", "64m", *extra, "busybox", "sleep", "60")
     ann = spec_annotations(rd, cid)
     assert ann.get("org.berth.cgroup-made") == "true", ann
-    assert ann.get("org.berth.cgroup-devices-made") == (None if extra else "true"), ann
-    first, rules = cgroup_view(rd, n), host_devices_list(cid)
+    rule = "--device-cgroup-rule" in extra
+    assert ann.get("org.berth.cgroup-devices-made") == (None if rule else "true"), ann
+    assert ann.get("org.berth.dev-made") == (None if "--shm-size" in extra else "true"), ann
+    first, rules, dev = cgroup_view(rd, n), host_devices_list(cid), dev_view(rd, n)
+    assert "crw-rw-rw-" in dev and "ptmx -> pts/ptmx" in dev and "\nx\n3\n" in dev, dev
+    assert ("32768" if "--shm-size" in extra else "65536") in dev.split()[-1:], dev
     assert "Read-only file system" in first and "67108864" in first, first
     assert first.count(" - cgroup") >= 2, first
     rd.docker("restart", "-t", "0", n)
     ann = spec_annotations(rd, cid)
-    assert "org.berth.cgroup-made" not in ann and "org.berth.cgroup-devices-made" not in ann
+    assert not [k for k in ann if k.startswith("org.berth.") and k.endswith("-made")], ann
     assert cgroup_view(rd, n) == first
     assert host_devices_list(cid) == rules
-    assert ("c 7:* rw" in rules.split("\n")) == bool(extra), rules
+    assert dev_view(rd, n) == dev
+    assert ("c 7:* rw" in rules.split("\n")) == rule, rules
     rd.docker("rm", "-f", n)
 
 
