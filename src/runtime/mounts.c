@@ -273,8 +273,10 @@ int rt_rootfs_pivot(const rt_spec *s, bool no_pivot, berr *e)
     if (syscall(SYS_pivot_root, ".", ".") < 0)
         return berr_errno(e, 500, "pivot_root %s", s->rootfs);
     if (fchdir(oldroot) < 0) return berr_errno(e, 500, "fchdir old root");
-    /* the old root must not propagate its unmount back to the host */
-    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+    /* the old root must not propagate its unmount back to the host (made
+     * rprivate with the rest already, unless rootfsPropagation said else) */
+    if (s->rootfs_prop != (MS_REC | MS_PRIVATE) &&
+        mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
         return berr_errno(e, 500, "make old root slave");
     if (umount2(".", MNT_DETACH) < 0) return berr_errno(e, 500, "detach old root");
     if (chdir("/") < 0) return berr_errno(e, 500, "chdir /");
