@@ -185,14 +185,31 @@ static bool literal(parser *s, const char *word, size_t n)
     return true;
 }
 
+/* Whitespace, then c: taken (true), or left. */
+static bool take(parser *s, char c)
+{
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != c) return false;
+    s->p++;
+    return true;
+}
+
+/* After one of a container's values: true at its closing character (then
+ * taken); false, with *more, at a comma. */
+static bool container_end(parser *s, char close, bool *more)
+{
+    *more = false;
+    if (take(s, close)) return true;
+    if ((*more = take(s, ','))) skip_ws(s);
+    return false;
+}
+
 static json_t *parse_object(parser *s)
 {
     json_t *o = json_object();
+    bool more;
+    if (take(s, '}')) return o;
     skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return o;
-    }
     for (;;) {
         const char *k;
         size_t kl;
@@ -218,17 +235,8 @@ static json_t *parse_object(parser *s)
                        : json_object_setn_new_nocheck(o, k, kl, v);
         free(key);
         if (r < 0) break;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            return o;
-        }
-        break;
+        if (container_end(s, '}', &more)) return o;
+        if (!more) break;
     }
     json_decref(o);
     return NULL;
@@ -237,25 +245,13 @@ static json_t *parse_object(parser *s)
 static json_t *parse_array(parser *s)
 {
     json_t *a = json_array();
-    skip_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        return a;
-    }
+    bool more;
+    if (take(s, ']')) return a;
     for (;;) {
         json_t *v = parse_value(s);
         if (!v || json_array_append_new(a, v) < 0) break;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == ']') {
-            s->p++;
-            return a;
-        }
-        break;
+        if (container_end(s, ']', &more)) return a;
+        if (!more) break;
     }
     json_decref(a);
     return NULL;
