@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -193,13 +194,15 @@ static int mount_root_overlays(const rt_spec *s, berr *e)
 }
 
 /* A /dev made ahead (rt_dev_tree_make), +1 (0: none): the spec says it is
- * its /dev (annotation org.berth.dev-made) and asks for no other node. */
+ * its /dev (annotation org.berth.dev-made) and asks for no other node; not
+ * in a user namespace, whose /dev is made of binds of the host's nodes. */
 static int child_dev_tree;
 
 void rt_child_take_dev_tree(const rt_spec *s, int tree)
 {
     const char *made = jstr(s->annotations, "org.berth.dev-made");
-    child_dev_tree = tree >= 0 && made && !strcmp(made, "true") && !s->ndevices ? tree + 1 : 0;
+    bool fits = made && !strcmp(made, "true") && !s->ndevices && !rt_spec_has_ns(s, CLONE_NEWUSER);
+    child_dev_tree = tree >= 0 && fits ? tree + 1 : 0;
 }
 
 /* m (the /dev tmpfs) replaced by the tree: true when attached. */
