@@ -331,22 +331,7 @@ static int cg_bind(const char *dir, bool ro)
     return fd;
 }
 
-/* A read-only tmpfs (mode 755) in no mount namespace, the source "tmpfs"
- * as mount(8) gives it. Its superblock is made read-only after its
- * directories are in, by seal_tmpfs. */
-static int detached_tmpfs(void)
-{
-    int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC), t = -1;
-    if (fs < 0) return -1;
-    if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) == 0 &&
-        syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "755", 0) == 0 &&
-        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
-        t = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
-                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
-    close(fs);
-    return t;
-}
-
+/* The superblock and the mount t made read-only, once its directories are in. */
 static int seal_tmpfs(int t)
 {
     int fs = (int)syscall(SYS_fspick, t, "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC);
@@ -367,7 +352,11 @@ static pthread_once_t template_once = PTHREAD_ONCE_INIT;
 
 static void make_template(void)
 {
-    int t = detached_tmpfs();
+    rt_mount m = {.type = "tmpfs",
+                  .source = "tmpfs",
+                  .data = "mode=755",
+                  .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC};
+    int t = rt_detached_fs(&m);
     for (int i = 0; t >= 0 && i < nhiers; i++) {
         if (!want_hier(&hiers[i])) continue;
         char sub[256];
@@ -766,15 +755,6 @@ int rt_cgroup_from_json(const json_t *j, rt_cgroup **out)
 static int child_binds[RT_CG_MAX]; /* from rt_cgroup_binds, +1 (0: none) */
 static int child_tree;             /* +1: rt_cgroup_premake_tree's, to attach whole */
 
-/* The container's cgroup mount on v1 and hybrid hosts, without a user
- * namespace: the parent clones each hierarchy's directory of the container
- * as a detached bind mount with the mount's flags (open_tree, while the
- * container process mounts /proc, /dev and /sys) and sends them with GO;
- * the process only attaches them (move_mount) where it would mount each
- * hierarchy. A bind of the directory shows what a mount in the cgroup
- * namespace shows: the same files, the root "/" in mountinfo and
- * /proc/self/cgroup. fds[i] for cg->dirs[i] (-1: none); the bits of *mask
- * say which are there. Returns how many. */
 static const rt_mount *cgroup_mount_of(const rt_spec *s)
 {
     for (size_t i = 0; i < s->nmounts; i++)
@@ -797,6 +777,15 @@ void rt_child_take_tree(const rt_cgroup *cg, const rt_spec *s, int tree)
     child_tree = tree_serves(cg, s, tree) ? tree + 1 : 0;
 }
 
+/* The container's cgroup mount on v1 and hybrid hosts, without a user
+ * namespace: the parent clones each hierarchy's directory of the container
+ * as a detached bind mount with the mount's flags (open_tree, while the
+ * container process mounts /proc, /dev and /sys) and sends them with GO;
+ * the process only attaches them (move_mount) where it would mount each
+ * hierarchy. A bind of the directory shows what a mount in the cgroup
+ * namespace shows: the same files, the root "/" in mountinfo and
+ * /proc/self/cgroup. fds[i] for cg->dirs[i] (-1: none); the bits of *mask
+ * say which are there. Returns how many. */
 int rt_cgroup_binds(const rt_cgroup *cg, const rt_spec *s, int *fds, int *mask)
 {
     const rt_mount *m = cgroup_mount_of(s);

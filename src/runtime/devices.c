@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/mount.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -122,54 +121,6 @@ int rt_devices_create(const rt_spec *s, int rootfd, berr *e)
 }
 
 /* ---- /dev made ahead (runtime.h rt_dev_tree_make) ---- */
-/* MS_* flags as mount attributes; false when one has none. */
-static bool mount_attrs(unsigned long f, uint64_t *attr)
-{
-    static const struct {
-        unsigned long ms;
-        uint64_t attr;
-    } map[] = {{MS_RDONLY, MOUNT_ATTR_RDONLY},
-               {MS_NOSUID, MOUNT_ATTR_NOSUID},
-               {MS_NODEV, MOUNT_ATTR_NODEV},
-               {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
-               {MS_STRICTATIME, MOUNT_ATTR_STRICTATIME},
-               {MS_NOATIME, MOUNT_ATTR_NOATIME},
-               {MS_NODIRATIME, MOUNT_ATTR_NODIRATIME},
-               {MS_RELATIME, MOUNT_ATTR_RELATIME},
-               {MS_SILENT, 0}};
-    *attr = 0;
-    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
-        if (f & map[i].ms) *attr |= map[i].attr, f &= ~map[i].ms;
-    return f == 0;
-}
-
-/* The file system m asks for, with its options, mounted in no mount
- * namespace (fsopen, fsmount); -1 where that cannot be done the same way. */
-static int detached_fs(const rt_mount *m)
-{
-    uint64_t attr;
-    if (m->bind || !m->type || (m->propflags & ~(MS_PRIVATE | MS_REC)) ||
-        !mount_attrs(m->flags, &attr))
-        return -1;
-    int fs = (int)syscall(SYS_fsopen, m->type, FSOPEN_CLOEXEC), t = -1;
-    if (fs < 0) return -1;
-    bool ok =
-        !m->source || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", m->source, 0) == 0;
-    char *data = m->data ? xstrdup(m->data) : NULL, *save = NULL;
-    for (char *o = data ? strtok_r(data, ",", &save) : NULL; ok && o;
-         o = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(o, '=');
-        if (eq) *eq = 0;
-        ok = syscall(SYS_fsconfig, fs, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, o,
-                     eq ? eq + 1 : NULL, 0) == 0;
-    }
-    free(data);
-    if (ok && syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
-        t = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned)attr);
-    close(fs);
-    return t;
-}
-
 int rt_dev_tree_make(const json_t *mounts)
 {
     static const char *const dest[] = {"/dev", "/dev/pts", "/dev/shm"};
@@ -180,20 +131,19 @@ int rt_dev_tree_make(const json_t *mounts)
     for (size_t i = 0; ok && i < 3; i++)
         ok = rt_mount_parse(json_array_get(mounts, i), &m[i], &e) == 0 &&
              !strcmp(m[i].dest, dest[i]);
-    if (ok) t = detached_fs(&m[0]);
+    if (ok) t = rt_detached_fs(&m[0]);
     for (size_t i = 0; t >= 0 && i < sizeof default_devices / sizeof *default_devices; i++)
         if (make_node(t, default_devices[i].path + 5, &default_devices[i], &e) < 0)
             close(t), t = -1;
     if (t >= 0 && dev_symlinks_in(t, &e) < 0) close(t), t = -1;
     for (size_t i = 1; t >= 0 && i < 3; i++) {
-        int sub = mkdirat(t, dest[i] + 5, 0755) == 0 ? detached_fs(&m[i]) : -1;
+        int sub = mkdirat(t, dest[i] + 5, 0755) == 0 ? rt_detached_fs(&m[i]) : -1;
         if (sub < 0 ||
             syscall(SYS_move_mount, sub, "", t, dest[i] + 5, MOVE_MOUNT_F_EMPTY_PATH) < 0)
             close(t), t = -1;
         if (sub >= 0) close(sub);
     }
-    for (size_t i = 0; i < 3; i++)
-        free(m[i].dest), free(m[i].source), free(m[i].type), free(m[i].data);
+    for (size_t i = 0; i < 3; i++) rt_mount_free(&m[i]);
     return t;
 }
 

@@ -48,8 +48,12 @@ typedef struct rt_mount {
     bool bind;
 } rt_mount;
 
-/* One entry of mounts[] (zeroed m; free its strings after). */
+/* One entry of mounts[] (zeroed m; rt_mount_free after). */
 int rt_mount_parse(const json_t *j, rt_mount *m, berr *e);
+void rt_mount_free(rt_mount *m); /* its strings */
+/* The file system m asks for, with its options, mounted in no mount
+ * namespace (fsopen, fsmount); -1 where that cannot be done the same way. */
+int rt_detached_fs(const rt_mount *m);
 
 typedef struct rt_ns {
     int type; /* CLONE_NEW* */

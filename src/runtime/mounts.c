@@ -6,6 +6,7 @@
  * paths. All with mount(2): no helper program. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/mount.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
@@ -110,6 +111,53 @@ unsigned long rt_statvfs_flags(const char *path)
     return f;
 }
 
+/* ---- a file system made in no mount namespace ---- */
+/* MS_* flags as mount attributes; false when one has none. */
+static bool mount_attrs(unsigned long f, uint64_t *attr)
+{
+    static const struct {
+        unsigned long ms;
+        uint64_t attr;
+    } map[] = {{MS_RDONLY, MOUNT_ATTR_RDONLY},
+               {MS_NOSUID, MOUNT_ATTR_NOSUID},
+               {MS_NODEV, MOUNT_ATTR_NODEV},
+               {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
+               {MS_STRICTATIME, MOUNT_ATTR_STRICTATIME},
+               {MS_NOATIME, MOUNT_ATTR_NOATIME},
+               {MS_NODIRATIME, MOUNT_ATTR_NODIRATIME},
+               {MS_RELATIME, MOUNT_ATTR_RELATIME},
+               {MS_SILENT, 0}};
+    *attr = 0;
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (f & map[i].ms) *attr |= map[i].attr, f &= ~map[i].ms;
+    return f == 0;
+}
+
+int rt_detached_fs(const rt_mount *m)
+{
+    uint64_t attr;
+    if (m->bind || !m->type || (m->propflags & ~(MS_PRIVATE | MS_REC)) ||
+        !mount_attrs(m->flags, &attr))
+        return -1;
+    int fs = (int)syscall(SYS_fsopen, m->type, FSOPEN_CLOEXEC), t = -1;
+    if (fs < 0) return -1;
+    bool ok =
+        !m->source || syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", m->source, 0) == 0;
+    char *data = m->data ? xstrdup(m->data) : NULL, *save = NULL;
+    for (char *o = data ? strtok_r(data, ",", &save) : NULL; ok && o;
+         o = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(o, '=');
+        if (eq) *eq = 0;
+        ok = syscall(SYS_fsconfig, fs, eq ? FSCONFIG_SET_STRING : FSCONFIG_SET_FLAG, o,
+                     eq ? eq + 1 : NULL, 0) == 0;
+    }
+    free(data);
+    if (ok && syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        t = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned)attr);
+    close(fs);
+    return t;
+}
+
 /* ---- one mount of mounts[] ---- */
 static int mount_target(int rootfd, const rt_mount *m, bool dir, berr *e)
 {
@@ -169,15 +217,21 @@ static bool prop_is_given(const rt_spec *s, const rt_mount *m)
     return s->rootfs_prop == (MS_REC | MS_PRIVATE) && (m->propflags & ~MS_REC) == MS_PRIVATE;
 }
 
-static int mount_one(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
+/* m's propagation (rshared...) on what is now mounted at its destination */
+static int set_propagation(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
 {
-    int r = m->bind ? mount_bind(rootfd, m, e) : mount_fs(rootfd, s, m, e);
-    if (r < 0 || !m->propflags || prop_is_given(s, m)) return r;
+    if (!m->propflags || prop_is_given(s, m)) return 0;
     _cleanup_close_ int top = rt_open_in_root(rootfd, m->dest, O_PATH, e);
     char p[32];
     if (top < 0 || mount(NULL, fdpath(top, p), NULL, m->propflags, NULL) < 0)
         return berr_errno(e, 500, "set propagation of %s", m->dest);
     return 0;
+}
+
+static int mount_one(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
+{
+    int r = m->bind ? mount_bind(rootfd, m, e) : mount_fs(rootfd, s, m, e);
+    return r < 0 ? r : set_propagation(rootfd, s, m, e);
 }
 
 /* A mount at "/" (an overlay the daemon lets the spec carry) goes on root.path. */
@@ -205,19 +259,16 @@ void rt_child_take_dev_tree(const rt_spec *s, int tree)
     child_dev_tree = tree >= 0 && fits ? tree + 1 : 0;
 }
 
-/* m (the /dev tmpfs) replaced by the tree: true when attached. */
-static bool attach_dev_tree(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
+/* m (the /dev tmpfs) replaced by the tree: 1 when attached, 0 when not
+ * (m is mounted as usual), -1 on failure after it was. */
+static int attach_dev_tree(int rootfd, const rt_spec *s, const rt_mount *m, berr *e)
 {
-    if (child_dev_tree <= 0 || m->bind || strcmp(m->dest, "/dev")) return false;
+    if (child_dev_tree <= 0 || m->bind || strcmp(m->dest, "/dev")) return 0;
     _cleanup_close_ int fd = mount_target(rootfd, m, true, e);
     if (fd < 0 || syscall(SYS_move_mount, child_dev_tree - 1, "", fd, "",
                           MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-        return false;
-    char p[32];
-    _cleanup_close_ int top = rt_open_in_root(rootfd, m->dest, O_PATH, NULL);
-    if (m->propflags && !prop_is_given(s, m) && top >= 0)
-        mount(NULL, fdpath(top, p), NULL, m->propflags, NULL);
-    return true;
+        return 0;
+    return set_propagation(rootfd, s, m, e) < 0 ? -1 : 1;
 }
 
 int rt_rootfs_prepare(const rt_spec *s, const rt_process *proc, int *master, int *slave, berr *e)
@@ -237,10 +288,9 @@ int rt_rootfs_prepare(const rt_spec *s, const rt_process *proc, int *master, int
         if (!strcmp(m->dest, "/") ||
             (dev_made && (!strcmp(m->dest, "/dev/pts") || !strcmp(m->dest, "/dev/shm"))))
             continue;
-        if (!dev_made && attach_dev_tree(rootfd, s, m, e))
-            dev_made = true;
-        else if (mount_one(rootfd, s, m, e) < 0)
-            return -1;
+        int attached = dev_made ? 0 : attach_dev_tree(rootfd, s, m, e);
+        if (attached < 0 || (!attached && mount_one(rootfd, s, m, e) < 0)) return -1;
+        dev_made = dev_made || attached;
         trace_mark("child mount %s", m->dest);
     }
     if (rt_dev_is_ours(s) && !dev_made && rt_devices_create(s, rootfd, e) < 0) return -1;

@@ -215,6 +215,11 @@ static void parse_mount_opt(rt_mount *m, const char *o, sbuf *data)
     sbuf_adds(data, o);
 }
 
+void rt_mount_free(rt_mount *m)
+{
+    free(m->dest), free(m->source), free(m->type), free(m->data);
+}
+
 int rt_mount_parse(const json_t *j, rt_mount *m, berr *e)
 {
     const char *dest = jstr(j, "destination");
@@ -605,10 +610,7 @@ void rt_spec_free(rt_spec *s)
     free(s->hostname);
     free(s->domainname);
     rt_process_free(s->proc);
-    for (size_t i = 0; i < s->nmounts; i++) {
-        rt_mount *m = &s->mounts[i];
-        free(m->dest), free(m->source), free(m->type), free(m->data);
-    }
+    for (size_t i = 0; i < s->nmounts; i++) rt_mount_free(&s->mounts[i]);
     free(s->mounts);
     for (size_t i = 0; i < s->nns; i++) free(s->ns[i].path);
     for (size_t i = 0; i < s->ndevices; i++) free(s->devices[i].path);
